@@ -1,0 +1,1408 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_http_loom_json.h"
+
+
+/*
+ * One bit per open container (1 for an object) in a fixed array:
+ * max_depth is clamped to what it holds.
+ */
+#define NGX_HTTP_LOOM_JSON_MAX_DEPTH  512
+
+/* the longest member name, "requireAck" */
+#define NGX_HTTP_LOOM_JSON_NAMELEN    10
+
+/* literals up to this length go to strtod() from the stack */
+#define NGX_HTTP_LOOM_JSON_NUMLEN     64
+
+
+#define NGX_HTTP_LOOM_JSON_M_STRING   0
+#define NGX_HTTP_LOOM_JSON_M_BOOL     1
+#define NGX_HTTP_LOOM_JSON_M_RAW      2
+
+
+typedef struct {
+    ngx_str_t                       name;
+    ngx_uint_t                      kind;
+    size_t                          value;
+    size_t                          str;
+} ngx_http_loom_json_member_t;
+
+
+typedef struct {
+    ngx_http_loom_json_envelope_t  *env;
+
+    /* the top-level member whose value is being scanned, if known */
+    ngx_http_loom_json_member_t    *member;
+    u_char                         *value;
+
+    /* the first overflowing number in the current "data" value */
+    ngx_str_t                       overflow;
+
+    /* the next free byte of the scratch buffer */
+    u_char                         *free;
+
+    /* the first type error: Go reports it only if the syntax is valid */
+    ngx_http_loom_json_member_t    *type_member;
+    ngx_uint_t                      type_kind;
+} ngx_http_loom_json_ctx_t;
+
+
+static ngx_http_loom_json_member_t *ngx_http_loom_json_match(u_char *p,
+    u_char *last);
+static void ngx_http_loom_json_member(ngx_http_loom_json_ctx_t *ctx,
+    u_char *last);
+static ngx_uint_t ngx_http_loom_json_type(u_char c);
+static u_char *ngx_http_loom_json_unquote(u_char *dst, u_char *p,
+    u_char *last);
+static uint32_t ngx_http_loom_json_hex4(u_char *p);
+static ngx_uint_t ngx_http_loom_json_overflows(u_char *p, u_char *last);
+static ngx_int_t ngx_http_loom_json_syntax_error(ngx_str_t *err, u_char c,
+    char *context);
+static ngx_int_t ngx_http_loom_json_literal_error(ngx_str_t *err, u_char c,
+    char *literal, ngx_uint_t n);
+static ngx_int_t ngx_http_loom_json_error(ngx_str_t *err, char *text);
+static ngx_int_t ngx_http_loom_json_type_error(ngx_str_t *err,
+    ngx_uint_t kind, ngx_http_loom_json_member_t *member);
+static u_char *ngx_http_loom_json_quote_char(u_char *p, u_char c);
+static size_t ngx_http_loom_json_utf8_size(u_char *p, u_char *last);
+
+
+static ngx_http_loom_json_member_t  ngx_http_loom_json_members[] = {
+
+    { ngx_string("id"), NGX_HTTP_LOOM_JSON_M_STRING,
+      offsetof(ngx_http_loom_json_envelope_t, id),
+      offsetof(ngx_http_loom_json_envelope_t, id_str) },
+
+    { ngx_string("action"), NGX_HTTP_LOOM_JSON_M_STRING,
+      offsetof(ngx_http_loom_json_envelope_t, action),
+      offsetof(ngx_http_loom_json_envelope_t, action_str) },
+
+    { ngx_string("topic"), NGX_HTTP_LOOM_JSON_M_STRING,
+      offsetof(ngx_http_loom_json_envelope_t, topic),
+      offsetof(ngx_http_loom_json_envelope_t, topic_str) },
+
+    { ngx_string("data"), NGX_HTTP_LOOM_JSON_M_RAW,
+      offsetof(ngx_http_loom_json_envelope_t, data), 0 },
+
+    { ngx_string("requireAck"), NGX_HTTP_LOOM_JSON_M_BOOL,
+      offsetof(ngx_http_loom_json_envelope_t, require_ack), 0 },
+
+    { ngx_string("senderId"), NGX_HTTP_LOOM_JSON_M_STRING,
+      offsetof(ngx_http_loom_json_envelope_t, sender_id),
+      offsetof(ngx_http_loom_json_envelope_t, sender_id_str) },
+
+    { ngx_null_string, 0, 0, 0 }
+};
+
+
+/* Go's names for JSON value kinds, by NGX_HTTP_LOOM_JSON_* type */
+static char  *ngx_http_loom_json_kinds[] = {
+    "", "null", "bool", "bool", "number", "string", "array", "object"
+};
+
+
+ngx_int_t
+ngx_http_loom_json_scan_envelope(u_char *buf, size_t len,
+    ngx_uint_t max_depth, u_char *scratch, ngx_http_loom_json_envelope_t *env,
+    ngx_str_t *err)
+{
+    char                     *literal;
+    u_char                    c, top, *p, *last, *start;
+    u_char                    stack[NGX_HTTP_LOOM_JSON_MAX_DEPTH / 8];
+    ngx_uint_t                depth, key, n;
+    ngx_http_loom_json_ctx_t  ctx;
+    enum {
+        /*
+         * these states skip a space: the end of input completes the
+         * document in sw_end_top and comes too early in the others
+         */
+        sw_value = 0,
+        sw_value_or_empty,
+        sw_key_or_empty,
+        sw_key,
+        sw_colon,
+        sw_end_value,
+        sw_string,
+        sw_end_top,
+
+        /*
+         * these states see the end of input as a space, as Go's scanner
+         * does: "1" is complete, "1e" is "invalid character ' ' in
+         * exponent of numeric literal"
+         */
+        sw_string_esc,
+        sw_string_esc_u,
+        sw_minus,
+        sw_int,
+        sw_zero,
+        sw_dot,
+        sw_frac,
+        sw_exp,
+        sw_exp_sign,
+        sw_exp_digits,
+        sw_literal
+    } state;
+
+    ngx_memzero(env, sizeof(ngx_http_loom_json_envelope_t));
+
+    env->id_str.data = scratch;
+    env->action_str.data = scratch;
+    env->topic_str.data = scratch;
+    env->sender_id_str.data = scratch;
+
+    if (len == 0) {
+        return ngx_http_loom_json_error(err, "unexpected end of JSON input");
+    }
+
+    if (max_depth > NGX_HTTP_LOOM_JSON_MAX_DEPTH) {
+        max_depth = NGX_HTTP_LOOM_JSON_MAX_DEPTH;
+    }
+
+    ngx_memzero(&ctx, sizeof(ngx_http_loom_json_ctx_t));
+
+    ctx.env = env;
+    ctx.free = scratch;
+
+    state = sw_value;
+    top = '\0';
+    depth = 0;
+    key = 0;
+    n = 0;
+    start = buf;
+    literal = NULL;
+
+    p = buf;
+    last = buf + len;
+
+    for ( ;; ) {
+
+        if (p < last) {
+            c = *p;
+
+        } else if (state < sw_string_esc) {
+            break;
+
+        } else {
+            c = ' ';
+        }
+
+        switch (state) {
+
+        case sw_value_or_empty:
+
+            if (c == ']') {
+                p++;
+                depth--;
+                goto done;
+            }
+
+            /* fall through */
+
+        case sw_value:
+
+            if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+                p++;
+                break;
+            }
+
+            if (depth == 0) {
+                top = c;
+
+            } else if (depth == 1 && ctx.member != NULL) {
+                ctx.value = p;
+                ctx.overflow.len = 0;
+                ctx.overflow.data = NULL;
+            }
+
+            switch (c) {
+
+            case '{':
+            case '[':
+
+                if (depth == max_depth) {
+                    return ngx_http_loom_json_error(err, "exceeded max depth");
+                }
+
+                if (c == '{') {
+                    stack[depth >> 3] |= (u_char) (1 << (depth & 7));
+                    state = sw_key_or_empty;
+
+                } else {
+                    stack[depth >> 3] &= (u_char) ~(1 << (depth & 7));
+                    state = sw_value_or_empty;
+                }
+
+                depth++;
+                p++;
+                break;
+
+            case '"':
+                p++;
+                start = p;
+                key = 0;
+                state = sw_string;
+                break;
+
+            case '-':
+                start = p++;
+                state = sw_minus;
+                break;
+
+            case '0':
+                start = p++;
+                state = sw_zero;
+                break;
+
+            case 't':
+            case 'f':
+            case 'n':
+                literal = (c == 't') ? "true" : (c == 'f') ? "false" : "null";
+                n = 1;
+                p++;
+                state = sw_literal;
+                break;
+
+            default:
+
+                if (c >= '1' && c <= '9') {
+                    start = p++;
+                    state = sw_int;
+                    break;
+                }
+
+                return ngx_http_loom_json_syntax_error(err, c,
+                                          "looking for beginning of value");
+            }
+
+            break;
+
+        case sw_key_or_empty:
+
+            if (c == '}') {
+                p++;
+                depth--;
+                goto done;
+            }
+
+            /* fall through */
+
+        case sw_key:
+
+            if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+                p++;
+                break;
+            }
+
+            if (c != '"') {
+                return ngx_http_loom_json_syntax_error(err, c,
+                               "looking for beginning of object key string");
+            }
+
+            p++;
+            start = p;
+            key = 1;
+            state = sw_string;
+            break;
+
+        case sw_colon:
+
+            if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+                p++;
+                break;
+            }
+
+            if (c != ':') {
+                return ngx_http_loom_json_syntax_error(err, c,
+                                                       "after object key");
+            }
+
+            p++;
+            state = sw_value;
+            break;
+
+        case sw_end_value:
+
+            if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+                p++;
+                break;
+            }
+
+            if (stack[(depth - 1) >> 3] & (1 << ((depth - 1) & 7))) {
+
+                if (c == ',') {
+                    p++;
+                    state = sw_key;
+                    break;
+                }
+
+                if (c == '}') {
+                    p++;
+                    depth--;
+                    goto done;
+                }
+
+                return ngx_http_loom_json_syntax_error(err, c,
+                                              "after object key:value pair");
+            }
+
+            if (c == ',') {
+                p++;
+                state = sw_value;
+                break;
+            }
+
+            if (c == ']') {
+                p++;
+                depth--;
+                goto done;
+            }
+
+            return ngx_http_loom_json_syntax_error(err, c,
+                                                   "after array element");
+
+        case sw_end_top:
+
+            if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+                p++;
+                break;
+            }
+
+            return ngx_http_loom_json_syntax_error(err, c,
+                                                   "after top-level value");
+
+        case sw_string:
+
+            while (c != '"' && c != '\\' && c >= 0x20) {
+
+                if (++p == last) {
+                    break;
+                }
+
+                c = *p;
+            }
+
+            if (p == last) {
+                break;
+            }
+
+            if (c == '\\') {
+                p++;
+                state = sw_string_esc;
+                break;
+            }
+
+            if (c != '"') {
+                return ngx_http_loom_json_syntax_error(err, c,
+                                                       "in string literal");
+            }
+
+            p++;
+
+            if (key) {
+                if (depth == 1 && top == '{') {
+                    ctx.member = ngx_http_loom_json_match(ctx.free,
+                                 ngx_http_loom_json_unquote(ctx.free, start,
+                                                            p - 1));
+                }
+
+                state = sw_colon;
+                break;
+            }
+
+            goto done;
+
+        case sw_string_esc:
+
+            switch (c) {
+
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
+                state = sw_string;
+                break;
+
+            case 'u':
+                n = 0;
+                state = sw_string_esc_u;
+                break;
+
+            default:
+                return ngx_http_loom_json_syntax_error(err, c,
+                                                     "in string escape code");
+            }
+
+            p++;
+            break;
+
+        case sw_string_esc_u:
+
+            if ((c < '0' || c > '9')
+                && ((c | 0x20) < 'a' || (c | 0x20) > 'f'))
+            {
+                return ngx_http_loom_json_syntax_error(err, c,
+                                       "in \\u hexadecimal character escape");
+            }
+
+            if (++n == 4) {
+                state = sw_string;
+            }
+
+            p++;
+            break;
+
+        case sw_minus:
+
+            if (c == '0') {
+                p++;
+                state = sw_zero;
+                break;
+            }
+
+            if (c >= '1' && c <= '9') {
+                p++;
+                state = sw_int;
+                break;
+            }
+
+            return ngx_http_loom_json_syntax_error(err, c,
+                                                   "in numeric literal");
+
+        case sw_int:
+
+            if (c >= '0' && c <= '9') {
+                p++;
+                break;
+            }
+
+            /* fall through */
+
+        case sw_zero:
+
+            /* no more digits after a leading zero: "01" is "0" and "1" */
+
+            if (c == '.') {
+                p++;
+                state = sw_dot;
+                break;
+            }
+
+            if (c == 'e' || c == 'E') {
+                p++;
+                state = sw_exp;
+                break;
+            }
+
+            goto number;
+
+        case sw_dot:
+
+            if (c >= '0' && c <= '9') {
+                p++;
+                state = sw_frac;
+                break;
+            }
+
+            return ngx_http_loom_json_syntax_error(err, c,
+                                     "after decimal point in numeric literal");
+
+        case sw_frac:
+
+            if (c >= '0' && c <= '9') {
+                p++;
+                break;
+            }
+
+            if (c == 'e' || c == 'E') {
+                p++;
+                state = sw_exp;
+                break;
+            }
+
+            goto number;
+
+        case sw_exp:
+
+            if (c == '+' || c == '-') {
+                p++;
+                state = sw_exp_sign;
+                break;
+            }
+
+            /* fall through */
+
+        case sw_exp_sign:
+
+            if (c >= '0' && c <= '9') {
+                p++;
+                state = sw_exp_digits;
+                break;
+            }
+
+            return ngx_http_loom_json_syntax_error(err, c,
+                                             "in exponent of numeric literal");
+
+        case sw_exp_digits:
+
+            if (c >= '0' && c <= '9') {
+                p++;
+                break;
+            }
+
+            goto number;
+
+        case sw_literal:
+
+            if (c != (u_char) literal[n]) {
+                return ngx_http_loom_json_literal_error(err, c, literal, n);
+            }
+
+            p++;
+
+            if (literal[++n] == '\0') {
+                goto done;
+            }
+
+            break;
+        }
+
+        continue;
+
+    number:
+
+        /* the number ended before p */
+
+        if (ctx.member != NULL
+            && ctx.member->kind == NGX_HTTP_LOOM_JSON_M_RAW
+            && ctx.overflow.len == 0
+            && ngx_http_loom_json_overflows(start, p))
+        {
+            ctx.overflow.len = p - start;
+            ctx.overflow.data = start;
+        }
+
+    done:
+
+        /* a value ended before p */
+
+        if (depth == 0) {
+            state = sw_end_top;
+            continue;
+        }
+
+        if (depth == 1 && ctx.member != NULL) {
+            ngx_http_loom_json_member(&ctx, p);
+            ctx.member = NULL;
+        }
+
+        state = sw_end_value;
+    }
+
+    if (state != sw_end_top) {
+        return ngx_http_loom_json_error(err, "unexpected end of JSON input");
+    }
+
+    if (top == 'n') {
+        env->null_document = 1;
+        return NGX_OK;
+    }
+
+    if (top != '{') {
+        return ngx_http_loom_json_type_error(err,
+                                             ngx_http_loom_json_type(top),
+                                             NULL);
+    }
+
+    if (ctx.type_member != NULL) {
+        return ngx_http_loom_json_type_error(err, ctx.type_kind,
+                                             ctx.type_member);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_http_loom_json_member_t *
+ngx_http_loom_json_match(u_char *p, u_char *last)
+{
+    u_char                        c, name[NGX_HTTP_LOOM_JSON_NAMELEN];
+    size_t                        i, n;
+    ngx_http_loom_json_member_t  *m;
+
+    n = 0;
+
+    while (p < last) {
+
+        if (n == NGX_HTTP_LOOM_JSON_NAMELEN) {
+            return NULL;
+        }
+
+        c = *p;
+
+        if (c < 0x80) {
+            name[n++] = ngx_toupper(c);
+            p++;
+            continue;
+        }
+
+        /*
+         * Go folds keys with Unicode simple case folding: the long s
+         * (U+017F) and the Kelvin sign (U+212A) are the only non-ASCII
+         * characters that fold to letters of the member names
+         */
+
+        if (last - p >= 2 && c == 0xc5 && p[1] == 0xbf) {
+            name[n++] = 'S';
+            p += 2;
+            continue;
+        }
+
+        if (last - p >= 3 && c == 0xe2 && p[1] == 0x84 && p[2] == 0xaa) {
+            name[n++] = 'K';
+            p += 3;
+            continue;
+        }
+
+        return NULL;
+    }
+
+    for (m = ngx_http_loom_json_members; m->name.len; m++) {
+
+        if (m->name.len != n) {
+            continue;
+        }
+
+        for (i = 0; i < n; i++) {
+            if (ngx_toupper(m->name.data[i]) != name[i]) {
+                break;
+            }
+        }
+
+        if (i == n) {
+            return m;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_loom_json_member(ngx_http_loom_json_ctx_t *ctx, u_char *last)
+{
+    ngx_str_t                    *s;
+    ngx_uint_t                    type;
+    ngx_http_loom_json_value_t   *v;
+    ngx_http_loom_json_member_t  *m;
+
+    m = ctx->member;
+    v = (ngx_http_loom_json_value_t *) ((u_char *) ctx->env + m->value);
+    type = ngx_http_loom_json_type(*ctx->value);
+
+    if (m->kind == NGX_HTTP_LOOM_JSON_M_RAW) {
+
+        /* json.RawMessage takes any value, null included */
+
+        v->type = type;
+        v->raw.len = last - ctx->value;
+        v->raw.data = ctx->value;
+
+        ctx->env->data_overflow = ctx->overflow;
+        return;
+    }
+
+    if (type == NGX_HTTP_LOOM_JSON_NULL) {
+
+        /* Go leaves a string or a bool as it was on null */
+
+        if (v->type == NGX_HTTP_LOOM_JSON_NONE) {
+            v->type = type;
+            v->raw.len = last - ctx->value;
+            v->raw.data = ctx->value;
+        }
+
+        return;
+    }
+
+    if (m->kind == NGX_HTTP_LOOM_JSON_M_BOOL) {
+
+        if (type != NGX_HTTP_LOOM_JSON_TRUE
+            && type != NGX_HTTP_LOOM_JSON_FALSE)
+        {
+            goto type_error;
+        }
+
+        ctx->env->require_ack_flag = (type == NGX_HTTP_LOOM_JSON_TRUE);
+
+    } else {
+
+        if (type != NGX_HTTP_LOOM_JSON_STRING) {
+            goto type_error;
+        }
+
+        s = (ngx_str_t *) ((u_char *) ctx->env + m->str);
+
+        s->data = ctx->free;
+        ctx->free = ngx_http_loom_json_unquote(ctx->free, ctx->value + 1,
+                                               last - 1);
+        s->len = ctx->free - s->data;
+    }
+
+    v->type = type;
+    v->raw.len = last - ctx->value;
+    v->raw.data = ctx->value;
+
+    return;
+
+type_error:
+
+    if (ctx->type_member == NULL) {
+        ctx->type_member = m;
+        ctx->type_kind = type;
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_loom_json_type(u_char c)
+{
+    switch (c) {
+
+    case '{':
+        return NGX_HTTP_LOOM_JSON_OBJECT;
+
+    case '[':
+        return NGX_HTTP_LOOM_JSON_ARRAY;
+
+    case '"':
+        return NGX_HTTP_LOOM_JSON_STRING;
+
+    case 't':
+        return NGX_HTTP_LOOM_JSON_TRUE;
+
+    case 'f':
+        return NGX_HTTP_LOOM_JSON_FALSE;
+
+    case 'n':
+        return NGX_HTTP_LOOM_JSON_NULL;
+
+    default:
+        return NGX_HTTP_LOOM_JSON_NUMBER;
+    }
+}
+
+
+/*
+ * Decodes the contents of a string the scanner has validated.  The result
+ * is never longer than the input, so it fits the scratch buffer.
+ */
+
+static u_char *
+ngx_http_loom_json_unquote(u_char *dst, u_char *p, u_char *last)
+{
+    u_char    c;
+    uint32_t  u, lo;
+
+    while (p < last) {
+
+        c = *p++;
+
+        if (c != '\\') {
+            *dst++ = c;
+            continue;
+        }
+
+        c = *p++;
+
+        switch (c) {
+
+        case 'b':
+            *dst++ = '\b';
+            continue;
+
+        case 'f':
+            *dst++ = '\f';
+            continue;
+
+        case 'n':
+            *dst++ = '\n';
+            continue;
+
+        case 'r':
+            *dst++ = '\r';
+            continue;
+
+        case 't':
+            *dst++ = '\t';
+            continue;
+
+        case 'u':
+            break;
+
+        default:
+            /* '"', '\\' and '/' */
+            *dst++ = c;
+            continue;
+        }
+
+        u = ngx_http_loom_json_hex4(p);
+        p += 4;
+
+        if (u >= 0xd800 && u <= 0xdfff) {
+
+            /*
+             * a high surrogate pairs with a low one that follows it;
+             * anything else becomes U+FFFD, as in Go
+             */
+
+            lo = 0;
+
+            if (u < 0xdc00 && last - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+                lo = ngx_http_loom_json_hex4(p + 2);
+            }
+
+            if (lo >= 0xdc00 && lo <= 0xdfff) {
+                u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+                p += 6;
+
+            } else {
+                u = 0xfffd;
+            }
+        }
+
+        if (u < 0x80) {
+            *dst++ = (u_char) u;
+
+        } else if (u < 0x800) {
+            *dst++ = (u_char) (0xc0 | (u >> 6));
+            *dst++ = (u_char) (0x80 | (u & 0x3f));
+
+        } else if (u < 0x10000) {
+            *dst++ = (u_char) (0xe0 | (u >> 12));
+            *dst++ = (u_char) (0x80 | ((u >> 6) & 0x3f));
+            *dst++ = (u_char) (0x80 | (u & 0x3f));
+
+        } else {
+            *dst++ = (u_char) (0xf0 | (u >> 18));
+            *dst++ = (u_char) (0x80 | ((u >> 12) & 0x3f));
+            *dst++ = (u_char) (0x80 | ((u >> 6) & 0x3f));
+            *dst++ = (u_char) (0x80 | (u & 0x3f));
+        }
+    }
+
+    return dst;
+}
+
+
+static uint32_t
+ngx_http_loom_json_hex4(u_char *p)
+{
+    u_char      c;
+    uint32_t    u;
+    ngx_uint_t  i;
+
+    u = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+        u = (u << 4) | (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+
+    return u;
+}
+
+
+/*
+ * Whether a valid number literal overflows a double, as strconv.ParseFloat
+ * sees it.  The decimal exponent of the first significant digit settles
+ * all but the numbers in [1e308, 1e309), and only those go to strtod().
+ */
+
+static ngx_uint_t
+ngx_http_loom_json_overflows(u_char *p, u_char *last)
+{
+    u_char      *q, *copy, buf[NGX_HTTP_LOOM_JSON_NUMLEN];
+    double       d;
+    size_t       len;
+    int64_t      mag, exp, sign;
+    ngx_err_t    saved;
+    ngx_uint_t   overflow;
+
+    q = p;
+
+    if (*q == '-') {
+        q++;
+    }
+
+    /* mag: the decimal exponent of the first significant digit */
+
+    if (*q != '0') {
+        mag = -1;
+
+        while (q < last && *q >= '0' && *q <= '9') {
+            q++;
+            mag++;
+        }
+
+    } else {
+        q++;
+
+        if (q == last || *q != '.') {
+            return 0;
+        }
+
+        q++;
+        mag = -1;
+
+        while (q < last && *q == '0') {
+            q++;
+            mag--;
+        }
+
+        if (q == last || *q < '1' || *q > '9') {
+            return 0;
+        }
+    }
+
+    while (q < last && *q != 'e' && *q != 'E') {
+        q++;
+    }
+
+    exp = 0;
+
+    if (q < last) {
+        q++;
+        sign = 1;
+
+        if (*q == '+' || *q == '-') {
+            sign = (*q == '-') ? -1 : 1;
+            q++;
+        }
+
+        /*
+         * |mag| is at most the length of the literal, far below 10^15,
+         * so an exponent saturated there still decides
+         */
+
+        while (q < last && exp < 1000000000000000LL) {
+            exp = exp * 10 + (*q++ - '0');
+        }
+
+        exp *= sign;
+    }
+
+    if (mag + exp < 308) {
+        return 0;
+    }
+
+    if (mag + exp > 308) {
+        return 1;
+    }
+
+    len = last - p;
+
+    if (len < NGX_HTTP_LOOM_JSON_NUMLEN) {
+        copy = buf;
+
+    } else {
+        copy = malloc(len + 1);
+
+        if (copy == NULL) {
+            /* cannot tell: let the number pass */
+            return 0;
+        }
+    }
+
+    ngx_memcpy(copy, p, len);
+    copy[len] = '\0';
+
+    saved = ngx_errno;
+    ngx_set_errno(0);
+
+    d = strtod((char *) copy, NULL);
+
+    /* a number this large cannot underflow: ERANGE means an overflow */
+
+    overflow = (ngx_errno == ERANGE && (d > 1.0 || d < -1.0));
+
+    ngx_set_errno(saved);
+
+    if (copy != buf) {
+        free(copy);
+    }
+
+    return overflow;
+}
+
+
+static ngx_int_t
+ngx_http_loom_json_syntax_error(ngx_str_t *err, u_char c, char *context)
+{
+    u_char  *p;
+
+    p = ngx_cpymem(err->data, "invalid character ",
+                   sizeof("invalid character ") - 1);
+    p = ngx_http_loom_json_quote_char(p, c);
+    *p++ = ' ';
+    p = ngx_cpymem(p, context, ngx_strlen(context));
+    *p = '\0';
+
+    err->len = p - err->data;
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_loom_json_literal_error(ngx_str_t *err, u_char c, char *literal,
+    ngx_uint_t n)
+{
+    u_char  *p, context[sizeof("in literal false (expecting 'x')")];
+
+    p = ngx_cpymem(context, "in literal ", sizeof("in literal ") - 1);
+    p = ngx_cpymem(p, literal, ngx_strlen(literal));
+    p = ngx_cpymem(p, " (expecting '", sizeof(" (expecting '") - 1);
+    *p++ = (u_char) literal[n];
+    *p++ = '\'';
+    *p++ = ')';
+    *p = '\0';
+
+    return ngx_http_loom_json_syntax_error(err, c, (char *) context);
+}
+
+
+static ngx_int_t
+ngx_http_loom_json_error(ngx_str_t *err, char *text)
+{
+    err->len = ngx_strlen(text);
+    ngx_memcpy(err->data, text, err->len + 1);
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_loom_json_type_error(ngx_str_t *err, ngx_uint_t kind,
+    ngx_http_loom_json_member_t *member)
+{
+    char    *s;
+    u_char  *p;
+
+    p = ngx_cpymem(err->data, "json: cannot unmarshal ",
+                   sizeof("json: cannot unmarshal ") - 1);
+
+    s = ngx_http_loom_json_kinds[kind];
+    p = ngx_cpymem(p, s, ngx_strlen(s));
+
+    if (member == NULL) {
+        s = " into Go value of type network.WebSocketMessage";
+        p = ngx_cpymem(p, s, ngx_strlen(s));
+
+    } else {
+        s = " into Go struct field WebSocketMessage.";
+        p = ngx_cpymem(p, s, ngx_strlen(s));
+        p = ngx_cpymem(p, member->name.data, member->name.len);
+
+        s = (member->kind == NGX_HTTP_LOOM_JSON_M_BOOL) ? " of type bool"
+                                                        : " of type string";
+        p = ngx_cpymem(p, s, ngx_strlen(s));
+    }
+
+    *p = '\0';
+    err->len = p - err->data;
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * Go's quoteChar(): the byte is taken as the code point U+00XX and quoted
+ * as strconv.Quote() would, in single quotes.
+ */
+
+static u_char *
+ngx_http_loom_json_quote_char(u_char *p, u_char c)
+{
+    static u_char  hex[] = "0123456789abcdef";
+
+    *p++ = '\'';
+
+    switch (c) {
+
+    case '\'':
+    case '\\':
+        *p++ = '\\';
+        *p++ = c;
+        break;
+
+    case '\a':
+        *p++ = '\\';
+        *p++ = 'a';
+        break;
+
+    case '\b':
+        *p++ = '\\';
+        *p++ = 'b';
+        break;
+
+    case '\f':
+        *p++ = '\\';
+        *p++ = 'f';
+        break;
+
+    case '\n':
+        *p++ = '\\';
+        *p++ = 'n';
+        break;
+
+    case '\r':
+        *p++ = '\\';
+        *p++ = 'r';
+        break;
+
+    case '\t':
+        *p++ = '\\';
+        *p++ = 't';
+        break;
+
+    case '\v':
+        *p++ = '\\';
+        *p++ = 'v';
+        break;
+
+    default:
+
+        if (c < 0x20 || c == 0x7f) {
+            *p++ = '\\';
+            *p++ = 'x';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
+
+        } else if (c < 0x80) {
+            *p++ = c;
+
+        } else if (c < 0xa1 || c == 0xad) {
+            /* C1 controls, no-break space and soft hyphen: not printable */
+            p = ngx_cpymem(p, "\\u00", 4);
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
+
+        } else {
+            *p++ = (u_char) (0xc0 | (c >> 6));
+            *p++ = (u_char) (0x80 | (c & 0x3f));
+        }
+    }
+
+    *p++ = '\'';
+
+    return p;
+}
+
+
+size_t
+ngx_http_loom_json_escape_len(u_char *src, size_t len)
+{
+    u_char  c, *last;
+    size_t  n, size;
+
+    n = 0;
+    last = src + len;
+
+    while (src < last) {
+
+        c = *src;
+
+        if (c < 0x80) {
+
+            if (c < 0x20) {
+                n += (c == '\n' || c == '\r' || c == '\t') ? 2 : 6;
+
+            } else if (c == '"' || c == '\\') {
+                n += 2;
+
+            } else if (c == '<' || c == '>' || c == '&') {
+                n += 6;
+
+            } else {
+                n++;
+            }
+
+            src++;
+            continue;
+        }
+
+        size = ngx_http_loom_json_utf8_size(src, last);
+
+        if (size == 0) {
+            /* \ufffd */
+            n += 6;
+            src++;
+            continue;
+        }
+
+        if (size == 3 && c == 0xe2 && src[1] == 0x80
+            && (src[2] == 0xa8 || src[2] == 0xa9))
+        {
+            /* \u2028, \u2029 */
+            n += 6;
+
+        } else {
+            n += size;
+        }
+
+        src += size;
+    }
+
+    return n;
+}
+
+
+u_char *
+ngx_http_loom_json_escape(u_char *dst, u_char *src, size_t len)
+{
+    u_char         c, *last;
+    size_t         size;
+    static u_char  hex[] = "0123456789abcdef";
+
+    last = src + len;
+
+    while (src < last) {
+
+        c = *src;
+
+        if (c < 0x80) {
+
+            src++;
+
+            switch (c) {
+
+            case '"':
+            case '\\':
+                *dst++ = '\\';
+                *dst++ = c;
+                continue;
+
+            case '\n':
+                *dst++ = '\\';
+                *dst++ = 'n';
+                continue;
+
+            case '\r':
+                *dst++ = '\\';
+                *dst++ = 'r';
+                continue;
+
+            case '\t':
+                *dst++ = '\\';
+                *dst++ = 't';
+                continue;
+
+            case '<':
+            case '>':
+            case '&':
+                break;
+
+            default:
+
+                if (c >= 0x20) {
+                    *dst++ = c;
+                    continue;
+                }
+            }
+
+            dst = ngx_cpymem(dst, "\\u00", 4);
+            *dst++ = hex[c >> 4];
+            *dst++ = hex[c & 0xf];
+            continue;
+        }
+
+        size = ngx_http_loom_json_utf8_size(src, last);
+
+        if (size == 0) {
+            dst = ngx_cpymem(dst, "\\ufffd", 6);
+            src++;
+            continue;
+        }
+
+        if (size == 3 && c == 0xe2 && src[1] == 0x80
+            && (src[2] == 0xa8 || src[2] == 0xa9))
+        {
+            dst = ngx_cpymem(dst, "\\u202", 5);
+            *dst++ = (src[2] == 0xa8) ? '8' : '9';
+
+        } else {
+            dst = ngx_cpymem(dst, src, size);
+        }
+
+        src += size;
+    }
+
+    return dst;
+}
+
+
+/*
+ * The length of the UTF-8 sequence at p, or 0 if it is not valid: what
+ * Go's utf8.DecodeRune() takes as one rune, so each byte of a broken
+ * sequence becomes a U+FFFD of its own.
+ */
+
+static size_t
+ngx_http_loom_json_utf8_size(u_char *p, u_char *last)
+{
+    u_char  c, lo, hi;
+    size_t  i, n;
+
+    c = *p;
+    lo = 0x80;
+    hi = 0xbf;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+
+        if (c == 0xe0) {
+            lo = 0xa0;
+
+        } else if (c == 0xed) {
+            hi = 0x9f;
+        }
+
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+
+        if (c == 0xf0) {
+            lo = 0x90;
+
+        } else if (c == 0xf4) {
+            hi = 0x8f;
+        }
+
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (last - p) < n || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+
+    for (i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xbf) {
+            return 0;
+        }
+    }
+
+    return n;
+}

@@ -1,0 +1,705 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <sys/random.h>
+#include "ngx_http_loom_module.h"
+#include "ngx_http_loom_shm.h"
+#include "ngx_http_loom_store.h"
+#include "ngx_http_loom_topic.h"
+
+
+#define NGX_HTTP_LOOM_RECV_BUF   65536
+
+
+static ngx_int_t ngx_http_loom_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_loom_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_loom_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_loom_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+
+static char *ngx_http_loom(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_loom_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_loom_api_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+static ngx_int_t ngx_http_loom_init_process(ngx_cycle_t *cycle);
+static void ngx_http_loom_exit_process(ngx_cycle_t *cycle);
+
+static uint64_t ngx_http_loom_random(ngx_http_loom_worker_t *w);
+
+
+static ngx_conf_num_bounds_t  ngx_http_loom_db_bounds = {
+    ngx_conf_check_num_bounds, 0, 65535
+};
+
+static ngx_conf_num_bounds_t  ngx_http_loom_positive_bounds = {
+    ngx_conf_check_num_bounds, 1, 1048576
+};
+
+static ngx_conf_num_bounds_t  ngx_http_loom_depth_bounds = {
+    ngx_conf_check_num_bounds, 2, 512
+};
+
+
+static ngx_command_t  ngx_http_loom_commands[] = {
+
+    { ngx_string("loom"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_loom,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loom_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_loom_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loom_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_loom_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loom_redis_user"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, redis_user),
+      NULL },
+
+    { ngx_string("loom_redis_password"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, redis_password),
+      NULL },
+
+    { ngx_string("loom_redis_db"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, redis_db),
+      &ngx_http_loom_db_bounds },
+
+    { ngx_string("loom_redis_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, redis_prefix),
+      NULL },
+
+    { ngx_string("loom_redis_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, redis_connect_timeout),
+      NULL },
+
+    { ngx_string("loom_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, redis_timeout),
+      NULL },
+
+    { ngx_string("loom_redis_max_pending"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, redis_max_pending),
+      &ngx_http_loom_positive_bounds },
+
+    { ngx_string("loom_zone_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, zone_size),
+      NULL },
+
+    { ngx_string("loom_topic_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, topic_cache),
+      NULL },
+
+    { ngx_string("loom_api_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_loom_api_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loom_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_loom_loc_conf_t, max_message_size),
+      NULL },
+
+    { ngx_string("loom_max_send_queue"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_loom_loc_conf_t, max_send_queue),
+      NULL },
+
+    { ngx_string("loom_max_inflight"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_loom_loc_conf_t, max_inflight),
+      &ngx_http_loom_positive_bounds },
+
+    { ngx_string("loom_max_subscriptions"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_loom_loc_conf_t, max_subscriptions),
+      &ngx_http_loom_positive_bounds },
+
+    { ngx_string("loom_max_topic_length"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_loom_loc_conf_t, max_topic_length),
+      NULL },
+
+    { ngx_string("loom_max_json_depth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_loom_loc_conf_t, max_json_depth),
+      &ngx_http_loom_depth_bounds },
+
+    { ngx_string("loom_ping_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_loom_loc_conf_t, ping_interval),
+      NULL },
+
+    { ngx_string("loom_idle_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_loom_loc_conf_t, idle_timeout),
+      NULL },
+
+    { ngx_string("loom_close_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_loom_loc_conf_t, close_timeout),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_loom_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_loom_postconfiguration,       /* postconfiguration */
+
+    ngx_http_loom_create_main_conf,        /* create main configuration */
+    ngx_http_loom_init_main_conf,          /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_loom_create_loc_conf,         /* create location configuration */
+    ngx_http_loom_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_loom_module = {
+    NGX_MODULE_V1,
+    &ngx_http_loom_module_ctx,             /* module context */
+    ngx_http_loom_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_loom_init_process,            /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_loom_exit_process,            /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_http_loom_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_loom_main_conf_t  *lmcf;
+
+    lmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_loom_main_conf_t));
+    if (lmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     lmcf->redis = { 0, NULL };
+     *     lmcf->redis_host = NULL;
+     *     lmcf->redis_unix = NULL;
+     *     lmcf->redis_user = { 0, NULL };
+     *     lmcf->redis_password = { 0, NULL };
+     *     lmcf->redis_prefix = { 0, NULL };
+     *     lmcf->shm_zone = NULL;
+     *     lmcf->used = 0;
+     *     lmcf->worker = NULL;
+     */
+
+    lmcf->redis_port = 0;
+    lmcf->redis_db = NGX_CONF_UNSET;
+    lmcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
+    lmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    lmcf->redis_max_pending = NGX_CONF_UNSET_UINT;
+    lmcf->zone_size = NGX_CONF_UNSET_SIZE;
+    lmcf->topic_cache = NGX_CONF_UNSET_UINT;
+
+    return lmcf;
+}
+
+
+static char *
+ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_loom_main_conf_t *lmcf = conf;
+
+    ngx_str_t  name = ngx_string("loom");
+
+    if (lmcf->redis.len == 0) {
+        ngx_str_set(&lmcf->redis, "127.0.0.1:6379");
+        lmcf->redis_host = (u_char *) "127.0.0.1";
+        lmcf->redis_port = 6379;
+    }
+
+    if (lmcf->redis_prefix.data == NULL) {
+        ngx_str_set(&lmcf->redis_prefix, "loom:");
+    }
+
+    ngx_conf_init_value(lmcf->redis_db, 0);
+    ngx_conf_init_msec_value(lmcf->redis_connect_timeout, 2000);
+    ngx_conf_init_msec_value(lmcf->redis_timeout, 5000);
+    ngx_conf_init_uint_value(lmcf->redis_max_pending, 65536);
+    ngx_conf_init_size_value(lmcf->zone_size, 16 * 1024 * 1024);
+    ngx_conf_init_uint_value(lmcf->topic_cache, 4096);
+
+    if (lmcf->zone_size < 8 * ngx_pagesize) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"loom_zone_size\" of %uz is too small",
+                           lmcf->zone_size);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!lmcf->used) {
+        return NGX_CONF_OK;
+    }
+
+    lmcf->shm_zone = ngx_shared_memory_add(cf, &name, lmcf->zone_size,
+                                           &ngx_http_loom_module);
+    if (lmcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_loom_shm_configure(cf, lmcf->shm_zone) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_loom_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_loom_loc_conf_t  *llcf;
+
+    llcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_loom_loc_conf_t));
+    if (llcf == NULL) {
+        return NULL;
+    }
+
+    llcf->enable = NGX_CONF_UNSET;
+    llcf->status = NGX_CONF_UNSET;
+    llcf->api_keys = NGX_CONF_UNSET_PTR;
+    llcf->max_message_size = NGX_CONF_UNSET_SIZE;
+    llcf->max_send_queue = NGX_CONF_UNSET_SIZE;
+    llcf->max_inflight = NGX_CONF_UNSET_UINT;
+    llcf->max_subscriptions = NGX_CONF_UNSET_UINT;
+    llcf->max_topic_length = NGX_CONF_UNSET_SIZE;
+    llcf->max_json_depth = NGX_CONF_UNSET_UINT;
+    llcf->ping_interval = NGX_CONF_UNSET_MSEC;
+    llcf->idle_timeout = NGX_CONF_UNSET_MSEC;
+    llcf->close_timeout = NGX_CONF_UNSET_MSEC;
+
+    return llcf;
+}
+
+
+static char *
+ngx_http_loom_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_loom_loc_conf_t *prev = parent;
+    ngx_http_loom_loc_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_value(conf->status, prev->status, 0);
+    ngx_conf_merge_ptr_value(conf->api_keys, prev->api_keys, NULL);
+    ngx_conf_merge_size_value(conf->max_message_size,
+                              prev->max_message_size, 1024 * 1024);
+    ngx_conf_merge_size_value(conf->max_send_queue,
+                              prev->max_send_queue, 4 * 1024 * 1024);
+    ngx_conf_merge_uint_value(conf->max_inflight, prev->max_inflight, 128);
+    ngx_conf_merge_uint_value(conf->max_subscriptions,
+                              prev->max_subscriptions, 1024);
+    ngx_conf_merge_size_value(conf->max_topic_length,
+                              prev->max_topic_length, 256);
+    ngx_conf_merge_uint_value(conf->max_json_depth,
+                              prev->max_json_depth, 32);
+    ngx_conf_merge_msec_value(conf->ping_interval, prev->ping_interval,
+                              30000);
+    ngx_conf_merge_msec_value(conf->idle_timeout, prev->idle_timeout,
+                              75000);
+    ngx_conf_merge_msec_value(conf->close_timeout, prev->close_timeout,
+                              5000);
+
+    if (conf->max_message_size < 128) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"loom_max_message_size\" must be at least 128");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->max_topic_length == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"loom_max_topic_length\" must not be zero");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_loom_postconfiguration(ngx_conf_t *cf)
+{
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_loom(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_loom_loc_conf_t *llcf = conf;
+
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_loom_main_conf_t  *lmcf;
+
+    if (llcf->enable != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    llcf->enable = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_loom_handshake_handler;
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_loom_module);
+    lmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_loom_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_loom_loc_conf_t *llcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (llcf->status != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    llcf->status = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_loom_status_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_loom_main_conf_t *lmcf = conf;
+
+    u_char     *p;
+    size_t      len;
+    ngx_str_t  *value;
+    ngx_url_t   u;
+
+    if (lmcf->redis.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    lmcf->redis = value[1];
+
+    if (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+
+        /* the configuration strings are NUL-terminated */
+        lmcf->redis_unix = value[1].data + 5;
+        return NGX_CONF_OK;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = value[1];
+    u.default_port = 6379;
+
+    /*
+     * names are resolved here, once: hiredis would otherwise call the
+     * blocking getaddrinfo() on every connect
+     */
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in \"%V\" of the \"loom_redis\" directive",
+                               u.err, &u.url);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0 || u.addrs[0].sockaddr->sa_family != AF_INET) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"loom_redis\" needs an IPv4 address, "
+                           "a name resolving to one, or \"unix:/path\"");
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_pnalloc(cf->pool, NGX_INET_ADDRSTRLEN + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
+                        NGX_INET_ADDRSTRLEN, 0);
+    p[len] = '\0';
+
+    lmcf->redis_host = p;
+    lmcf->redis_port = u.port;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_loom_api_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_loom_loc_conf_t *llcf = conf;
+
+    ngx_str_t   *value, *key;
+    ngx_uint_t   i;
+
+    if (llcf->api_keys != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        llcf->api_keys = NULL;
+        return NGX_CONF_OK;
+    }
+
+    llcf->api_keys = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                      sizeof(ngx_str_t));
+    if (llcf->api_keys == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 0) {
+            return "has an empty key";
+        }
+
+        key = ngx_array_push(llcf->api_keys);
+        if (key == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *key = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_loom_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                  i;
+    ngx_http_loom_worker_t     *w;
+    ngx_http_loom_main_conf_t  *lmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_loom_module);
+
+    if (lmcf == NULL || !lmcf->used) {
+        return NGX_OK;
+    }
+
+    w = ngx_pcalloc(cycle->pool, sizeof(ngx_http_loom_worker_t));
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->cycle = cycle;
+    w->log = cycle->log;
+    w->conf = lmcf;
+
+    if (getrandom(w->seed, sizeof(w->seed), GRND_NONBLOCK)
+        != (ssize_t) sizeof(w->seed))
+    {
+        w->seed[0] = (uint64_t) ngx_time() ^ ((uint64_t) ngx_pid << 32);
+        w->seed[1] = (uint64_t) (uintptr_t) w ^ ngx_current_msec;
+    }
+
+    w->recv_size = NGX_HTTP_LOOM_RECV_BUF;
+    w->recv_buf = ngx_palloc(cycle->pool, w->recv_size);
+    if (w->recv_buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->out_chain = ngx_pcalloc(cycle->pool,
+                               NGX_HTTP_LOOM_IOVS * sizeof(ngx_chain_t));
+    w->out_bufs = ngx_pcalloc(cycle->pool,
+                              NGX_HTTP_LOOM_IOVS * sizeof(ngx_buf_t));
+    if (w->out_chain == NULL || w->out_bufs == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_LOOM_IOVS; i++) {
+        w->out_chain[i].buf = &w->out_bufs[i];
+        w->out_bufs[i].memory = 1;
+    }
+
+    ngx_http_loom_topic_init(w);
+
+    lmcf->worker = w;
+
+    if (ngx_http_loom_shm_init_worker(w, lmcf->shm_zone) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_loom_store_init(w) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_loom_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_loom_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_loom_module);
+
+    if (lmcf == NULL || lmcf->worker == NULL) {
+        return;
+    }
+
+    ngx_http_loom_store_exit(lmcf->worker);
+    ngx_http_loom_topic_exit(lmcf->worker);
+    ngx_http_loom_shm_exit_worker(lmcf->worker);
+
+    lmcf->worker = NULL;
+}
+
+
+ngx_http_loom_worker_t *
+ngx_http_loom_get_worker(void)
+{
+    ngx_http_loom_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_loom_module);
+
+    return lmcf ? lmcf->worker : NULL;
+}
+
+
+/* xorshift128+: ids and tags need to be unique, not secret */
+
+static uint64_t
+ngx_http_loom_random(ngx_http_loom_worker_t *w)
+{
+    uint64_t  s0, s1;
+
+    s1 = w->seed[0];
+    s0 = w->seed[1];
+
+    w->seed[0] = s0;
+    s1 ^= s1 << 23;
+    w->seed[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+
+    return w->seed[1] + s0;
+}
+
+
+void
+ngx_http_loom_random_id(ngx_http_loom_worker_t *w, u_char *buf)
+{
+    u_char      bytes[16];
+    uint64_t    r[2];
+    ngx_uint_t  i;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    r[0] = ngx_http_loom_random(w);
+    r[1] = ngx_http_loom_random(w);
+    ngx_memcpy(bytes, r, 16);
+
+    /* RFC 4122 version 4, variant 1 */
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+
+    for (i = 0; i < 16; i++) {
+
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            *buf++ = '-';
+        }
+
+        *buf++ = hex[bytes[i] >> 4];
+        *buf++ = hex[bytes[i] & 0x0f];
+    }
+}

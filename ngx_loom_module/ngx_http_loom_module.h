@@ -1,0 +1,121 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#ifndef _NGX_HTTP_LOOM_MODULE_H_INCLUDED_
+#define _NGX_HTTP_LOOM_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+#define NGX_HTTP_LOOM_VERSION  "0.1.0"
+
+
+typedef struct ngx_http_loom_worker_s   ngx_http_loom_worker_t;
+typedef struct ngx_http_loom_session_s  ngx_http_loom_session_t;
+typedef struct ngx_http_loom_topic_s    ngx_http_loom_topic_t;
+typedef struct ngx_http_loom_store_s    ngx_http_loom_store_t;
+typedef struct ngx_http_loom_shm_s      ngx_http_loom_shm_t;
+typedef struct ngx_http_loom_stats_s    ngx_http_loom_stats_t;
+
+
+typedef struct {
+    ngx_str_t                   redis;            /* as configured */
+    u_char                     *redis_host;       /* numeric address */
+    in_port_t                   redis_port;
+    u_char                     *redis_unix;       /* or a socket path */
+    ngx_str_t                   redis_user;
+    ngx_str_t                   redis_password;
+    ngx_int_t                   redis_db;
+    ngx_str_t                   redis_prefix;
+    ngx_msec_t                  redis_connect_timeout;
+    ngx_msec_t                  redis_timeout;
+    ngx_uint_t                  redis_max_pending;
+
+    size_t                      zone_size;
+    ngx_shm_zone_t             *shm_zone;
+
+    ngx_uint_t                  topic_cache;
+
+    ngx_flag_t                  used;             /* some location has loom */
+    ngx_http_loom_worker_t     *worker;           /* this process's state */
+} ngx_http_loom_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_flag_t                  status;
+
+    ngx_array_t                *api_keys;         /* of ngx_str_t */
+
+    size_t                      max_message_size;
+    size_t                      max_send_queue;
+    ngx_uint_t                  max_inflight;
+    ngx_uint_t                  max_subscriptions;
+    size_t                      max_topic_length;
+    ngx_uint_t                  max_json_depth;
+
+    ngx_msec_t                  ping_interval;
+    ngx_msec_t                  idle_timeout;
+    ngx_msec_t                  close_timeout;
+} ngx_http_loom_loc_conf_t;
+
+
+struct ngx_http_loom_worker_s {
+    ngx_cycle_t                *cycle;
+    ngx_log_t                  *log;
+    ngx_http_loom_main_conf_t  *conf;
+    ngx_http_loom_shm_t        *shm;
+    ngx_http_loom_stats_t      *stats;            /* this worker's slot */
+    ngx_http_loom_store_t      *store;
+
+    /* topics known to this worker: subscribed here, or schema cached */
+    ngx_rbtree_t                topics;
+    ngx_rbtree_node_t           topics_sentinel;
+    ngx_queue_t                 idle_topics;      /* least recent first */
+    ngx_uint_t                  nidle;
+
+    /* one receive buffer for every session of the worker */
+    u_char                     *recv_buf;
+    size_t                      recv_size;
+
+    /* decoded strings of the request being handled */
+    u_char                     *scratch;
+    size_t                      scratch_size;
+
+    /* the links and buffers a session write hands to c->send_chain() */
+    ngx_chain_t                *out_chain;
+    ngx_buf_t                  *out_bufs;
+
+    uint64_t                    seed[2];          /* for ids and tags */
+};
+
+
+#define NGX_HTTP_LOOM_IOVS       64
+
+
+/* ngx_http_loom_module.c */
+ngx_http_loom_worker_t *ngx_http_loom_get_worker(void);
+void ngx_http_loom_random_id(ngx_http_loom_worker_t *w, u_char *buf);
+
+#define NGX_HTTP_LOOM_ID_LEN     36   /* a UUID in text */
+
+/* ngx_http_loom_handshake.c */
+ngx_int_t ngx_http_loom_handshake_handler(ngx_http_request_t *r);
+
+/* ngx_http_loom_auth.c */
+ngx_int_t ngx_http_loom_auth_check(ngx_http_request_t *r,
+    ngx_array_t *keys);
+
+/* ngx_http_loom_status.c */
+ngx_int_t ngx_http_loom_status_handler(ngx_http_request_t *r);
+
+
+extern ngx_module_t  ngx_http_loom_module;
+
+
+#endif /* _NGX_HTTP_LOOM_MODULE_H_INCLUDED_ */

@@ -1,0 +1,1243 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_loom_session.h"
+#include "ngx_http_loom_protocol.h"
+#include "ngx_http_loom_topic.h"
+#include "ngx_http_loom_shm.h"
+#include "ngx_http_loom_utf8.h"
+
+
+#define NGX_HTTP_LOOM_OUT_MIN      8
+#define NGX_HTTP_LOOM_READ_ROUNDS  4        /* buffers read per event */
+
+
+static void ngx_http_loom_session_takeover(ngx_event_t *ev);
+static void ngx_http_loom_session_handshake_write(ngx_http_request_t *r);
+static void ngx_http_loom_session_read_handler(ngx_event_t *rev);
+static void ngx_http_loom_session_write_handler(ngx_event_t *wev);
+static void ngx_http_loom_session_read(ngx_http_loom_session_t *s);
+static void ngx_http_loom_session_discard(ngx_http_loom_session_t *s);
+static ngx_int_t ngx_http_loom_session_process(ngx_http_loom_session_t *s,
+    u_char *p, size_t n);
+static void ngx_http_loom_session_data(ngx_http_loom_session_t *s,
+    ngx_http_loom_ws_chunk_t *ch);
+static void ngx_http_loom_session_control(ngx_http_loom_session_t *s,
+    ngx_uint_t opcode);
+static void ngx_http_loom_session_dispatch(ngx_http_loom_session_t *s,
+    u_char *data, size_t len, ngx_uint_t opcode);
+static void ngx_http_loom_session_fail(ngx_http_loom_session_t *s,
+    ngx_uint_t code, const char *reason);
+static void ngx_http_loom_session_timer(ngx_http_loom_session_t *s);
+static ngx_int_t ngx_http_loom_session_flush(ngx_http_loom_session_t *s);
+static void ngx_http_loom_session_close_sent(ngx_http_loom_session_t *s);
+static ngx_int_t ngx_http_loom_session_queue(ngx_http_loom_session_t *s,
+    ngx_http_loom_frame_t *f);
+static void ngx_http_loom_session_drop_output(ngx_http_loom_session_t *s);
+static void ngx_http_loom_session_schedule_write(
+    ngx_http_loom_session_t *s);
+static ngx_uint_t ngx_http_loom_session_may_read(ngx_http_loom_session_t *s);
+static void ngx_http_loom_session_control_frame(ngx_http_loom_session_t *s,
+    ngx_uint_t opcode, u_char *data, size_t len);
+static void ngx_http_loom_session_finalize(ngx_http_loom_session_t *s);
+
+
+ngx_http_loom_session_t *
+ngx_http_loom_session_create(ngx_http_request_t *r)
+{
+    ngx_connection_t          *c;
+    ngx_http_loom_session_t   *s;
+    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_loom_loc_conf_t  *llcf;
+
+    c = r->connection;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_loom_module);
+
+    /* the connection's pool outlives the request: the session lives there */
+
+    s = ngx_pcalloc(c->pool, sizeof(ngx_http_loom_session_t));
+    if (s == NULL) {
+        return NULL;
+    }
+
+    s->connection = c;
+    s->worker = ngx_http_loom_get_worker();
+    s->conf = llcf;
+    s->request = r;
+
+    ngx_http_loom_ws_parser_init(&s->parser, llcf->max_message_size);
+
+    ngx_queue_init(&s->requests);
+    ngx_queue_init(&s->subscriptions);
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    s->send_timeout = clcf->send_timeout;
+
+    s->takeover.handler = ngx_http_loom_session_takeover;
+    s->takeover.data = s;
+    s->takeover.log = c->log;
+
+    return s;
+}
+
+
+/*
+ * Runs once the 101 response is on its way, after the content handler
+ * returned: from here on the connection belongs to the session.
+ */
+
+void
+ngx_http_loom_session_start(ngx_http_loom_session_t *s)
+{
+    ngx_post_event(&s->takeover, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_loom_session_takeover(ngx_event_t *ev)
+{
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_connection_t     *hc;
+    ngx_http_loom_session_t   *s;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    s = ev->data;
+    r = s->request;
+    c = s->connection;
+
+    if (r->out || (c->buffered & NGX_HTTP_LOWLEVEL_BUFFERED)) {
+
+        /* the 101 response did not fit into the socket: wait for it */
+
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        r->write_event_handler = ngx_http_loom_session_handshake_write;
+
+        if (!c->write->timer_set) {
+            ngx_add_timer(c->write, clcf->send_timeout);
+        }
+
+        if (ngx_handle_write_event(c->write, clcf->send_lowat) != NGX_OK) {
+            ngx_http_loom_session_abort(s);
+        }
+
+        return;
+    }
+
+    c->log->action = "serving loom websocket";
+
+    /* bytes the client sent right behind the handshake are kept */
+
+    b = r->header_in;
+
+    if (b && b->pos < b->last) {
+        s->early_len = b->last - b->pos;
+        s->early = ngx_alloc(s->early_len, c->log);
+
+        if (s->early == NULL) {
+            ngx_http_loom_session_abort(s);
+            return;
+        }
+
+        ngx_memcpy(s->early, b->pos, s->early_len);
+    }
+
+    hc = r->http_connection;
+
+    /*
+     * Finish the HTTP request: it is logged (status 101) and its pool is
+     * freed.  The header buffers go too, as for a keepalive connection.
+     */
+
+    ngx_http_free_request(r, 0);
+
+    c->destroyed = 0;
+    s->request = NULL;
+
+    if (c->buffer && c->buffer->start
+        && ngx_pfree(c->pool, c->buffer->start) == NGX_OK)
+    {
+        c->buffer = NULL;
+    }
+
+    for (cl = hc->free; cl; cl = cl->next) {
+        ngx_pfree(c->pool, cl->buf->start);
+    }
+
+    for (cl = hc->busy; cl; cl = cl->next) {
+        ngx_pfree(c->pool, cl->buf->start);
+    }
+
+    hc->free = NULL;
+    hc->busy = NULL;
+    hc->nbusy = 0;
+
+    c->data = s;
+    c->read->handler = ngx_http_loom_session_read_handler;
+    c->write->handler = ngx_http_loom_session_write_handler;
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    /* a graceful shutdown closes idle connections: ours, with 1001 */
+    c->idle = 1;
+
+    s->last_read = ngx_current_msec;
+
+    if (ngx_exiting) {
+        ngx_http_loom_session_close(s, NGX_HTTP_LOOM_WS_GOING_AWAY,
+                                    "server shutting down");
+        return;
+    }
+
+    if (s->conf->ping_interval || s->conf->idle_timeout) {
+        ngx_add_timer(c->read, s->conf->ping_interval
+                               ? s->conf->ping_interval
+                               : s->conf->idle_timeout);
+    }
+
+    if (s->early) {
+        (void) ngx_http_loom_session_process(s, s->early, s->early_len);
+
+        ngx_free(s->early);
+        s->early = NULL;
+    }
+
+    if (c->read->ready) {
+        ngx_post_event(c->read, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_loom_session_handshake_write(ngx_http_request_t *r)
+{
+    ngx_connection_t          *c;
+    ngx_http_loom_session_t   *s;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = r->connection;
+    s = ngx_http_get_module_ctx(r, ngx_http_loom_module);
+
+    if (c->write->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "client timed out");
+        c->timedout = 1;
+        ngx_http_loom_session_abort(s);
+        return;
+    }
+
+    if (ngx_http_output_filter(r, NULL) == NGX_ERROR) {
+        ngx_http_loom_session_abort(s);
+        return;
+    }
+
+    if (r->out || (c->buffered & NGX_HTTP_LOWLEVEL_BUFFERED)) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        if (ngx_handle_write_event(c->write, clcf->send_lowat) != NGX_OK) {
+            ngx_http_loom_session_abort(s);
+        }
+
+        return;
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    ngx_http_loom_session_takeover(&s->takeover);
+}
+
+
+/* the session never got going: undo what the handshake did */
+
+void
+ngx_http_loom_session_abort(ngx_http_loom_session_t *s)
+{
+    ngx_http_request_t  *r;
+
+    r = s->request;
+
+    if (s->client_id_registered) {
+        ngx_http_loom_shm_client_del(s->worker->shm, &s->client_id);
+        s->client_id_registered = 0;
+    }
+
+    if (s->worker->stats) {
+        s->worker->stats->connections--;
+    }
+
+    if (r) {
+        s->request = NULL;
+        ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+        return;
+    }
+
+    s->finalized = 1;
+    ngx_http_close_connection(s->connection);
+}
+
+
+static void
+ngx_http_loom_session_read_handler(ngx_event_t *rev)
+{
+    ngx_connection_t         *c;
+    ngx_http_loom_session_t  *s;
+
+    c = rev->data;
+    s = c->data;
+
+    if (c->close) {
+        c->close = 0;
+
+        if (c->error) {
+            /* worker_shutdown_timeout: no time left for a handshake */
+            ngx_http_loom_session_finalize(s);
+            return;
+        }
+
+        ngx_http_loom_session_close(s, NGX_HTTP_LOOM_WS_GOING_AWAY,
+                                    "server shutting down");
+        return;
+    }
+
+    if (rev->timedout) {
+        rev->timedout = 0;
+        ngx_http_loom_session_timer(s);
+        return;
+    }
+
+    if (s->closing && s->parser.error) {
+        ngx_http_loom_session_discard(s);
+        return;
+    }
+
+    ngx_http_loom_session_read(s);
+}
+
+
+static void
+ngx_http_loom_session_read(ngx_http_loom_session_t *s)
+{
+    ssize_t                  n;
+    ngx_uint_t               rounds;
+    ngx_event_t             *rev;
+    ngx_connection_t        *c;
+    ngx_http_loom_worker_t  *w;
+
+    c = s->connection;
+    rev = c->read;
+    w = s->worker;
+
+    for (rounds = 0; /* void */; rounds++) {
+
+        if (!ngx_http_loom_session_may_read(s)) {
+            s->read_paused = 1;
+            return;
+        }
+
+        if (rounds == NGX_HTTP_LOOM_READ_ROUNDS) {
+
+            /* let the other connections of the worker have a turn */
+
+            ngx_post_event(rev, &ngx_posted_events);
+            return;
+        }
+
+        n = c->recv(c, w->recv_buf, w->recv_size);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            c->error = (n == NGX_ERROR);
+            ngx_http_loom_session_finalize(s);
+            return;
+        }
+
+        s->last_read = ngx_current_msec;
+        s->ping_sent = 0;
+
+        if (ngx_http_loom_session_process(s, w->recv_buf, n) != NGX_OK) {
+            return;
+        }
+
+        if (s->close_received && s->close_sent) {
+            ngx_http_loom_session_finalize(s);
+            return;
+        }
+
+        if (s->closing && s->parser.error) {
+            ngx_http_loom_session_discard(s);
+            return;
+        }
+    }
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_http_loom_session_finalize(s);
+    }
+}
+
+
+/*
+ * After a protocol error nothing the client sends is parsed any more: it
+ * is read and dropped until the client closes or close_timeout passes,
+ * so that the close frame is not lost to a reset.
+ */
+
+static void
+ngx_http_loom_session_discard(ngx_http_loom_session_t *s)
+{
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = s->connection;
+
+    for ( ;; ) {
+        n = c->recv(c, s->worker->recv_buf, s->worker->recv_size);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            ngx_http_loom_session_finalize(s);
+            return;
+        }
+    }
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_http_loom_session_finalize(s);
+    }
+}
+
+
+/*
+ * Flow control: a client with too many requests in flight, or one that
+ * does not read what it is sent, is not read from until that changes, so
+ * it is slowed down by TCP instead of growing the server's queues.
+ */
+
+static ngx_uint_t
+ngx_http_loom_session_may_read(ngx_http_loom_session_t *s)
+{
+    if (s->closing) {
+        return 1;
+    }
+
+    if (s->inflight >= s->conf->max_inflight) {
+        return 0;
+    }
+
+    return s->out_bytes < s->conf->max_send_queue / 2;
+}
+
+
+void
+ngx_http_loom_session_resume(ngx_http_loom_session_t *s)
+{
+    ngx_event_t  *rev;
+
+    if (!s->read_paused || s->finalized
+        || !ngx_http_loom_session_may_read(s))
+    {
+        return;
+    }
+
+    s->read_paused = 0;
+
+    rev = s->connection->read;
+
+    if (rev->ready && !rev->posted) {
+        ngx_post_event(rev, &ngx_posted_events);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_loom_session_process(ngx_http_loom_session_t *s, u_char *p,
+    size_t n)
+{
+    u_char                    *pos, *last;
+    ngx_int_t                  rc;
+    ngx_connection_t          *c;
+    ngx_http_loom_ws_chunk_t   ch;
+
+    c = s->connection;
+    pos = p;
+    last = p + n;
+
+    for ( ;; ) {
+        rc = ngx_http_loom_ws_parse(&s->parser, &pos, last, &ch);
+
+        if (rc == NGX_AGAIN) {
+            return NGX_OK;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "client sent invalid websocket data: %s",
+                          s->parser.error);
+
+            ngx_http_loom_session_fail(s, s->parser.close_code,
+                                       s->parser.error);
+            return NGX_DONE;
+        }
+
+        if (s->close_received) {
+            /* nothing counts after a close frame */
+            continue;
+        }
+
+        if (ch.opcode >= NGX_HTTP_LOOM_WS_CLOSE) {
+
+            ngx_memcpy(s->control + s->control_len, ch.data, ch.len);
+            s->control_len += ch.len;
+
+            if (ch.last) {
+                ngx_http_loom_session_control(s, ch.opcode);
+                s->control_len = 0;
+
+                if (s->parser.error) {
+                    return NGX_DONE;
+                }
+            }
+
+            continue;
+        }
+
+        if (s->closing) {
+            /* data after our close frame is dropped (RFC 6455, 5.5.1) */
+            continue;
+        }
+
+        ngx_http_loom_session_data(s, &ch);
+
+        if (s->parser.error) {
+            return NGX_DONE;
+        }
+    }
+}
+
+
+static void
+ngx_http_loom_session_data(ngx_http_loom_session_t *s,
+    ngx_http_loom_ws_chunk_t *ch)
+{
+    u_char  *p;
+    size_t   need, size;
+
+    if (ch->message == NGX_HTTP_LOOM_WS_TEXT) {
+        s->utf8 = ngx_http_loom_utf8_check(s->utf8, ch->data, ch->len);
+
+        if (s->utf8 == NGX_HTTP_LOOM_UTF8_REJECT) {
+            ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                          "client sent invalid UTF-8 in a text message");
+            ngx_http_loom_session_fail(s, NGX_HTTP_LOOM_WS_INVALID_DATA,
+                                       "invalid UTF-8 in a text message");
+            return;
+        }
+    }
+
+    if (ch->first && ch->last && ch->fin && s->message_len == 0) {
+
+        /* the whole message is in the buffer: no copy */
+
+        if (ch->message == NGX_HTTP_LOOM_WS_TEXT
+            && s->utf8 != NGX_HTTP_LOOM_UTF8_ACCEPT)
+        {
+            ngx_http_loom_session_fail(s, NGX_HTTP_LOOM_WS_INVALID_DATA,
+                                       "invalid UTF-8 in a text message");
+            return;
+        }
+
+        ngx_http_loom_session_dispatch(s, ch->data, ch->len, ch->message);
+        return;
+    }
+
+    need = s->message_len + ch->len;
+
+    if (need > s->message_size) {
+
+        /* the parser has checked the size against the limit already */
+
+        size = ngx_max(need, ngx_min(2 * s->message_size,
+                                     s->conf->max_message_size));
+        size = ngx_max(size, 1024);
+
+        p = ngx_alloc(size, s->connection->log);
+        if (p == NULL) {
+            ngx_http_loom_session_fail(s, NGX_HTTP_LOOM_WS_INTERNAL_ERROR,
+                                       "out of memory");
+            return;
+        }
+
+        if (s->message) {
+            ngx_memcpy(p, s->message, s->message_len);
+            ngx_free(s->message);
+        }
+
+        s->message = p;
+        s->message_size = size;
+    }
+
+    ngx_memcpy(s->message + s->message_len, ch->data, ch->len);
+    s->message_len += ch->len;
+
+    if (!(ch->last && ch->fin)) {
+        return;
+    }
+
+    if (ch->message == NGX_HTTP_LOOM_WS_TEXT
+        && s->utf8 != NGX_HTTP_LOOM_UTF8_ACCEPT)
+    {
+        ngx_http_loom_session_fail(s, NGX_HTTP_LOOM_WS_INVALID_DATA,
+                                   "invalid UTF-8 in a text message");
+        return;
+    }
+
+    ngx_http_loom_session_dispatch(s, s->message, s->message_len,
+                                   ch->message);
+
+    /* an idle session keeps no message buffer */
+
+    ngx_free(s->message);
+    s->message = NULL;
+    s->message_len = 0;
+    s->message_size = 0;
+}
+
+
+static void
+ngx_http_loom_session_dispatch(ngx_http_loom_session_t *s, u_char *data,
+    size_t len, ngx_uint_t opcode)
+{
+    s->utf8 = NGX_HTTP_LOOM_UTF8_ACCEPT;
+
+    if (s->worker->stats) {
+        s->worker->stats->messages++;
+    }
+
+    if (opcode == NGX_HTTP_LOOM_WS_BINARY
+        && ngx_http_loom_utf8_check(NGX_HTTP_LOOM_UTF8_ACCEPT, data, len)
+           != NGX_HTTP_LOOM_UTF8_ACCEPT)
+    {
+        /* binary messages carry JSON too, which must be UTF-8 */
+        data = NULL;
+        len = 0;
+    }
+
+    ngx_http_loom_protocol_message(s, data, len);
+}
+
+
+static void
+ngx_http_loom_session_control(ngx_http_loom_session_t *s, ngx_uint_t opcode)
+{
+    u_char            *p;
+    ngx_uint_t         code;
+    ngx_connection_t  *c;
+
+    c = s->connection;
+    p = s->control;
+
+    switch (opcode) {
+
+    case NGX_HTTP_LOOM_WS_PING:
+        if (!s->closing) {
+            ngx_http_loom_session_control_frame(s, NGX_HTTP_LOOM_WS_PONG,
+                                                p, s->control_len);
+        }
+
+        return;
+
+    case NGX_HTTP_LOOM_WS_PONG:
+        return;
+
+    default: /* NGX_HTTP_LOOM_WS_CLOSE */
+        break;
+    }
+
+    if (s->control_len == 1) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "client sent a close frame with a 1-byte payload");
+        ngx_http_loom_session_fail(s, NGX_HTTP_LOOM_WS_PROTOCOL_ERROR,
+                                   "invalid close frame");
+        return;
+    }
+
+    code = 0;
+
+    if (s->control_len >= 2) {
+        code = (p[0] << 8) | p[1];
+
+        if (!ngx_http_loom_ws_close_code_valid(code)) {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "client sent invalid close code %ui", code);
+            ngx_http_loom_session_fail(s, NGX_HTTP_LOOM_WS_PROTOCOL_ERROR,
+                                       "invalid close code");
+            return;
+        }
+
+        if (ngx_http_loom_utf8_check(NGX_HTTP_LOOM_UTF8_ACCEPT, p + 2,
+                                     s->control_len - 2)
+            != NGX_HTTP_LOOM_UTF8_ACCEPT)
+        {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "client sent a close reason that is not UTF-8");
+            ngx_http_loom_session_fail(s, NGX_HTTP_LOOM_WS_INVALID_DATA,
+                                       "invalid close reason");
+            return;
+        }
+    }
+
+    s->close_received = 1;
+
+    if (s->closing) {
+        /* the answer to our close frame: done once ours has gone out */
+        return;
+    }
+
+    /* echo the code (RFC 6455, 5.5.1), then the server closes the TCP */
+
+    s->closing = 1;
+    ngx_http_loom_session_control_frame(s, NGX_HTTP_LOOM_WS_CLOSE, p,
+                                        code ? 2 : 0);
+}
+
+
+static void
+ngx_http_loom_session_control_frame(ngx_http_loom_session_t *s,
+    ngx_uint_t opcode, u_char *data, size_t len)
+{
+    u_char                 *p;
+    ngx_http_loom_frame_t  *f;
+
+    f = ngx_http_loom_frame_alloc(opcode, len, &p);
+    if (f == NULL) {
+        return;
+    }
+
+    ngx_memcpy(p, data, len);
+
+    /* control frames are small and bypass the queue limit */
+    (void) ngx_http_loom_session_queue(s, f);
+
+    ngx_http_loom_frame_release(f);
+}
+
+
+/*
+ * Closes the connection: queues a close frame and waits for the client's
+ * close frame for close_timeout at most.  1001 (shutdown) and 1000 keep
+ * the output queued before the close frame; the other codes drop it.
+ */
+
+void
+ngx_http_loom_session_close(ngx_http_loom_session_t *s, ngx_uint_t code,
+    const char *reason)
+{
+    u_char      payload[NGX_HTTP_LOOM_WS_MAX_CONTROL];
+    size_t      len;
+    ngx_uint_t  keep;
+
+    if (s->closing || s->finalized) {
+        return;
+    }
+
+    s->closing = 1;
+
+    keep = (code == NGX_HTTP_LOOM_WS_NORMAL
+            || code == NGX_HTTP_LOOM_WS_GOING_AWAY);
+
+    if (!keep) {
+        ngx_http_loom_session_drop_output(s);
+    }
+
+    len = ngx_min(ngx_strlen(reason), NGX_HTTP_LOOM_WS_MAX_CONTROL - 2);
+
+    payload[0] = (u_char) (code >> 8);
+    payload[1] = (u_char) code;
+    ngx_memcpy(payload + 2, reason, len);
+
+    ngx_http_loom_session_control_frame(s, NGX_HTTP_LOOM_WS_CLOSE, payload,
+                                        len + 2);
+
+    if (s->connection->read->timer_set) {
+        ngx_del_timer(s->connection->read);
+    }
+
+    ngx_add_timer(s->connection->read, s->conf->close_timeout);
+}
+
+
+/* "fail the WebSocket connection" (RFC 6455, 7.1.7) */
+
+static void
+ngx_http_loom_session_fail(ngx_http_loom_session_t *s, ngx_uint_t code,
+    const char *reason)
+{
+    if (s->worker->stats) {
+        s->worker->stats->protocol_errors++;
+    }
+
+    if (s->parser.error == NULL) {
+        s->parser.error = reason;
+    }
+
+    if (s->closing) {
+        return;
+    }
+
+    ngx_http_loom_session_close(s, code, reason);
+}
+
+
+static void
+ngx_http_loom_session_timer(ngx_http_loom_session_t *s)
+{
+    ngx_msec_t                 now, idle, next;
+    ngx_connection_t          *c;
+    ngx_http_loom_loc_conf_t  *conf;
+
+    c = s->connection;
+    conf = s->conf;
+
+    if (s->closing) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "loom: close handshake timed out");
+        ngx_http_loom_session_finalize(s);
+        return;
+    }
+
+    now = ngx_current_msec;
+    idle = s->read_paused ? 0 : now - s->last_read;
+
+    if (conf->idle_timeout && idle >= conf->idle_timeout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "client sent nothing for %M ms, closing", idle);
+        ngx_http_loom_session_close(s, NGX_HTTP_LOOM_WS_GOING_AWAY,
+                                    "idle timeout");
+        return;
+    }
+
+    if (conf->ping_interval && idle >= conf->ping_interval
+        && !s->ping_sent)
+    {
+        s->ping_sent = 1;
+        ngx_http_loom_session_control_frame(s, NGX_HTTP_LOOM_WS_PING,
+                                            NULL, 0);
+    }
+
+    next = NGX_MAX_INT32_VALUE;
+
+    if (conf->ping_interval && !s->ping_sent) {
+        next = ngx_min(next, conf->ping_interval - ngx_min(idle,
+                                                   conf->ping_interval));
+    }
+
+    if (conf->idle_timeout) {
+        next = ngx_min(next, conf->idle_timeout - idle);
+
+    } else if (s->ping_sent) {
+        next = ngx_min(next, conf->ping_interval);
+    }
+
+    ngx_add_timer(c->read, ngx_max(next, 1));
+}
+
+
+static void
+ngx_http_loom_session_write_handler(ngx_event_t *wev)
+{
+    ngx_int_t                 rc;
+    ngx_connection_t         *c;
+    ngx_http_loom_session_t  *s;
+
+    c = wev->data;
+    s = c->data;
+
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "client timed out");
+        c->timedout = 1;
+        ngx_http_loom_session_finalize(s);
+        return;
+    }
+
+    rc = ngx_http_loom_session_flush(s);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_loom_session_finalize(s);
+        return;
+    }
+
+    if (rc == NGX_OK) {
+
+        if (wev->timer_set) {
+            ngx_del_timer(wev);
+        }
+
+        if (s->closing && !s->close_sent) {
+            ngx_http_loom_session_close_sent(s);
+            return;
+        }
+
+        if (s->read_paused) {
+            ngx_http_loom_session_resume(s);
+        }
+
+        return;
+    }
+
+    /* NGX_AGAIN: the socket is full */
+
+    if (!wev->timer_set) {
+        ngx_add_timer(wev, s->send_timeout);
+    }
+
+    if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+        ngx_http_loom_session_finalize(s);
+        return;
+    }
+
+    if (s->read_paused) {
+        ngx_http_loom_session_resume(s);
+    }
+}
+
+
+static void
+ngx_http_loom_session_close_sent(ngx_http_loom_session_t *s)
+{
+    ngx_connection_t  *c;
+
+    c = s->connection;
+    s->close_sent = 1;
+
+    if (s->close_received) {
+        ngx_http_loom_session_finalize(s);
+        return;
+    }
+
+    /* the client gets EOF now; its close frame is still read */
+
+    if (c->ssl == NULL) {
+        if (shutdown(c->fd, SHUT_WR) == -1) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, ngx_socket_errno,
+                           "loom: shutdown() failed %d", c->fd);
+        }
+    }
+
+    if (c->read->ready && !c->read->posted) {
+        ngx_post_event(c->read, &ngx_posted_events);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_loom_session_flush(ngx_http_loom_session_t *s)
+{
+    ngx_buf_t               *b;
+    ngx_uint_t               i, n, mask;
+    ngx_chain_t             *cl;
+    ngx_connection_t        *c;
+    ngx_http_loom_frame_t   *f;
+    ngx_http_loom_worker_t  *w;
+
+    c = s->connection;
+    w = s->worker;
+
+    for ( ;; ) {
+
+        if (s->out_count == 0) {
+
+#if (NGX_SSL)
+            if (c->buffered & NGX_SSL_BUFFERED) {
+                cl = c->send_chain(c, NULL, 0);
+
+                if (cl == NGX_CHAIN_ERROR) {
+                    c->error = 1;
+                    return NGX_ERROR;
+                }
+
+                if (c->buffered & NGX_SSL_BUFFERED) {
+                    return NGX_AGAIN;
+                }
+            }
+#endif
+
+            return NGX_OK;
+        }
+
+        if (!c->write->ready) {
+            return NGX_AGAIN;
+        }
+
+        mask = s->out_size - 1;
+        n = ngx_min(s->out_count, NGX_HTTP_LOOM_IOVS);
+
+        for (i = 0; i < n; i++) {
+            f = s->out[(s->out_head + i) & mask];
+            b = &w->out_bufs[i];
+
+            b->start = f->data;
+            b->pos = f->data + (i == 0 ? s->out_sent : 0);
+            b->last = f->data + f->len;
+            b->end = b->last;
+            b->flush = (i == n - 1);
+
+            w->out_chain[i].next = (i + 1 < n) ? &w->out_chain[i + 1] : NULL;
+        }
+
+        cl = c->send_chain(c, w->out_chain, 0);
+
+        if (cl == NGX_CHAIN_ERROR) {
+            c->error = 1;
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < n; i++) {
+            b = &w->out_bufs[i];
+            f = s->out[s->out_head];
+
+            if (b->pos < b->last) {
+                s->out_sent = b->pos - f->data;
+                break;
+            }
+
+            s->out[s->out_head] = NULL;
+            s->out_head = (s->out_head + 1) & mask;
+            s->out_count--;
+            s->out_bytes -= f->len;
+            s->out_sent = 0;
+
+            ngx_http_loom_frame_release(f);
+        }
+
+        if (cl != NULL) {
+            return NGX_AGAIN;
+        }
+    }
+}
+
+
+ngx_int_t
+ngx_http_loom_session_send(ngx_http_loom_session_t *s,
+    ngx_http_loom_frame_t *f)
+{
+    ngx_connection_t  *c;
+
+    if (s->closing || s->finalized) {
+        return NGX_ERROR;
+    }
+
+    if (s->out_count && s->out_bytes + f->len > s->conf->max_send_queue) {
+        c = s->connection;
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "client does not read fast enough, %uz bytes queued: "
+                      "closing", s->out_bytes);
+
+        if (s->worker->stats) {
+            s->worker->stats->slow_consumers++;
+        }
+
+        ngx_http_loom_session_close(s, NGX_HTTP_LOOM_WS_SLOW_CONSUMER,
+                                    "slow consumer");
+        return NGX_ERROR;
+    }
+
+    return ngx_http_loom_session_queue(s, f);
+}
+
+
+static ngx_int_t
+ngx_http_loom_session_queue(ngx_http_loom_session_t *s,
+    ngx_http_loom_frame_t *f)
+{
+    ngx_uint_t               i, size;
+    ngx_http_loom_frame_t  **out;
+
+    if (s->finalized) {
+        return NGX_ERROR;
+    }
+
+    if (s->out_count == s->out_size) {
+        size = s->out_size ? 2 * s->out_size : NGX_HTTP_LOOM_OUT_MIN;
+
+        out = ngx_alloc(size * sizeof(ngx_http_loom_frame_t *),
+                        s->connection->log);
+        if (out == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < s->out_count; i++) {
+            out[i] = s->out[(s->out_head + i) & (s->out_size - 1)];
+        }
+
+        if (s->out) {
+            ngx_free(s->out);
+        }
+
+        s->out = out;
+        s->out_size = size;
+        s->out_head = 0;
+    }
+
+    s->out[(s->out_head + s->out_count) & (s->out_size - 1)] = f;
+    s->out_count++;
+    s->out_bytes += f->len;
+    f->refs++;
+
+    ngx_http_loom_session_schedule_write(s);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_loom_session_schedule_write(ngx_http_loom_session_t *s)
+{
+    ngx_event_t  *wev;
+
+    wev = s->connection->write;
+
+    /*
+     * frames queued during one pass of the event loop leave in one write
+     * at its end
+     */
+
+    if (wev->ready && !wev->posted) {
+        ngx_post_event(wev, &ngx_posted_events);
+    }
+}
+
+
+/* drops queued frames; a frame partly written must still be completed */
+
+static void
+ngx_http_loom_session_drop_output(ngx_http_loom_session_t *s)
+{
+    ngx_uint_t              keep, mask;
+    ngx_http_loom_frame_t  *f;
+
+    if (s->out_count == 0) {
+        return;
+    }
+
+    mask = s->out_size - 1;
+    keep = (s->out_sent > 0) ? 1 : 0;
+
+    while (s->out_count > keep) {
+        f = s->out[(s->out_head + s->out_count - 1) & mask];
+        s->out[(s->out_head + s->out_count - 1) & mask] = NULL;
+        s->out_count--;
+        s->out_bytes -= f->len;
+
+        ngx_http_loom_frame_release(f);
+    }
+}
+
+
+static void
+ngx_http_loom_session_finalize(ngx_http_loom_session_t *s)
+{
+    ngx_connection_t        *c;
+    ngx_http_loom_worker_t  *w;
+
+    if (s->finalized) {
+        return;
+    }
+
+    s->finalized = 1;
+
+    c = s->connection;
+    w = s->worker;
+
+    ngx_http_loom_protocol_session_closed(s);
+    ngx_http_loom_topic_unsubscribe_all(s);
+
+    if (s->client_id_registered) {
+        ngx_http_loom_shm_client_del(w->shm, &s->client_id);
+    }
+
+    if (w->stats) {
+        w->stats->connections--;
+    }
+
+    s->closing = 0;
+    ngx_http_loom_session_drop_output(s);
+
+    if (s->out_count) {
+        /* the frame that was partly written */
+        ngx_http_loom_frame_release(s->out[s->out_head]);
+    }
+
+    if (s->out) {
+        ngx_free(s->out);
+    }
+
+    if (s->message) {
+        ngx_free(s->message);
+    }
+
+    if (s->early) {
+        ngx_free(s->early);
+    }
+
+    c->idle = 0;
+
+    /* the session itself is in c->pool */
+    ngx_http_close_connection(c);
+}
+
+
+ngx_http_loom_frame_t *
+ngx_http_loom_frame_alloc(ngx_uint_t opcode, size_t len, u_char **payload)
+{
+    size_t                  hlen;
+    ngx_http_loom_frame_t  *f;
+
+    hlen = ngx_http_loom_ws_header_size(len);
+
+    f = ngx_alloc(offsetof(ngx_http_loom_frame_t, data) + hlen + len,
+                  ngx_cycle->log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    f->refs = 1;
+    f->len = hlen + len;
+
+    *payload = ngx_http_loom_ws_header(f->data, opcode, len);
+
+    return f;
+}
+
+
+void
+ngx_http_loom_frame_release(ngx_http_loom_frame_t *f)
+{
+    if (--f->refs == 0) {
+        ngx_free(f);
+    }
+}

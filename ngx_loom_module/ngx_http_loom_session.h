@@ -1,0 +1,104 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#ifndef _NGX_HTTP_LOOM_SESSION_H_INCLUDED_
+#define _NGX_HTTP_LOOM_SESSION_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_loom_module.h"
+#include "ngx_http_loom_ws.h"
+
+
+/*
+ * One WebSocket connection after the handshake.  The HTTP request that
+ * opened it is finished (and logged) at that point and its memory freed:
+ * an idle session holds this structure and nothing else.
+ */
+
+
+/* a complete server frame, shared by every session it is queued to */
+typedef struct {
+    ngx_uint_t                  refs;
+    size_t                      len;
+    u_char                      data[1];
+} ngx_http_loom_frame_t;
+
+
+struct ngx_http_loom_session_s {
+    ngx_connection_t           *connection;
+    ngx_http_loom_worker_t     *worker;
+    ngx_http_loom_loc_conf_t   *conf;
+    ngx_http_request_t         *request;          /* until taken over */
+    ngx_event_t                 takeover;
+
+    ngx_msec_t                  send_timeout;
+
+    ngx_str_t                   client_id;
+    ngx_str_t                   sender;           /* JSON-escaped id */
+
+    /* input */
+    ngx_http_loom_ws_parser_t   parser;
+    ngx_uint_t                  utf8;
+    u_char                     *message;          /* fragments so far */
+    size_t                      message_len;
+    size_t                      message_size;
+    u_char                     *early;            /* sent with the handshake */
+    size_t                      early_len;
+    ngx_msec_t                  last_read;
+    size_t                      control_len;
+    u_char                      control[NGX_HTTP_LOOM_WS_MAX_CONTROL];
+
+    /* output: a ring of frames */
+    ngx_http_loom_frame_t     **out;
+    ngx_uint_t                  out_size;
+    ngx_uint_t                  out_head;
+    ngx_uint_t                  out_count;
+    size_t                      out_sent;         /* of the head frame */
+    size_t                      out_bytes;
+
+    /* protocol */
+    ngx_queue_t                 requests;         /* in the order received */
+    ngx_uint_t                  inflight;
+    ngx_uint_t                  barriers;         /* requests others wait for */
+    size_t                      deferred;         /* bytes of those waiting */
+    ngx_queue_t                 subscriptions;
+    ngx_uint_t                  nsubscriptions;
+
+    unsigned                    client_id_registered:1;
+    unsigned                    ping_sent:1;
+    unsigned                    closing:1;        /* close frame queued */
+    unsigned                    close_sent:1;
+    unsigned                    close_received:1;
+    unsigned                    read_paused:1;
+    unsigned                    finalized:1;
+};
+
+
+ngx_http_loom_session_t *ngx_http_loom_session_create(ngx_http_request_t *r);
+
+/* after the 101 response: the session takes the connection over */
+void ngx_http_loom_session_start(ngx_http_loom_session_t *s);
+void ngx_http_loom_session_abort(ngx_http_loom_session_t *s);
+
+/* queues a frame (the session takes a reference); NGX_ERROR: not queued */
+ngx_int_t ngx_http_loom_session_send(ngx_http_loom_session_t *s,
+    ngx_http_loom_frame_t *f);
+
+/* starts the close handshake; the session goes away on its own events */
+void ngx_http_loom_session_close(ngx_http_loom_session_t *s,
+    ngx_uint_t code, const char *reason);
+
+/* the protocol layer has room for more requests again */
+void ngx_http_loom_session_resume(ngx_http_loom_session_t *s);
+
+ngx_http_loom_frame_t *ngx_http_loom_frame_alloc(ngx_uint_t opcode,
+    size_t len, u_char **payload);
+void ngx_http_loom_frame_release(ngx_http_loom_frame_t *f);
+
+
+#endif /* _NGX_HTTP_LOOM_SESSION_H_INCLUDED_ */

@@ -1,0 +1,106 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#ifndef _NGX_HTTP_LOOM_SHM_H_INCLUDED_
+#define _NGX_HTTP_LOOM_SHM_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_loom_module.h"
+
+
+/*
+ * The shared zone: what one node knows across its workers.
+ *
+ *   - the ClientIds connected to this node, so a second connection with
+ *     the same id is refused on every worker;
+ *   - the subscriptions per topic and worker (fan-out itself is local to
+ *     each worker; this is the node-wide view for the status page);
+ *   - each worker's counters.
+ *
+ * Every entry carries the pid of the worker that made it.  A worker that
+ * starts removes the entries of workers that are gone (killed, crashed),
+ * and a timer repeats that check, so the zone never keeps a dead
+ * connection's ClientId or subscription.
+ */
+
+
+struct ngx_http_loom_stats_s {
+    ngx_atomic_t                pid;
+
+    /* gauges */
+    ngx_atomic_t                connections;
+    ngx_atomic_t                redis_command;    /* link state */
+    ngx_atomic_t                redis_subscriber;
+
+    /* counters, kept over worker restarts */
+    ngx_atomic_t                connections_total;
+    ngx_atomic_t                messages;
+    ngx_atomic_t                publishes;
+    ngx_atomic_t                sends;
+    ngx_atomic_t                deliveries;
+    ngx_atomic_t                rejected;
+    ngx_atomic_t                errors;
+    ngx_atomic_t                slow_consumers;
+    ngx_atomic_t                protocol_errors;
+    ngx_atomic_t                redis_reconnects;
+};
+
+
+typedef struct {
+    ngx_rbtree_node_t           node;             /* key: hash of the id */
+    ngx_pid_t                   pid;
+    u_short                     len;
+    u_char                      data[1];
+} ngx_http_loom_shm_client_t;
+
+
+typedef struct {
+    ngx_rbtree_node_t           node;             /* key: hash of the name */
+    ngx_pid_t                   pid;
+    ngx_uint_t                  count;
+    size_t                      len;
+    u_char                      data[1];
+} ngx_http_loom_shm_topic_t;
+
+
+typedef struct {
+    ngx_rbtree_t                clients;
+    ngx_rbtree_node_t           clients_sentinel;
+    ngx_rbtree_t                topics;
+    ngx_rbtree_node_t           topics_sentinel;
+
+    ngx_http_loom_stats_t       retired;          /* of workers gone */
+    ngx_http_loom_stats_t       workers[NGX_MAX_PROCESSES];
+} ngx_http_loom_shctx_t;
+
+
+struct ngx_http_loom_shm_s {
+    ngx_http_loom_shctx_t      *sh;
+    ngx_slab_pool_t            *shpool;
+    ngx_event_t                 sweep;            /* per worker */
+    unsigned                    full_logged:1;
+};
+
+
+ngx_int_t ngx_http_loom_shm_configure(ngx_conf_t *cf,
+    ngx_shm_zone_t *shm_zone);
+ngx_int_t ngx_http_loom_shm_init_worker(ngx_http_loom_worker_t *w,
+    ngx_shm_zone_t *shm_zone);
+void ngx_http_loom_shm_exit_worker(ngx_http_loom_worker_t *w);
+
+/* NGX_OK, NGX_DECLINED when the id is in use, NGX_ERROR when full */
+ngx_int_t ngx_http_loom_shm_client_add(ngx_http_loom_shm_t *shm,
+    ngx_str_t *id, ngx_log_t *log);
+void ngx_http_loom_shm_client_del(ngx_http_loom_shm_t *shm, ngx_str_t *id);
+
+/* count this worker's subscribers of a topic up or down */
+void ngx_http_loom_shm_subscribers(ngx_http_loom_shm_t *shm,
+    ngx_str_t *topic, ngx_int_t delta, ngx_log_t *log);
+
+
+#endif /* _NGX_HTTP_LOOM_SHM_H_INCLUDED_ */

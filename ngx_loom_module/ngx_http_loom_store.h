@@ -1,0 +1,90 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#ifndef _NGX_HTTP_LOOM_STORE_H_INCLUDED_
+#define _NGX_HTTP_LOOM_STORE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <hiredis/hiredis.h>
+#include "ngx_http_loom_module.h"
+
+
+/*
+ * Redis, per worker: one pipelined command link and one subscriber link,
+ * each reconnected with backoff when it fails.  A command is answered
+ * through an ngx_http_loom_store_call_t that the caller embeds in its own
+ * request; its handler gets the reply, or NULL when the link went down
+ * before the reply came.
+ *
+ * Data model, for prefix P (loom_redis_prefix) and topic T:
+ *
+ *   P{t:T}          hash: tag, sv (schema version), schema (latest),
+ *                   s:<version> (every version), seq, value (latest)
+ *   P{t:T}:msg      channel: deliveries "<seq> <json>", or "U" when T is
+ *                   unregistered
+ *   Ptopics         hash: T -> {"version":v,"schema":...}, for listTopics
+ *   Pctl            channel: names of topics whose schema changed
+ *
+ * The {t:T} hash tag keeps a topic's keys in one Redis Cluster slot.
+ */
+
+
+#define NGX_HTTP_LOOM_SCRIPT_REGISTER    0
+#define NGX_HTTP_LOOM_SCRIPT_UPDATE      1
+#define NGX_HTTP_LOOM_SCRIPT_UNREGISTER  2
+#define NGX_HTTP_LOOM_SCRIPT_PUBLISH     3
+#define NGX_HTTP_LOOM_SCRIPTS            4
+
+#define NGX_HTTP_LOOM_LINK_DOWN          0
+#define NGX_HTTP_LOOM_LINK_CONNECTING    1
+#define NGX_HTTP_LOOM_LINK_HANDSHAKE     2
+#define NGX_HTTP_LOOM_LINK_READY         3
+
+
+typedef struct ngx_http_loom_store_call_s  ngx_http_loom_store_call_t;
+
+typedef void (*ngx_http_loom_store_handler_pt)(
+    ngx_http_loom_store_call_t *call, redisReply *reply);
+
+struct ngx_http_loom_store_call_s {
+    ngx_http_loom_store_handler_pt   handler;
+};
+
+
+ngx_int_t ngx_http_loom_store_init(ngx_http_loom_worker_t *w);
+void ngx_http_loom_store_exit(ngx_http_loom_worker_t *w);
+
+/*
+ * NGX_OK: sent, the handler will be called; NGX_DECLINED: no link to
+ * Redis; NGX_BUSY: too many commands in flight.  *reason says why not.
+ */
+ngx_int_t ngx_http_loom_store_command(ngx_http_loom_store_t *st,
+    ngx_http_loom_store_call_t *call, int argc, const char **argv,
+    const size_t *argvlen, const char **reason);
+
+/* argv[0..argc) holds the keys first, then the arguments */
+ngx_int_t ngx_http_loom_store_script(ngx_http_loom_store_t *st,
+    ngx_http_loom_store_call_t *call, ngx_uint_t script, int nkeys,
+    int argc, const char **argv, const size_t *argvlen,
+    const char **reason);
+
+/* NGX_OK: SUBSCRIBE sent; NGX_DECLINED: the subscriber link is down */
+ngx_int_t ngx_http_loom_store_subscribe(ngx_http_loom_store_t *st,
+    ngx_str_t *channel);
+void ngx_http_loom_store_unsubscribe(ngx_http_loom_store_t *st,
+    ngx_str_t *channel);
+
+ngx_uint_t ngx_http_loom_store_subscriber_ready(ngx_http_loom_store_t *st);
+
+/* the key prefix, and the index and control names built from it */
+ngx_str_t *ngx_http_loom_store_prefix(ngx_http_loom_store_t *st);
+ngx_str_t *ngx_http_loom_store_index(ngx_http_loom_store_t *st);
+ngx_str_t *ngx_http_loom_store_control(ngx_http_loom_store_t *st);
+
+
+#endif /* _NGX_HTTP_LOOM_STORE_H_INCLUDED_ */

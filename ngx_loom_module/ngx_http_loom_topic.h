@@ -1,0 +1,106 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#ifndef _NGX_HTTP_LOOM_TOPIC_H_INCLUDED_
+#define _NGX_HTTP_LOOM_TOPIC_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <jansson.h>
+#include "ngx_http_loom_module.h"
+#include "ngx_http_loom_protocol.h"
+
+
+/*
+ * The topics one worker knows: those its sessions subscribe to, and a
+ * bounded cache of schemas for publishing.  A topic with local subscribers
+ * keeps its Redis channel subscribed; every message arriving there is
+ * framed once and the same frame is queued to each local subscriber.
+ */
+
+
+#define NGX_HTTP_LOOM_CHANNEL_OFF      0    /* not subscribed at Redis */
+#define NGX_HTTP_LOOM_CHANNEL_PENDING  1    /* SUBSCRIBE sent */
+#define NGX_HTTP_LOOM_CHANNEL_ON       2
+
+
+struct ngx_http_loom_topic_s {
+    ngx_str_node_t              sn;               /* sn.str is the name */
+    ngx_http_loom_worker_t     *worker;
+    ngx_str_t                   channel;          /* P{t:<name>}:msg */
+    ngx_str_t                   key;              /* P{t:<name>} */
+
+    ngx_queue_t                 subscribers;      /* ngx_http_loom_sub_t */
+    ngx_uint_t                  nsubscribers;
+    ngx_uint_t                  channel_state;
+
+    ngx_queue_t                 waiting;          /* subscribes to confirm */
+    ngx_queue_t                 held;             /* acks behind a delivery */
+    uint64_t                    seq;              /* last delivered */
+
+    ngx_str_t                   tag;              /* of the cached schema */
+    json_t                     *schema;
+
+    ngx_queue_t                 idle;             /* in worker->idle_topics */
+    unsigned                    idle_linked:1;
+};
+
+
+typedef struct {
+    ngx_queue_t                 topic_link;
+    ngx_queue_t                 session_link;
+    ngx_http_loom_topic_t      *topic;
+    ngx_http_loom_session_t    *session;
+} ngx_http_loom_sub_t;
+
+
+void ngx_http_loom_topic_init(ngx_http_loom_worker_t *w);
+void ngx_http_loom_topic_exit(ngx_http_loom_worker_t *w);
+
+ngx_http_loom_topic_t *ngx_http_loom_topic_lookup(ngx_http_loom_worker_t *w,
+    ngx_str_t *name);
+ngx_http_loom_topic_t *ngx_http_loom_topic_get(ngx_http_loom_worker_t *w,
+    ngx_str_t *name);
+/*
+ * After a change or a use: keeps the topic, caches it, or frees it.
+ * The caller must not use t afterwards.
+ */
+void ngx_http_loom_topic_check(ngx_http_loom_topic_t *t);
+
+ngx_http_loom_sub_t *ngx_http_loom_topic_find(ngx_http_loom_session_t *s,
+    ngx_http_loom_topic_t *t);
+
+/*
+ * NGX_OK: subscribed and the channel is live; NGX_AGAIN: r waits until
+ * Redis confirms the channel; NGX_DECLINED: the subscriber link is down;
+ * NGX_ERROR: no memory
+ */
+ngx_int_t ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
+    ngx_http_loom_session_t *s, ngx_http_loom_request_t *r);
+void ngx_http_loom_topic_unsubscribe(ngx_http_loom_sub_t *sub);
+void ngx_http_loom_topic_unsubscribe_all(ngx_http_loom_session_t *s);
+
+/* parks an ack until the session has seen delivery seq; 0 if not needed */
+ngx_uint_t ngx_http_loom_topic_hold(ngx_http_loom_topic_t *t,
+    ngx_http_loom_session_t *s, ngx_http_loom_request_t *r, uint64_t seq);
+
+ngx_int_t ngx_http_loom_topic_set_schema(ngx_http_loom_topic_t *t,
+    ngx_str_t *tag, json_t *schema);
+void ngx_http_loom_topic_drop_schema(ngx_http_loom_topic_t *t);
+
+/* from the subscriber link */
+void ngx_http_loom_topic_message(ngx_http_loom_worker_t *w,
+    ngx_str_t *channel, ngx_str_t *payload);
+void ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w,
+    ngx_str_t *channel);
+void ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w);
+void ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w);
+void ngx_http_loom_topic_invalidate(ngx_http_loom_worker_t *w,
+    ngx_str_t *name);
+
+
+#endif /* _NGX_HTTP_LOOM_TOPIC_H_INCLUDED_ */
