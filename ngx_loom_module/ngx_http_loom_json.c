@@ -113,40 +113,36 @@ ngx_http_loom_json_scan_envelope(u_char *buf, size_t len,
     ngx_str_t *err)
 {
     char                     *literal;
-    u_char                    c, top, *p, *last, *start;
+    u_char                    c, top, *p, *last, *start, *end;
     u_char                    stack[NGX_HTTP_LOOM_JSON_MAX_DEPTH / 8];
     ngx_uint_t                depth, key, n;
     ngx_http_loom_json_ctx_t  ctx;
     enum {
-        /*
-         * these states skip a space: the end of input completes the
-         * document in sw_end_top and comes too early in the others
-         */
         sw_value = 0,
         sw_value_or_empty,
         sw_key_or_empty,
         sw_key,
         sw_colon,
         sw_end_value,
-        sw_string,
         sw_end_top,
-
-        /*
-         * these states see the end of input as a space, as Go's scanner
-         * does: "1" is complete, "1e" is "invalid character ' ' in
-         * exponent of numeric literal"
-         */
+        sw_string,
         sw_string_esc,
         sw_string_esc_u,
         sw_minus,
-        sw_int,
-        sw_zero,
         sw_dot,
-        sw_frac,
         sw_exp,
         sw_exp_sign,
-        sw_exp_digits,
-        sw_literal
+        sw_literal,
+
+        /*
+         * the end of input ends a number in these states as a space
+         * would; in the other states but sw_end_top it comes too early,
+         * and Go's Decoder then tells no more than "unexpected EOF"
+         */
+        sw_int,
+        sw_zero,
+        sw_frac,
+        sw_exp_digits
     } state;
 
     ngx_memzero(env, sizeof(ngx_http_loom_json_envelope_t));
@@ -185,7 +181,7 @@ ngx_http_loom_json_scan_envelope(u_char *buf, size_t len,
         if (p < last) {
             c = *p;
 
-        } else if (state < sw_string_esc) {
+        } else if (state < sw_int) {
             break;
 
         } else {
@@ -406,9 +402,9 @@ ngx_http_loom_json_scan_envelope(u_char *buf, size_t len,
 
             if (key) {
                 if (depth == 1 && top == '{') {
-                    ctx.member = ngx_http_loom_json_match(ctx.free,
-                                 ngx_http_loom_json_unquote(ctx.free, start,
-                                                            p - 1));
+                    /* the key is decoded to the free scratch space */
+                    end = ngx_http_loom_json_unquote(ctx.free, start, p - 1);
+                    ctx.member = ngx_http_loom_json_match(ctx.free, end);
                 }
 
                 state = sw_colon;
