@@ -315,6 +315,17 @@ ngx_http_loom_session_read_handler(ngx_event_t *rev)
 
         ngx_http_loom_session_close(s, NGX_HTTP_LOOM_WS_GOING_AWAY,
                                     "server shutting down");
+
+        /*
+         * this runs from the shutdown code, outside the event loop: a
+         * posted write would wait for the next event, so write now
+         */
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        ngx_http_loom_session_write_handler(c->write);
         return;
     }
 

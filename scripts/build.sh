@@ -81,5 +81,7 @@ fi
 make -s -C "$tree" -f objs/Makefile modules \
     -j"$(nproc 2>/dev/null || echo 2)"
 
-cp "$tree/objs/ngx_http_loom_module.so" "$out/ngx_http_loom_module.so"
+# a new file, renamed into place: an nginx running the old one keeps its copy
+cp "$tree/objs/ngx_http_loom_module.so" "$out/.ngx_http_loom_module.so.new"
+mv -f "$out/.ngx_http_loom_module.so.new" "$out/ngx_http_loom_module.so"
 echo "build: $out/ngx_http_loom_module.so"
