@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a step needs, only those missing.
+#
+#   scripts/deps.sh build|run|test|bench ...
+#
+# apt-get update runs once, and only when something has to be installed.
+
+set -euo pipefail
+
+build="nginx nginx-dev build-essential libhiredis-dev libjansson-dev
+       libssl-dev libpcre2-dev zlib1g-dev"
+run="redis-server curl procps"
+test="python3 python3-pytest python3-pytest-timeout python3-websockets
+      python3-redis libcmocka-dev openssl clang valgrind"
+bench="$run"
+
+want=
+for step in "$@"; do
+    case $step in
+        build) want="$want $build" ;;
+        run)   want="$want $build $run" ;;
+        test)  want="$want $build $run $test" ;;
+        bench) want="$want $build $bench" ;;
+        *) echo "deps: unknown step \"$step\"" >&2; exit 2 ;;
+    esac
+done
+
+missing=
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
+         | grep -q "install ok installed"
+    then
+        missing="$missing $p"
+    fi
+done
+
+[ -z "$missing" ] && exit 0
+
+sudo=
+if [ "$(id -u)" != 0 ]; then
+    sudo=sudo
+fi
+
+echo "deps: installing$missing"
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+    --no-install-recommends $missing > /dev/null
