@@ -642,6 +642,10 @@ ngx_http_loom_exit_process(ngx_cycle_t *cycle)
     ngx_http_loom_topic_exit(lmcf->worker);
     ngx_http_loom_shm_exit_worker(lmcf->worker);
 
+    if (lmcf->worker->scratch) {
+        ngx_free(lmcf->worker->scratch);
+    }
+
     lmcf->worker = NULL;
 }
 

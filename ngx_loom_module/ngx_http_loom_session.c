@@ -747,7 +747,9 @@ ngx_http_loom_session_control_frame(ngx_http_loom_session_t *s,
         return;
     }
 
-    ngx_memcpy(p, data, len);
+    if (len) {
+        ngx_memcpy(p, data, len);
+    }
 
     /* control frames are small and bypass the queue limit */
     (void) ngx_http_loom_session_queue(s, f);
