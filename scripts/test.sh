@@ -15,6 +15,9 @@ scripts/build.sh
 echo "== unit tests"
 make -s -C tests/unit check
 
+echo "== fuzz corpus replay"
+make -s -C tests/fuzz check
+
 echo "== integration tests"
 cd tests/integration
 exec /usr/bin/python3 -m pytest -q -p no:cacheprovider \
