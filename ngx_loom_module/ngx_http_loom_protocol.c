@@ -40,6 +40,9 @@
 
 #define NGX_HTTP_LOOM_PUBLISH_TRIES    3
 
+/* an unsubscribe waiting for the requests before it to be through */
+#define NGX_HTTP_LOOM_REQ_PARKED       5
+
 
 typedef struct ngx_http_loom_ctx_s  ngx_http_loom_ctx_t;
 
@@ -79,9 +82,11 @@ static void ngx_http_loom_subscribe_reply(ngx_http_loom_store_call_t *call,
     redisReply *reply);
 static void ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r);
 static void ngx_http_loom_unsubscribe(ngx_http_loom_ctx_t *ctx);
+static void ngx_http_loom_unsubscribe_now(ngx_http_loom_request_t *r);
 static void ngx_http_loom_unsubscribe_reply(ngx_http_loom_store_call_t *call,
     redisReply *reply);
 static void ngx_http_loom_unsubscribe_all(ngx_http_loom_ctx_t *ctx);
+static ngx_uint_t ngx_http_loom_unsubscribe_park(ngx_http_loom_request_t *r);
 static void ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx);
 static ngx_int_t ngx_http_loom_publish_send(ngx_http_loom_request_t *r,
     ngx_str_t *tag);
@@ -473,19 +478,33 @@ ngx_http_loom_protocol_defer(ngx_http_loom_session_t *s, u_char *data,
 static void
 ngx_http_loom_protocol_run_deferred(ngx_http_loom_session_t *s)
 {
-    ngx_queue_t              *q, *next;
+    ngx_queue_t              *q;
     ngx_http_loom_request_t  *r;
 
-    for (q = ngx_queue_head(&s->requests);
-         q != ngx_queue_sentinel(&s->requests) && s->barriers == 0;
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        r = ngx_queue_data(q, ngx_http_loom_request_t, queue);
+    /*
+     * A request finished during a dispatch runs this again: every pass
+     * starts from the head, and the message being dispatched is marked
+     * so that neither such a nested pass nor a flush takes it.
+     */
 
-        if (r->state != NGX_HTTP_LOOM_REQ_DEFERRED) {
-            continue;
+    while (s->barriers == 0) {
+
+        for (q = ngx_queue_head(&s->requests);
+             q != ngx_queue_sentinel(&s->requests);
+             q = ngx_queue_next(q))
+        {
+            r = ngx_queue_data(q, ngx_http_loom_request_t, queue);
+
+            if (r->state == NGX_HTTP_LOOM_REQ_DEFERRED) {
+                break;
+            }
         }
+
+        if (q == ngx_queue_sentinel(&s->requests)) {
+            break;
+        }
+
+        r->state = NGX_HTTP_LOOM_REQ_REDIS;
 
         /* what the message leads to takes its place in the queue */
 
@@ -511,6 +530,22 @@ ngx_http_loom_protocol_flush(ngx_http_loom_session_t *s)
     while (!ngx_queue_empty(&s->requests)) {
         q = ngx_queue_head(&s->requests);
         r = ngx_queue_data(q, ngx_http_loom_request_t, queue);
+
+        if (r->state == NGX_HTTP_LOOM_REQ_PARKED) {
+
+            /* everything before it is through: it takes effect now */
+
+            if (r->action == NGX_HTTP_LOOM_UNSUBSCRIBE) {
+                ngx_http_loom_unsubscribe_now(r);
+
+            } else {
+                ngx_http_loom_topic_unsubscribe_all(s);
+                ngx_http_loom_request_unbarrier(r);
+                ngx_http_loom_request_finish(r, ngx_http_loom_ack(r, NULL));
+            }
+
+            continue;
+        }
 
         if (r->state != NGX_HTTP_LOOM_REQ_DONE) {
             break;
@@ -619,7 +654,6 @@ ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx)
     ngx_str_t                *key;
     const char               *argv[3];
     size_t                    argvlen[3];
-    ngx_http_loom_topic_t    *t;
     ngx_http_loom_request_t  *r;
 
     r = ngx_http_loom_request_create(ctx, 0);
@@ -627,19 +661,11 @@ ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx)
         return;
     }
 
-    t = ngx_http_loom_topic_lookup(ctx->worker, &r->name);
-
-    if (t && (ngx_http_loom_topic_find(ctx->session, t)
-              || (t->nsubscribers
-                  && t->channel_state == NGX_HTTP_LOOM_CHANNEL_ON)))
-    {
-        /*
-         * subscribed already, or the channel is live here: the topic
-         * exists (an unregistered topic loses its subscribers at once)
-         */
-        ngx_http_loom_subscribe_now(r);
-        return;
-    }
+    /*
+     * Redis is asked even when the channel is live here: the news that
+     * the topic was unregistered, by this client just before or by
+     * another one, may still be on its way on the subscriber link.
+     */
 
     key = &r->key;
 
@@ -762,11 +788,6 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
 static void
 ngx_http_loom_unsubscribe(ngx_http_loom_ctx_t *ctx)
 {
-    ngx_str_t                *key;
-    const char               *argv[3];
-    size_t                    argvlen[3];
-    ngx_http_loom_sub_t      *sub;
-    ngx_http_loom_topic_t    *t;
     ngx_http_loom_request_t  *r;
 
     r = ngx_http_loom_request_create(ctx, 0);
@@ -774,11 +795,32 @@ ngx_http_loom_unsubscribe(ngx_http_loom_ctx_t *ctx)
         return;
     }
 
-    t = ngx_http_loom_topic_lookup(ctx->worker, &r->name);
-    sub = t ? ngx_http_loom_topic_find(ctx->session, t) : NULL;
+    if (ngx_http_loom_unsubscribe_park(r)) {
+        return;
+    }
+
+    ngx_http_loom_unsubscribe_now(r);
+}
+
+
+static void
+ngx_http_loom_unsubscribe_now(ngx_http_loom_request_t *r)
+{
+    ngx_str_t                *key;
+    const char               *argv[3];
+    size_t                    argvlen[3];
+    ngx_http_loom_sub_t      *sub;
+    ngx_http_loom_topic_t    *t;
+    ngx_http_loom_session_t  *s;
+
+    s = r->session;
+
+    t = ngx_http_loom_topic_lookup(s->worker, &r->name);
+    sub = t ? ngx_http_loom_topic_find(s, t) : NULL;
 
     if (sub) {
         ngx_http_loom_topic_unsubscribe(sub);
+        ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_finish(r, ngx_http_loom_ack(r, NULL));
         return;
     }
@@ -812,6 +854,8 @@ ngx_http_loom_unsubscribe_reply(ngx_http_loom_store_call_t *call,
         ngx_http_loom_request_free(r);
         return;
     }
+
+    ngx_http_loom_request_unbarrier(r);
 
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         ngx_http_loom_request_fail(r, reply);
@@ -847,8 +891,46 @@ ngx_http_loom_unsubscribe_all(ngx_http_loom_ctx_t *ctx)
         return;
     }
 
+    if (ngx_http_loom_unsubscribe_park(r)) {
+        return;
+    }
+
     ngx_http_loom_topic_unsubscribe_all(ctx->session);
     ngx_http_loom_request_finish(r, ngx_http_loom_ack(r, NULL));
+}
+
+
+/*
+ * A publish before an unsubscribe may still be on its way to this very
+ * session: the unsubscribe waits until every request before it is through
+ * (a publish is through once its delivery came here), and the requests
+ * after it wait for the unsubscribe.
+ */
+
+static ngx_uint_t
+ngx_http_loom_unsubscribe_park(ngx_http_loom_request_t *r)
+{
+    ngx_queue_t              *q;
+    ngx_http_loom_request_t  *prev;
+    ngx_http_loom_session_t  *s;
+
+    s = r->session;
+
+    for (q = ngx_queue_head(&s->requests);
+         q != &r->queue;
+         q = ngx_queue_next(q))
+    {
+        prev = ngx_queue_data(q, ngx_http_loom_request_t, queue);
+
+        if (prev->state != NGX_HTTP_LOOM_REQ_DONE) {
+            r->state = NGX_HTTP_LOOM_REQ_PARKED;
+            r->barrier = 1;
+            s->barriers++;
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -927,21 +1009,20 @@ ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx)
 
     if (t && t->schema) {
 
-        if (ngx_http_loom_schema_match(t->schema, json) != NGX_OK) {
+        if (ngx_http_loom_schema_match(t->schema, json) == NGX_OK) {
+            (void) ngx_http_loom_publish_send(r, &t->tag);
             ngx_http_loom_topic_check(t);
-            ngx_str_set(&msg, "schema doesn't match topics current schema");
-            ngx_http_loom_request_error(r, 400, &msg, 1);
             return;
         }
 
-        (void) ngx_http_loom_publish_send(r, &t->tag);
         ngx_http_loom_topic_check(t);
-        return;
     }
 
     /*
-     * No schema here yet: the script answers with the current one, and
-     * the requests behind this one wait until it is sent for real.
+     * No schema here yet, or one the message does not match, which may
+     * be older than a change this client sent just before: the script
+     * answers with the current one, and the requests behind this one wait
+     * until it is sent for real.
      */
 
     r->barrier = 1;
@@ -1025,10 +1106,12 @@ ngx_http_loom_publish_reply(ngx_http_loom_store_call_t *call,
 
         t = ngx_http_loom_topic_lookup(w, &r->name);
 
-        /* a subscribed publisher sees its delivery before its ack */
+        /*
+         * a subscribed publisher sees its delivery before its ack, and
+         * before the answers to what it sent later
+         */
 
-        if (ack && t
-            && ngx_http_loom_topic_hold(t, s, r, (uint64_t) reply->integer))
+        if (t && ngx_http_loom_topic_hold(t, s, r, (uint64_t) reply->integer))
         {
             return;
         }
@@ -1124,6 +1207,10 @@ ngx_http_loom_publish_reply(ngx_http_loom_store_call_t *call,
 
     /* sent with the right tag: what comes after may go behind it */
     ngx_http_loom_request_unbarrier(r);
+
+    if (s->barriers == 0) {
+        ngx_http_loom_protocol_run_deferred(s);
+    }
 }
 
 
@@ -1787,7 +1874,13 @@ ngx_http_loom_request_command(ngx_http_loom_request_t *r,
         return NGX_OK;
     }
 
-    ngx_str_set(&msg[0], "storage unavailable: ");
+    if (r->action == NGX_HTTP_LOOM_GET) {
+        /* get words its storage errors as the original did */
+        ngx_str_set(&msg[0], "couldn't get value for topic with error: ");
+
+    } else {
+        ngx_str_set(&msg[0], "storage unavailable: ");
+    }
     msg[1].data = (u_char *) reason;
     msg[1].len = ngx_strlen(reason);
 
