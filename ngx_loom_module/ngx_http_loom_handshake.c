@@ -27,7 +27,7 @@ static ngx_table_elt_t *ngx_http_loom_handshake_header(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_loom_handshake_token(ngx_http_request_t *r,
     char *name, size_t nlen, char *token, size_t len);
 static ngx_int_t ngx_http_loom_handshake_client_id(ngx_http_request_t *r,
-    ngx_http_loom_session_t *s);
+    ngx_http_loom_session_t *s, char **text);
 static ngx_int_t ngx_http_loom_handshake_accept(ngx_http_request_t *r,
     ngx_str_t *key);
 static ngx_int_t ngx_http_loom_handshake_add_header(ngx_http_request_t *r,
@@ -37,6 +37,7 @@ static ngx_int_t ngx_http_loom_handshake_add_header(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_loom_handshake_handler(ngx_http_request_t *r)
 {
+    char                      *text;
     ngx_int_t                  rc;
     ngx_str_t                  key;
     ngx_table_elt_t           *h;
@@ -125,10 +126,11 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_loom_handshake_client_id(r, s);
+    text = NULL;
+    rc = ngx_http_loom_handshake_client_id(r, s, &text);
 
     if (rc != NGX_OK) {
-        return rc;
+        return text ? ngx_http_loom_handshake_error(r, rc, text) : rc;
     }
 
     ngx_http_set_ctx(r, s, ngx_http_loom_module);
@@ -357,7 +359,7 @@ ngx_http_loom_handshake_token(ngx_http_request_t *r, char *name, size_t nlen,
 
 static ngx_int_t
 ngx_http_loom_handshake_client_id(ngx_http_request_t *r,
-    ngx_http_loom_session_t *s)
+    ngx_http_loom_session_t *s, char **text)
 {
     u_char            *p;
     size_t             len;
@@ -386,14 +388,14 @@ ngx_http_loom_handshake_client_id(ngx_http_request_t *r,
     } else {
 
         if (h->value.len > NGX_HTTP_LOOM_MAX_CLIENT_ID) {
-            return ngx_http_loom_handshake_error(r, NGX_HTTP_BAD_REQUEST,
-                                "\"ClientId\" is longer than 256 bytes\n");
+            *text = "\"ClientId\" is longer than 256 bytes\n";
+            return NGX_HTTP_BAD_REQUEST;
         }
 
         for (i = 0; i < h->value.len; i++) {
             if (h->value.data[i] < 0x20 || h->value.data[i] == 0x7f) {
-                return ngx_http_loom_handshake_error(r, NGX_HTTP_BAD_REQUEST,
-                                 "\"ClientId\" has a control character\n");
+                *text = "\"ClientId\" has a control character\n";
+                return NGX_HTTP_BAD_REQUEST;
             }
         }
 
@@ -410,17 +412,16 @@ ngx_http_loom_handshake_client_id(ngx_http_request_t *r,
         if (rc == NGX_DECLINED) {
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
                           "loom: ClientId \"%V\" is already connected", &id);
-            return ngx_http_loom_handshake_error(r, NGX_HTTP_CONFLICT,
-                                                 "client ID already exists\n");
+            *text = "client ID already exists\n";
+            return NGX_HTTP_CONFLICT;
         }
 
         if (rc == NGX_ERROR) {
             ngx_log_error(NGX_LOG_ERR, c->log, 0,
                           "loom: zone is full, cannot record ClientId; "
                           "raise \"loom_zone_size\"");
-            return ngx_http_loom_handshake_error(r,
-                                         NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         "server is out of memory\n");
+            *text = "server is out of memory\n";
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
         s->client_id_registered = 1;

@@ -143,6 +143,13 @@ static ngx_command_t  ngx_http_loom_commands[] = {
       0,
       NULL },
 
+    { ngx_string("loom_keep_request"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_loom_loc_conf_t, keep_request),
+      NULL },
+
     { ngx_string("loom_max_message_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -338,6 +345,7 @@ ngx_http_loom_create_loc_conf(ngx_conf_t *cf)
 
     llcf->enable = NGX_CONF_UNSET;
     llcf->status = NGX_CONF_UNSET;
+    llcf->keep_request = NGX_CONF_UNSET;
     llcf->api_keys = NGX_CONF_UNSET_PTR;
     llcf->max_message_size = NGX_CONF_UNSET_SIZE;
     llcf->max_send_queue = NGX_CONF_UNSET_SIZE;
@@ -361,6 +369,7 @@ ngx_http_loom_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->status, prev->status, 0);
+    ngx_conf_merge_value(conf->keep_request, prev->keep_request, 1);
     ngx_conf_merge_ptr_value(conf->api_keys, prev->api_keys, NULL);
     ngx_conf_merge_size_value(conf->max_message_size,
                               prev->max_message_size, 1024 * 1024);

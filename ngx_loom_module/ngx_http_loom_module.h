@@ -49,6 +49,7 @@ typedef struct {
 typedef struct {
     ngx_flag_t                  enable;
     ngx_flag_t                  status;
+    ngx_flag_t                  keep_request;
 
     ngx_array_t                *api_keys;         /* of ngx_str_t */
 

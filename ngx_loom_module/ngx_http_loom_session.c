@@ -151,35 +151,41 @@ ngx_http_loom_session_takeover(ngx_event_t *ev)
         ngx_memcpy(s->early, b->pos, s->early_len);
     }
 
-    hc = r->http_connection;
+    if (!s->conf->keep_request) {
 
-    /*
-     * Finish the HTTP request: it is logged (status 101) and its pool is
-     * freed.  The header buffers go too, as for a keepalive connection.
-     */
+        /*
+         * Finish the HTTP request now: it is logged (status 101) and its
+         * pool is freed, the header buffers too, as for a keepalive
+         * connection.  An idle session is left with very little.
+         */
 
-    ngx_http_free_request(r, 0);
+        hc = r->http_connection;
 
-    c->destroyed = 0;
-    s->request = NULL;
+        ngx_http_free_request(r, 0);
 
-    if (c->buffer && c->buffer->start
-        && ngx_pfree(c->pool, c->buffer->start) == NGX_OK)
-    {
-        c->buffer = NULL;
+        c->destroyed = 0;
+        s->request = NULL;
+
+        if (c->buffer && c->buffer->start
+            && ngx_pfree(c->pool, c->buffer->start) == NGX_OK)
+        {
+            c->buffer = NULL;
+        }
+
+        for (cl = hc->free; cl; cl = cl->next) {
+            ngx_pfree(c->pool, cl->buf->start);
+        }
+
+        for (cl = hc->busy; cl; cl = cl->next) {
+            ngx_pfree(c->pool, cl->buf->start);
+        }
+
+        hc->free = NULL;
+        hc->busy = NULL;
+        hc->nbusy = 0;
     }
 
-    for (cl = hc->free; cl; cl = cl->next) {
-        ngx_pfree(c->pool, cl->buf->start);
-    }
-
-    for (cl = hc->busy; cl; cl = cl->next) {
-        ngx_pfree(c->pool, cl->buf->start);
-    }
-
-    hc->free = NULL;
-    hc->busy = NULL;
-    hc->nbusy = 0;
+    s->started = 1;
 
     c->data = s;
     c->read->handler = ngx_http_loom_session_read_handler;
@@ -284,13 +290,18 @@ ngx_http_loom_session_abort(ngx_http_loom_session_t *s)
         s->worker->stats->connections--;
     }
 
-    if (r) {
+    s->finalized = 1;
+
+    if (!s->started) {
         s->request = NULL;
         ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
         return;
     }
 
-    s->finalized = 1;
+    if (r) {
+        ngx_http_free_request(r, 0);
+    }
+
     ngx_http_close_connection(s->connection);
 }
 
@@ -1218,6 +1229,12 @@ ngx_http_loom_session_finalize(ngx_http_loom_session_t *s)
     }
 
     c->idle = 0;
+
+    if (s->request) {
+        /* logged now, with the connection's duration and bytes */
+        ngx_http_free_request(s->request, 0);
+        s->request = NULL;
+    }
 
     /* the session itself is in c->pool */
     ngx_http_close_connection(c);

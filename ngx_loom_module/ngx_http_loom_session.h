@@ -16,8 +16,9 @@
 
 /*
  * One WebSocket connection after the handshake.  The HTTP request that
- * opened it is finished (and logged) at that point and its memory freed:
- * an idle session holds this structure and nothing else.
+ * opened it stays until the connection closes (so that limit_conn counts
+ * it and the access log gets its duration), or, with loom_keep_request
+ * off, is finished and freed right after the handshake.
  */
 
 
@@ -69,6 +70,7 @@ struct ngx_http_loom_session_s {
     ngx_queue_t                 subscriptions;
     ngx_uint_t                  nsubscriptions;
 
+    unsigned                    started:1;        /* connection taken over */
     unsigned                    client_id_registered:1;
     unsigned                    ping_sent:1;
     unsigned                    closing:1;        /* close frame queued */

@@ -299,3 +299,39 @@ def test_send_timeout_closes_a_stuck_reader(make_nginx):
     with pytest.raises((ConnectionClosed, ConnectionResetError)):
         while True:
             stuck.recv_frame(timeout=5)
+
+
+def access_lines(n):
+    with open(os.path.join(n.prefix, "access.log")) as f:
+        return [line for line in f if '"GET /ws ' in line]
+
+
+def test_request_is_logged_when_the_connection_closes(nginx):
+    c = nginx.client()
+    c.send_text(LIST)
+    c.recv_json()
+    assert access_lines(nginx) == []
+    c.close()
+    wait_for(lambda: access_lines(nginx), what="the access log line")
+    line = access_lines(nginx)[0]
+    assert '" 101 ' in line
+    # $body_bytes_sent counts the frames sent after the 101
+    assert int(line.split('" 101 ')[1].split()[0]) >= 70
+
+
+def test_released_request_is_logged_at_the_handshake(make_nginx):
+    n = make_nginx(location="loom_keep_request off;")
+    a = n.client(headers={"ClientId": "lean"})
+    wait_for(lambda: access_lines(n), what="the access log line")
+    assert '" 101 ' in access_lines(n)[0]
+    b = n.client()
+    register(a, "lean", {"v": None})
+    subscribe(b, "lean")
+    a.send_json({"id": "1", "action": "publish", "topic": "lean",
+                 "data": {"v": 1}, "requireAck": True})
+    assert a.recv_json()["code"] == 200
+    assert b.recv_json()["senderId"] == "lean"
+    a.close()
+    b.close()
+    os.kill(n.master, signal.SIGQUIT)
+    wait_for(lambda: not n.worker_pids(), what="workers to exit")
