@@ -135,6 +135,18 @@ ngx_http_loom_session_takeover(ngx_event_t *ev)
 
     c->log->action = "serving loom websocket";
 
+    /*
+     * frames are written whole and batched already: Nagle would only hold
+     * a small answer back until the client's delayed ACK
+     */
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        ngx_http_loom_session_abort(s);
+        return;
+    }
+
     /* bytes the client sent right behind the handshake are kept */
 
     b = r->header_in;
