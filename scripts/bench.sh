@@ -4,8 +4,8 @@
 #   scripts/bench.sh [--duration S] [--only NAME] [--out FILE]
 #
 #   --duration S   seconds of publishing per workload (default 15)
-#   --only NAME    run one workload: fanout-100, fanout-300, fanout-1000,
-#                  topics-100, flood or idle
+#   --only NAME    run one workload: fanout-<rate> (e.g. fanout-1000),
+#                  topics-100, flood, idle or idle-lean
 #   --out FILE     the report (default docs/performance.md); the raw JSON
 #                  of each workload goes to bench/ next to it
 #
@@ -13,7 +13,9 @@
 # redis-server (AOF, appendfsync everysec) and nginx in a temporary
 # directory on free ports, runs each workload against a freshly started
 # nginx on fresh topics, and stops everything it started when it exits.
-# Set LOOM_BENCH_KEEP=1 to keep the temporary directory (logs, configs).
+# Set LOOM_BENCH_KEEP=1 to keep the temporary directory (logs, configs),
+# LOOM_BENCH_LOCATION to add directives to the WebSocket location (to
+# measure a setting, e.g. "tcp_nodelay off;").
 
 set -euo pipefail
 
@@ -24,7 +26,8 @@ nginx_bin=${LOOM_NGINX:-/usr/sbin/nginx}
 workers=2
 nofile=20000
 
-all_workloads=(fanout-100 fanout-300 fanout-1000 topics-100 flood idle)
+all_workloads=(fanout-100 fanout-300 fanout-1000 fanout-1500 fanout-2000
+               topics-100 flood idle idle-lean)
 
 duration=15
 only=""
@@ -64,10 +67,14 @@ if [ -n "$only" ]; then
     for w in "${all_workloads[@]}"; do
         [ "$w" = "$only" ] && found=1
     done
+    [[ "$only" =~ ^fanout-[0-9]+$ ]] && found=1
     [ "$found" = 1 ] || die "unknown workload \"$only\"" \
                             "(one of: ${all_workloads[*]})"
     workloads=("$only")
 fi
+
+"$root/scripts/deps.sh" bench
+location_extra=
 
 for tool in redis-server redis-cli curl jq ss make cc "$nginx_bin"; do
     command -v "$tool" > /dev/null || die "$tool is required"
@@ -256,6 +263,7 @@ http {
 
         location = /ws {
             loom;
+            $location_extra
         }
 
         location = /status {
@@ -317,12 +325,9 @@ stamp=$(date -u +%Y%m%d%H%M%S)
 
 describe() {
     case "$1" in
-        fanout-100) echo "1 publisher, 1 topic, 1,000 subscribers," \
-                         "100 msg/s (100,000 deliveries/s)" ;;
-        fanout-300) echo "1 publisher, 1 topic, 1,000 subscribers," \
-                         "300 msg/s (300,000 deliveries/s)" ;;
-        fanout-1000) echo "1 publisher, 1 topic, 1,000 subscribers," \
-                          "1,000 msg/s (1,000,000 deliveries/s)" ;;
+        fanout-*) echo "1 publisher, 1 topic, 1,000 subscribers," \
+                       "${1#fanout-} msg/s ($(( ${1#fanout-} * 1000 ))" \
+                       "deliveries/s)" ;;
         topics-100) echo "100 topics x 10 subscribers, 100 publishers x" \
                          "50 msg/s (5,000 publishes/s, 50,000" \
                          "deliveries/s)" ;;
@@ -331,13 +336,15 @@ describe() {
                     "publishes each)" ;;
         idle) echo "$idle_conns idle connections (the descriptor limit" \
                    "allows $fd_hard), each checked with a ping" ;;
+        idle-lean) echo "the same with loom_keep_request off: the HTTP" \
+                        "request is freed after the handshake" ;;
     esac
 }
 
 workload_args() {
     local name=$1
     case "$name" in
-        fanout-100|fanout-300|fanout-1000)
+        fanout-*)
             echo --topics 1 --subscribers 1000 --publishers 1 \
                  --rate "${name#fanout-}" --duration "$duration" ;;
         topics-100)
@@ -346,7 +353,7 @@ workload_args() {
         flood)
             echo --topics 20 --subscribers 20 --publishers 20 \
                  --rate 0 --window 64 --duration "$duration" ;;
-        idle)
+        idle|idle-lean)
             echo --connections-only "$idle_conns" \
                  --nginx-master "$nginx_master" ;;
     esac
@@ -364,6 +371,8 @@ run_workload() {
     local raw=$tmp/$name.json
 
     # a fresh nginx for every workload: no state carried over
+    location_extra=${LOOM_BENCH_LOCATION:-}
+    [ "$name" = idle-lean ] && location_extra+=" loom_keep_request off;"
     stop_nginx
     start_nginx
     log_lines=$(wc -l < "$tmp/nginx/error.log")
@@ -549,7 +558,7 @@ write_report() {
             if [ "${results[$name]:-failed}" = failed ]; then
                 echo "The generator produced no result (see the command's"
                 echo "output)."
-            elif [ "$name" = idle ]; then
+            elif [ "$name" = idle ] || [ "$name" = idle-lean ]; then
                 table_idle "$j"
             else
                 table_pubsub "$j"

@@ -12,7 +12,7 @@ build="nginx nginx-dev build-essential libhiredis-dev libjansson-dev
 run="redis-server curl procps"
 test="python3 python3-pytest python3-pytest-timeout python3-websockets
       python3-redis libcmocka-dev openssl clang valgrind"
-bench="$run"
+bench="$run jq iproute2"
 
 want=
 for step in "$@"; do
