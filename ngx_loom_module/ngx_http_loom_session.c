@@ -152,15 +152,15 @@ ngx_http_loom_session_takeover(ngx_event_t *ev)
     b = r->header_in;
 
     if (b && b->pos < b->last) {
-        s->early_len = b->last - b->pos;
-        s->early = ngx_alloc(s->early_len, c->log);
+        s->pending_len = b->last - b->pos;
+        s->pending = ngx_alloc(s->pending_len, c->log);
 
-        if (s->early == NULL) {
+        if (s->pending == NULL) {
             ngx_http_loom_session_abort(s);
             return;
         }
 
-        ngx_memcpy(s->early, b->pos, s->early_len);
+        ngx_memcpy(s->pending, b->pos, s->pending_len);
     }
 
     if (!s->conf->keep_request) {
@@ -228,14 +228,7 @@ ngx_http_loom_session_takeover(ngx_event_t *ev)
                                : s->conf->idle_timeout);
     }
 
-    if (s->early) {
-        (void) ngx_http_loom_session_process(s, s->early, s->early_len);
-
-        ngx_free(s->early);
-        s->early = NULL;
-    }
-
-    if (c->read->ready) {
+    if (c->read->ready || s->pending) {
         ngx_post_event(c->read, &ngx_posted_events);
     }
 }
@@ -370,7 +363,9 @@ ngx_http_loom_session_read_handler(ngx_event_t *rev)
 static void
 ngx_http_loom_session_read(ngx_http_loom_session_t *s)
 {
+    u_char                  *p;
     ssize_t                  n;
+    ngx_int_t                rc;
     ngx_uint_t               rounds;
     ngx_event_t             *rev;
     ngx_connection_t        *c;
@@ -395,6 +390,24 @@ ngx_http_loom_session_read(ngx_http_loom_session_t *s)
             return;
         }
 
+        if (s->pending) {
+
+            /* bytes kept when flow control stopped the last round */
+
+            p = s->pending;
+            s->pending = NULL;
+
+            rc = ngx_http_loom_session_process(s, p, s->pending_len);
+
+            ngx_free(p);
+
+            if (rc == NGX_DONE) {
+                return;
+            }
+
+            continue;
+        }
+
         n = c->recv(c, w->recv_buf, w->recv_size);
 
         if (n == NGX_AGAIN) {
@@ -410,7 +423,7 @@ ngx_http_loom_session_read(ngx_http_loom_session_t *s)
         s->last_read = ngx_current_msec;
         s->ping_sent = 0;
 
-        if (ngx_http_loom_session_process(s, w->recv_buf, n) != NGX_OK) {
+        if (ngx_http_loom_session_process(s, w->recv_buf, n) == NGX_DONE) {
             return;
         }
 
@@ -500,7 +513,7 @@ ngx_http_loom_session_resume(ngx_http_loom_session_t *s)
 
     rev = s->connection->read;
 
-    if (rev->ready && !rev->posted) {
+    if ((rev->ready || s->pending) && !rev->posted) {
         ngx_post_event(rev, &ngx_posted_events);
     }
 }
@@ -555,18 +568,38 @@ ngx_http_loom_session_process(ngx_http_loom_session_t *s, u_char *p,
                 }
             }
 
-            continue;
-        }
+        } else if (!s->closing) {
 
-        if (s->closing) {
+            ngx_http_loom_session_data(s, &ch);
+
+            if (s->parser.error) {
+                return NGX_DONE;
+            }
+
+        } else {
             /* data after our close frame is dropped (RFC 6455, 5.5.1) */
             continue;
         }
 
-        ngx_http_loom_session_data(s, &ch);
+        if (ch.last && pos < last && !ngx_http_loom_session_may_read(s)) {
 
-        if (s->parser.error) {
-            return NGX_DONE;
+            /*
+             * one buffer may hold thousands of small requests: the rest
+             * waits until the answers have gone out
+             */
+
+            s->pending = ngx_alloc(last - pos, c->log);
+            if (s->pending == NULL) {
+                ngx_http_loom_session_fail(s, NGX_HTTP_LOOM_WS_INTERNAL_ERROR,
+                                           "out of memory");
+                return NGX_DONE;
+            }
+
+            s->pending_len = last - pos;
+            ngx_memcpy(s->pending, pos, s->pending_len);
+            s->read_paused = 1;
+
+            return NGX_AGAIN;
         }
     }
 }
@@ -1236,8 +1269,8 @@ ngx_http_loom_session_finalize(ngx_http_loom_session_t *s)
         ngx_free(s->message);
     }
 
-    if (s->early) {
-        ngx_free(s->early);
+    if (s->pending) {
+        ngx_free(s->pending);
     }
 
     c->idle = 0;

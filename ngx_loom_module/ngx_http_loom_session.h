@@ -48,8 +48,8 @@ struct ngx_http_loom_session_s {
     u_char                     *message;          /* fragments so far */
     size_t                      message_len;
     size_t                      message_size;
-    u_char                     *early;            /* sent with the handshake */
-    size_t                      early_len;
+    u_char                     *pending;          /* read, not handled yet */
+    size_t                      pending_len;
     ngx_msec_t                  last_read;
     size_t                      control_len;
     u_char                      control[NGX_HTTP_LOOM_WS_MAX_CONTROL];

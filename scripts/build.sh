@@ -82,6 +82,6 @@ make -s -C "$tree" -f objs/Makefile modules \
     -j"$(nproc 2>/dev/null || echo 2)"
 
 # a new file, renamed into place: an nginx running the old one keeps its copy
-cp "$tree/objs/ngx_http_loom_module.so" "$out/.ngx_http_loom_module.so.new"
-mv -f "$out/.ngx_http_loom_module.so.new" "$out/ngx_http_loom_module.so"
+cp "$tree/objs/ngx_http_loom_module.so" "$out/.ngx_http_loom_module.so.$$"
+mv -f "$out/.ngx_http_loom_module.so.$$" "$out/ngx_http_loom_module.so"
 echo "build: $out/ngx_http_loom_module.so"

@@ -200,14 +200,15 @@ class Nginx:
                               + list(args), env=env, capture_output=True,
                               text=True)
 
-    def start(self):
+    def start(self, wait_redis=True):
         r = self.cmd()
         assert r.returncode == 0, r.stderr
         self.master = wait_for(self.read_pid, what="nginx pid file")
         wait_for(lambda: port_open(self.port), what="nginx to listen")
         wait_for(lambda: len(self.worker_pids()) == self.workers,
                  what="nginx workers")
-        wait_for(self.redis_up, what="loom redis links")
+        if wait_redis:
+            wait_for(self.redis_up, what="loom redis links")
         return self
 
     def read_pid(self):
@@ -218,10 +219,13 @@ class Nginx:
             return None
 
     def worker_pids(self):
-        if not self.master:
+        return self.worker_pids_of(self.master)
+
+    def worker_pids_of(self, master):
+        if not master:
             return []
         r = subprocess.run(["ps", "-o", "pid=,stat=", "--ppid",
-                            str(self.master)], capture_output=True,
+                            str(master)], capture_output=True,
                            text=True)
         pids = []
         for line in r.stdout.split("\n"):
