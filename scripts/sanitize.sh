@@ -26,10 +26,11 @@ for t in build/unit/test_*; do
 done
 
 echo "== module with ASan and UBSan"
+san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+
 LOOM_FLAVOR=asan \
-LOOM_CC_OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined
-             -fno-sanitize-recover=undefined" \
-LOOM_LD_OPT="-fsanitize=address,undefined" \
+LOOM_CC_OPT="-O1 -fno-omit-frame-pointer $san" \
+LOOM_LD_OPT="$san" \
     scripts/build.sh
 
 asan=$(gcc -print-file-name=libasan.so)

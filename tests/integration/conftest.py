@@ -178,6 +178,9 @@ class Nginx:
                           "        ssl_certificate %s;\n"
                           "        ssl_certificate_key %s;"
                           % (self.tls_port, cert, key))
+        # a binary upgrade starts nginx anew with only the "env" variables
+        for var in NGINX_ENV:
+            main += "\nenv %s;" % var
         self.conf = os.path.join(self.prefix, "nginx.conf")
         with open(self.conf, "w") as f:
             f.write(NGINX_CONF.format(
