@@ -656,7 +656,9 @@ ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx)
     size_t                    argvlen[3];
     ngx_http_loom_request_t  *r;
 
-    r = ngx_http_loom_request_create(ctx, 0);
+    /* room for the registration the subscription is made to */
+
+    r = ngx_http_loom_request_create(ctx, NGX_HTTP_LOOM_ID_LEN);
     if (r == NULL) {
         return;
     }
@@ -664,17 +666,19 @@ ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx)
     /*
      * Redis is asked even when the channel is live here: the news that
      * the topic was unregistered, by this client just before or by
-     * another one, may still be on its way on the subscriber link.
+     * another one, may still be on its way on the subscriber link.  The
+     * tag names the registration, so that such news only drops the
+     * subscriptions made to the registration it is about.
      */
 
     key = &r->key;
 
-    argv[0] = "HEXISTS";
-    argvlen[0] = 7;
+    argv[0] = "HGET";
+    argvlen[0] = 4;
     argv[1] = (char *) key->data;
     argvlen[1] = key->len;
-    argv[2] = "sv";
-    argvlen[2] = 2;
+    argv[2] = "tag";
+    argvlen[2] = 3;
 
     r->barrier = 1;
     ctx->session->barriers++;
@@ -688,6 +692,7 @@ static void
 ngx_http_loom_subscribe_reply(ngx_http_loom_store_call_t *call,
     redisReply *reply)
 {
+    u_char                   *p, *last, *colon;
     ngx_str_t                 msg[2];
     ngx_http_loom_request_t  *r;
 
@@ -698,19 +703,29 @@ ngx_http_loom_subscribe_reply(ngx_http_loom_store_call_t *call,
         return;
     }
 
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        ngx_http_loom_request_unbarrier(r);
-        ngx_http_loom_request_fail(r, reply);
-        return;
-    }
-
-    if (reply->integer == 0) {
+    if (reply && reply->type == REDIS_REPLY_NIL) {
         ngx_str_set(&msg[0], "topic doesn't exist for ");
         msg[1] = r->name;
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_error(r, 500, msg, 2);
         return;
     }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_fail(r, reply);
+        return;
+    }
+
+    /* the tag is "<registration>:<schema version>" */
+
+    p = (u_char *) reply->str;
+    last = p + reply->len;
+    colon = ngx_strlchr(p, last, ':');
+
+    r->payload.len = ngx_min((size_t) ((colon ? colon : last) - p),
+                             NGX_HTTP_LOOM_ID_LEN);
+    ngx_memcpy(r->payload.data, p, r->payload.len);
 
     ngx_http_loom_subscribe_now(r);
 }
@@ -722,6 +737,7 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
     u_char                    buf[NGX_INT_T_LEN];
     ngx_int_t                 rc;
     ngx_str_t                 msg[3];
+    ngx_http_loom_sub_t      *sub;
     ngx_http_loom_topic_t    *t;
     ngx_http_loom_session_t  *s;
 
@@ -735,8 +751,11 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
         return;
     }
 
-    if (ngx_http_loom_topic_find(s, t)) {
+    sub = ngx_http_loom_topic_find(s, t);
+
+    if (sub) {
         /* subscribing twice is fine: one delivery per message still */
+        ngx_http_loom_topic_registration(sub, &r->payload);
         ngx_http_loom_topic_check(t);
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_finish(r, ngx_http_loom_ack(r, NULL));
@@ -756,7 +775,7 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
         return;
     }
 
-    rc = ngx_http_loom_topic_subscribe(t, s, r);
+    rc = ngx_http_loom_topic_subscribe(t, s, r, &r->payload);
 
     switch (rc) {
 

@@ -104,11 +104,16 @@ static ngx_str_t  ngx_http_loom_scripts[NGX_HTTP_LOOM_SCRIPTS] = {
     "redis.call('PUBLISH', ARGV[3], ARGV[1])\n"
     "return v\n"),
 
-    /* unregister: KEYS topic, index; ARGV name, channel, control channel */
+    /*
+     * unregister: KEYS topic, index; ARGV name, channel, control channel;
+     * subscribers hear which registration ended
+     */
     ngx_string(
-    "if redis.call('DEL', KEYS[1]) == 0 then return 0 end\n"
+    "local tag = redis.call('HGET', KEYS[1], 'tag')\n"
+    "if not tag then return 0 end\n"
+    "redis.call('DEL', KEYS[1])\n"
     "redis.call('HDEL', KEYS[2], ARGV[1])\n"
-    "redis.call('PUBLISH', ARGV[2], 'U')\n"
+    "redis.call('PUBLISH', ARGV[2], 'U ' .. string.match(tag, '^[^:]*'))\n"
     "redis.call('PUBLISH', ARGV[3], ARGV[1])\n"
     "return 1\n"),
 

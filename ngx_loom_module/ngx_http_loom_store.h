@@ -23,10 +23,11 @@
  *
  * Data model, for prefix P (loom_redis_prefix) and topic T:
  *
- *   P{t:T}          hash: tag, sv (schema version), schema (latest),
+ *   P{t:T}          hash: tag ("<reg>:<sv>": the registration and its
+ *                   schema version), sv, schema (latest),
  *                   s:<version> (every version), seq, value (latest)
- *   P{t:T}:msg      channel: deliveries "<seq> <json>", or "U" when T is
- *                   unregistered
+ *   P{t:T}:msg      channel: deliveries "<seq> <json>", or "U <reg>" when
+ *                   registration <reg> of T is unregistered
  *   Ptopics         hash: T -> {"version":v,"schema":...}, for listTopics
  *   Pctl            channel: names of topics whose schema changed
  *

@@ -20,7 +20,8 @@ static ngx_http_loom_topic_t *ngx_http_loom_topic_by_channel(
     ngx_http_loom_worker_t *w, ngx_str_t *channel);
 static void ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t,
     uint64_t seq, u_char *json, size_t len);
-static void ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t);
+static void ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
+    ngx_str_t *registration);
 static void ngx_http_loom_topic_release_held(ngx_http_loom_topic_t *t,
     uint64_t seq, ngx_queue_t *released);
 static void ngx_http_loom_topic_answer(ngx_queue_t *released,
@@ -230,7 +231,8 @@ ngx_http_loom_topic_find(ngx_http_loom_session_t *s, ngx_http_loom_topic_t *t)
 
 ngx_int_t
 ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
-    ngx_http_loom_session_t *s, ngx_http_loom_request_t *r)
+    ngx_http_loom_session_t *s, ngx_http_loom_request_t *r,
+    ngx_str_t *registration)
 {
     ngx_http_loom_sub_t     *sub;
     ngx_http_loom_worker_t  *w;
@@ -255,6 +257,7 @@ ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
 
     sub->topic = t;
     sub->session = s;
+    ngx_http_loom_topic_registration(sub, registration);
 
     ngx_queue_insert_tail(&t->subscribers, &sub->topic_link);
     ngx_queue_insert_tail(&s->subscriptions, &sub->session_link);
@@ -276,6 +279,15 @@ ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
     ngx_queue_insert_tail(&t->waiting, &r->link);
 
     return NGX_AGAIN;
+}
+
+
+void
+ngx_http_loom_topic_registration(ngx_http_loom_sub_t *sub,
+    ngx_str_t *registration)
+{
+    sub->registration_len = ngx_min(registration->len, NGX_HTTP_LOOM_ID_LEN);
+    ngx_memcpy(sub->registration, registration->data, sub->registration_len);
 }
 
 
@@ -439,6 +451,7 @@ ngx_http_loom_topic_message(ngx_http_loom_worker_t *w, ngx_str_t *channel,
 {
     u_char                 *p, *last;
     uint64_t                seq;
+    ngx_str_t               registration;
     ngx_http_loom_topic_t  *t;
 
     t = ngx_http_loom_topic_by_channel(w, channel);
@@ -450,8 +463,13 @@ ngx_http_loom_topic_message(ngx_http_loom_worker_t *w, ngx_str_t *channel,
     p = payload->data;
     last = p + payload->len;
 
-    if (payload->len == 1 && *p == 'U') {
-        ngx_http_loom_topic_unregistered(t);
+    /* "U <registration>" */
+
+    if (payload->len >= 2 && p[0] == 'U' && p[1] == ' ') {
+        registration.data = p + 2;
+        registration.len = payload->len - 2;
+
+        ngx_http_loom_topic_unregistered(t, &registration);
         return;
     }
 
@@ -586,20 +604,32 @@ ngx_http_loom_topic_answer(ngx_queue_t *released, ngx_queue_t *failed)
 
 
 static void
-ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t)
+ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
+    ngx_str_t *registration)
 {
-    ngx_queue_t          *q, released;
+    ngx_queue_t          *q, *next, released;
     ngx_http_loom_sub_t  *sub;
 
-    /* as in the original, subscribers are dropped without a word */
+    /*
+     * as in the original, subscribers are dropped without a word; those
+     * that subscribed to a newer registration of the name stay
+     */
 
     ngx_queue_init(&released);
 
-    while (!ngx_queue_empty(&t->subscribers)) {
-        q = ngx_queue_head(&t->subscribers);
+    for (q = ngx_queue_head(&t->subscribers);
+         q != ngx_queue_sentinel(&t->subscribers);
+         q = next)
+    {
+        next = ngx_queue_next(q);
         sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
 
-        ngx_http_loom_topic_remove(sub);
+        if (sub->registration_len == registration->len
+            && ngx_memcmp(sub->registration, registration->data,
+                          registration->len) == 0)
+        {
+            ngx_http_loom_topic_remove(sub);
+        }
     }
 
     ngx_http_loom_topic_drop_schema(t);

@@ -55,6 +55,10 @@ typedef struct {
     ngx_queue_t                 session_link;
     ngx_http_loom_topic_t      *topic;
     ngx_http_loom_session_t    *session;
+
+    /* the registration subscribed to: its unregister ends this */
+    size_t                      registration_len;
+    u_char                      registration[NGX_HTTP_LOOM_ID_LEN];
 } ngx_http_loom_sub_t;
 
 
@@ -80,7 +84,10 @@ ngx_http_loom_sub_t *ngx_http_loom_topic_find(ngx_http_loom_session_t *s,
  * NGX_ERROR: no memory
  */
 ngx_int_t ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
-    ngx_http_loom_session_t *s, ngx_http_loom_request_t *r);
+    ngx_http_loom_session_t *s, ngx_http_loom_request_t *r,
+    ngx_str_t *registration);
+void ngx_http_loom_topic_registration(ngx_http_loom_sub_t *sub,
+    ngx_str_t *registration);
 void ngx_http_loom_topic_unsubscribe(ngx_http_loom_sub_t *sub);
 void ngx_http_loom_topic_unsubscribe_all(ngx_http_loom_session_t *s);
 

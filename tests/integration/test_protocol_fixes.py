@@ -357,3 +357,44 @@ def test_csharp_sdk_flows(nginx):
     c.send_text(sdk("d", "unregisterTopic", "chat-room"))
     assert c.recv_json() == answer("d", "unregisterTopic")
     c.close()
+
+
+def test_reregistered_topic_keeps_its_new_subscribers(nginx):
+    """An unregister notice ends only the subscriptions to the registration
+    it is about: a client that unregisters, registers again and subscribes
+    without waiting keeps its new subscription."""
+    old = nginx.client()
+    register(old, "again", {"v": None})
+    subscribe(old, "again")          # keeps the channel live on the worker
+
+    c = nginx.client()
+    for req in [
+            {"id": "u", "action": "unregisterTopic", "topic": "again",
+             "requireAck": True},
+            {"id": "r", "action": "registerTopic", "topic": "again",
+             "data": {"w": None}, "requireAck": True},
+            {"id": "s", "action": "subscribe", "topic": "again",
+             "requireAck": True},
+            {"id": "p", "action": "publish", "topic": "again",
+             "data": {"w": 1}, "requireAck": True}]:
+        c.send_json(req)
+    answers = {}
+    while len(answers) < 4:
+        m = c.recv_json()
+        if m.get("type") == "response":
+            answers[m["id"]] = m["code"]
+        else:
+            assert m["data"] == {"w": 1}
+            delivered = True
+    assert answers == {"u": 200, "r": 200, "s": 200, "p": 200}
+    assert delivered
+
+    # the old subscriber was dropped with its registration
+    c.send_json({"id": "p2", "action": "publish", "topic": "again",
+                 "data": {"w": 2}})
+    assert c.recv_json()["data"] == {"w": 2}
+    old.send_json({"id": "l", "action": "listTopics"})
+    assert old.recv_json()["id"] == "l"
+    assert nginx.status()["topics"] == {"again": 1}
+    old.close()
+    c.close()
