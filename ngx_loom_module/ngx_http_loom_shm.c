@@ -14,19 +14,16 @@
 
 static ngx_int_t ngx_http_loom_shm_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static void ngx_http_loom_shm_client_insert(ngx_rbtree_node_t *temp,
+static void ngx_http_loom_shm_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static void ngx_http_loom_shm_topic_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static ngx_int_t ngx_http_loom_shm_client_cmp(ngx_http_loom_shm_client_t *a,
-    uint32_t hash, u_char *data, size_t len);
-static ngx_int_t ngx_http_loom_shm_topic_cmp(ngx_http_loom_shm_topic_t *a,
+static ngx_int_t ngx_http_loom_shm_cmp(ngx_http_loom_shm_node_t *a,
     uint32_t hash, u_char *data, size_t len, ngx_pid_t pid);
-static ngx_http_loom_shm_client_t *ngx_http_loom_shm_client_lookup(
-    ngx_http_loom_shctx_t *sh, uint32_t hash, u_char *data, size_t len);
-static ngx_http_loom_shm_topic_t *ngx_http_loom_shm_topic_lookup(
-    ngx_http_loom_shctx_t *sh, uint32_t hash, u_char *data, size_t len,
+static ngx_http_loom_shm_node_t *ngx_http_loom_shm_lookup(
+    ngx_rbtree_t *tree, uint32_t hash, u_char *data, size_t len,
     ngx_pid_t pid);
+static ngx_http_loom_shm_node_t *ngx_http_loom_shm_add_locked(
+    ngx_http_loom_shm_t *shm, ngx_rbtree_t *tree, uint32_t hash,
+    ngx_str_t *data);
 static void ngx_http_loom_shm_sweep_locked(ngx_http_loom_shm_t *shm,
     ngx_log_t *log);
 static void ngx_http_loom_shm_forget_locked(ngx_http_loom_shm_t *shm,
@@ -96,9 +93,9 @@ ngx_http_loom_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_memzero(sh, sizeof(ngx_http_loom_shctx_t));
 
     ngx_rbtree_init(&sh->clients, &sh->clients_sentinel,
-                    ngx_http_loom_shm_client_insert);
+                    ngx_http_loom_shm_insert);
     ngx_rbtree_init(&sh->topics, &sh->topics_sentinel,
-                    ngx_http_loom_shm_topic_insert);
+                    ngx_http_loom_shm_insert);
 
     shm->sh = sh;
     shm->shpool->data = sh;
@@ -248,40 +245,27 @@ ngx_http_loom_shm_sweep_locked(ngx_http_loom_shm_t *shm, ngx_log_t *log)
 static void
 ngx_http_loom_shm_forget_locked(ngx_http_loom_shm_t *shm, ngx_pid_t pid)
 {
-    ngx_rbtree_node_t           *node, *next;
-    ngx_http_loom_shctx_t       *sh;
-    ngx_http_loom_shm_topic_t   *t;
-    ngx_http_loom_shm_client_t  *cl;
+    ngx_uint_t                 i;
+    ngx_rbtree_t              *tree;
+    ngx_rbtree_node_t         *node, *next;
+    ngx_http_loom_shm_node_t  *n;
 
-    sh = shm->sh;
+    for (i = 0; i < 2; i++) {
+        tree = (i == 0) ? &shm->sh->clients : &shm->sh->topics;
 
-    if (sh->clients.root != sh->clients.sentinel) {
-
-        for (node = ngx_rbtree_min(sh->clients.root, sh->clients.sentinel);
-             node;
-             node = next)
-        {
-            next = ngx_rbtree_next(&sh->clients, node);
-            cl = (ngx_http_loom_shm_client_t *) node;
-
-            if (cl->pid == pid) {
-                ngx_rbtree_delete(&sh->clients, node);
-                ngx_slab_free_locked(shm->shpool, node);
-            }
+        if (tree->root == tree->sentinel) {
+            continue;
         }
-    }
 
-    if (sh->topics.root != sh->topics.sentinel) {
-
-        for (node = ngx_rbtree_min(sh->topics.root, sh->topics.sentinel);
+        for (node = ngx_rbtree_min(tree->root, tree->sentinel);
              node;
              node = next)
         {
-            next = ngx_rbtree_next(&sh->topics, node);
-            t = (ngx_http_loom_shm_topic_t *) node;
+            next = ngx_rbtree_next(tree, node);
+            n = (ngx_http_loom_shm_node_t *) node;
 
-            if (t->pid == pid) {
-                ngx_rbtree_delete(&sh->topics, node);
+            if (n->pid == pid) {
+                ngx_rbtree_delete(tree, node);
                 ngx_slab_free_locked(shm->shpool, node);
             }
         }
@@ -314,54 +298,46 @@ ngx_int_t
 ngx_http_loom_shm_client_add(ngx_http_loom_shm_t *shm, ngx_str_t *id,
     ngx_log_t *log)
 {
-    uint32_t                     hash;
-    ngx_http_loom_shm_client_t  *cl;
+    uint32_t                   hash;
+    ngx_http_loom_shm_node_t  *n;
 
-    hash = ngx_crc32_short(id->data, id->len);
+    hash = ngx_crc32_long(id->data, id->len);
 
     ngx_shmtx_lock(&shm->shpool->mutex);
 
-    if (ngx_http_loom_shm_client_lookup(shm->sh, hash, id->data, id->len)) {
+    /* a ClientId is unique on the node, whichever worker holds it */
+
+    if (ngx_http_loom_shm_lookup(&shm->sh->clients, hash, id->data, id->len,
+                                 0))
+    {
         ngx_shmtx_unlock(&shm->shpool->mutex);
         return NGX_DECLINED;
     }
 
-    cl = ngx_slab_alloc_locked(shm->shpool,
-                               offsetof(ngx_http_loom_shm_client_t, data)
-                               + id->len);
-    if (cl == NULL) {
-        ngx_shmtx_unlock(&shm->shpool->mutex);
-        return NGX_ERROR;
-    }
-
-    cl->node.key = hash;
-    cl->pid = ngx_pid;
-    cl->len = (u_short) id->len;
-    ngx_memcpy(cl->data, id->data, id->len);
-
-    ngx_rbtree_insert(&shm->sh->clients, &cl->node);
+    n = ngx_http_loom_shm_add_locked(shm, &shm->sh->clients, hash, id);
 
     ngx_shmtx_unlock(&shm->shpool->mutex);
 
-    return NGX_OK;
+    return n ? NGX_OK : NGX_ERROR;
 }
 
 
 void
 ngx_http_loom_shm_client_del(ngx_http_loom_shm_t *shm, ngx_str_t *id)
 {
-    uint32_t                     hash;
-    ngx_http_loom_shm_client_t  *cl;
+    uint32_t                   hash;
+    ngx_http_loom_shm_node_t  *n;
 
-    hash = ngx_crc32_short(id->data, id->len);
+    hash = ngx_crc32_long(id->data, id->len);
 
     ngx_shmtx_lock(&shm->shpool->mutex);
 
-    cl = ngx_http_loom_shm_client_lookup(shm->sh, hash, id->data, id->len);
+    n = ngx_http_loom_shm_lookup(&shm->sh->clients, hash, id->data, id->len,
+                                 ngx_pid);
 
-    if (cl && cl->pid == ngx_pid) {
-        ngx_rbtree_delete(&shm->sh->clients, &cl->node);
-        ngx_slab_free_locked(shm->shpool, cl);
+    if (n) {
+        ngx_rbtree_delete(&shm->sh->clients, &n->node);
+        ngx_slab_free_locked(shm->shpool, n);
     }
 
     ngx_shmtx_unlock(&shm->shpool->mutex);
@@ -372,77 +348,77 @@ void
 ngx_http_loom_shm_subscribers(ngx_http_loom_shm_t *shm, ngx_str_t *topic,
     ngx_int_t delta, ngx_log_t *log)
 {
-    uint32_t                    hash;
-    ngx_http_loom_shm_topic_t  *t;
+    uint32_t                   hash;
+    ngx_http_loom_shm_node_t  *n;
 
     hash = ngx_crc32_long(topic->data, topic->len);
 
     ngx_shmtx_lock(&shm->shpool->mutex);
 
-    t = ngx_http_loom_shm_topic_lookup(shm->sh, hash, topic->data,
-                                       topic->len, ngx_pid);
+    n = ngx_http_loom_shm_lookup(&shm->sh->topics, hash, topic->data,
+                                 topic->len, ngx_pid);
 
-    if (t == NULL) {
+    if (n == NULL && delta > 0) {
+        n = ngx_http_loom_shm_add_locked(shm, &shm->sh->topics, hash, topic);
 
-        if (delta <= 0) {
-            ngx_shmtx_unlock(&shm->shpool->mutex);
-            return;
-        }
-
-        t = ngx_slab_alloc_locked(shm->shpool,
-                                  offsetof(ngx_http_loom_shm_topic_t, data)
-                                  + topic->len);
-        if (t == NULL) {
-            ngx_shmtx_unlock(&shm->shpool->mutex);
+        if (n == NULL && !shm->full_logged) {
 
             /* the registry is the node-wide view; delivery does not need it */
 
-            if (!shm->full_logged) {
-                shm->full_logged = 1;
-                ngx_log_error(NGX_LOG_ERR, log, 0,
-                              "loom: zone is full, subscriptions are not "
-                              "all counted on the status page; "
-                              "raise \"loom_zone_size\"");
-            }
-
-            return;
+            shm->full_logged = 1;
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "loom: zone is full, subscriptions are not "
+                          "all counted on the status page; "
+                          "raise \"loom_zone_size\"");
         }
-
-        t->node.key = hash;
-        t->pid = ngx_pid;
-        t->count = 0;
-        t->len = topic->len;
-        ngx_memcpy(t->data, topic->data, topic->len);
-
-        ngx_rbtree_insert(&shm->sh->topics, &t->node);
     }
 
-    if (delta < 0 && t->count <= (ngx_uint_t) -delta) {
-        ngx_rbtree_delete(&shm->sh->topics, &t->node);
-        ngx_slab_free_locked(shm->shpool, t);
+    if (n == NULL) {
+        ngx_shmtx_unlock(&shm->shpool->mutex);
+        return;
+    }
+
+    if (delta < 0 && n->count <= (ngx_uint_t) -delta) {
+        ngx_rbtree_delete(&shm->sh->topics, &n->node);
+        ngx_slab_free_locked(shm->shpool, n);
 
     } else {
-        t->count += delta;
+        n->count += delta;
     }
 
     ngx_shmtx_unlock(&shm->shpool->mutex);
 }
 
 
-static ngx_int_t
-ngx_http_loom_shm_client_cmp(ngx_http_loom_shm_client_t *a, uint32_t hash,
-    u_char *data, size_t len)
+static ngx_http_loom_shm_node_t *
+ngx_http_loom_shm_add_locked(ngx_http_loom_shm_t *shm, ngx_rbtree_t *tree,
+    uint32_t hash, ngx_str_t *data)
 {
-    if (a->node.key != hash) {
-        return (a->node.key < hash) ? -1 : 1;
+    ngx_http_loom_shm_node_t  *n;
+
+    n = ngx_slab_alloc_locked(shm->shpool,
+                              offsetof(ngx_http_loom_shm_node_t, data)
+                              + data->len);
+    if (n == NULL) {
+        return NULL;
     }
 
-    return ngx_memn2cmp(a->data, data, a->len, len);
+    n->node.key = hash;
+    n->pid = ngx_pid;
+    n->count = 0;
+    n->len = data->len;
+    ngx_memcpy(n->data, data->data, data->len);
+
+    ngx_rbtree_insert(tree, &n->node);
+
+    return n;
 }
 
 
+/* ordered by hash, data and pid; pid 0 matches any pid */
+
 static ngx_int_t
-ngx_http_loom_shm_topic_cmp(ngx_http_loom_shm_topic_t *a, uint32_t hash,
+ngx_http_loom_shm_cmp(ngx_http_loom_shm_node_t *a, uint32_t hash,
     u_char *data, size_t len, ngx_pid_t pid)
 {
     ngx_int_t  rc;
@@ -453,63 +429,32 @@ ngx_http_loom_shm_topic_cmp(ngx_http_loom_shm_topic_t *a, uint32_t hash,
 
     rc = ngx_memn2cmp(a->data, data, a->len, len);
 
-    if (rc != 0) {
+    if (rc != 0 || pid == 0 || a->pid == pid) {
         return rc;
     }
 
-    if (a->pid != pid) {
-        return (a->pid < pid) ? -1 : 1;
-    }
-
-    return 0;
+    return (a->pid < pid) ? -1 : 1;
 }
 
 
-static ngx_http_loom_shm_client_t *
-ngx_http_loom_shm_client_lookup(ngx_http_loom_shctx_t *sh, uint32_t hash,
-    u_char *data, size_t len)
+static ngx_http_loom_shm_node_t *
+ngx_http_loom_shm_lookup(ngx_rbtree_t *tree, uint32_t hash, u_char *data,
+    size_t len, ngx_pid_t pid)
 {
-    ngx_int_t                    rc;
-    ngx_rbtree_node_t           *node, *sentinel;
-    ngx_http_loom_shm_client_t  *cl;
+    ngx_int_t                  rc;
+    ngx_rbtree_node_t         *node, *sentinel;
+    ngx_http_loom_shm_node_t  *n;
 
-    node = sh->clients.root;
-    sentinel = sh->clients.sentinel;
+    node = tree->root;
+    sentinel = tree->sentinel;
 
     while (node != sentinel) {
-        cl = (ngx_http_loom_shm_client_t *) node;
+        n = (ngx_http_loom_shm_node_t *) node;
 
-        rc = ngx_http_loom_shm_client_cmp(cl, hash, data, len);
-
-        if (rc == 0) {
-            return cl;
-        }
-
-        node = (rc > 0) ? node->left : node->right;
-    }
-
-    return NULL;
-}
-
-
-static ngx_http_loom_shm_topic_t *
-ngx_http_loom_shm_topic_lookup(ngx_http_loom_shctx_t *sh, uint32_t hash,
-    u_char *data, size_t len, ngx_pid_t pid)
-{
-    ngx_int_t                   rc;
-    ngx_rbtree_node_t          *node, *sentinel;
-    ngx_http_loom_shm_topic_t  *t;
-
-    node = sh->topics.root;
-    sentinel = sh->topics.sentinel;
-
-    while (node != sentinel) {
-        t = (ngx_http_loom_shm_topic_t *) node;
-
-        rc = ngx_http_loom_shm_topic_cmp(t, hash, data, len, pid);
+        rc = ngx_http_loom_shm_cmp(n, hash, data, len, pid);
 
         if (rc == 0) {
-            return t;
+            return n;
         }
 
         node = (rc > 0) ? node->left : node->right;
@@ -520,50 +465,19 @@ ngx_http_loom_shm_topic_lookup(ngx_http_loom_shctx_t *sh, uint32_t hash,
 
 
 static void
-ngx_http_loom_shm_client_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+ngx_http_loom_shm_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel)
 {
-    ngx_rbtree_node_t           **p;
-    ngx_http_loom_shm_client_t   *cl, *t;
+    ngx_rbtree_node_t         **p;
+    ngx_http_loom_shm_node_t   *n, *t;
 
-    cl = (ngx_http_loom_shm_client_t *) node;
+    n = (ngx_http_loom_shm_node_t *) node;
 
     for ( ;; ) {
-        t = (ngx_http_loom_shm_client_t *) temp;
+        t = (ngx_http_loom_shm_node_t *) temp;
 
-        p = (ngx_http_loom_shm_client_cmp(t, (uint32_t) cl->node.key,
-                                          cl->data, cl->len) > 0)
-            ? &temp->left : &temp->right;
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
-static void
-ngx_http_loom_shm_topic_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t          **p;
-    ngx_http_loom_shm_topic_t   *n, *t;
-
-    n = (ngx_http_loom_shm_topic_t *) node;
-
-    for ( ;; ) {
-        t = (ngx_http_loom_shm_topic_t *) temp;
-
-        p = (ngx_http_loom_shm_topic_cmp(t, (uint32_t) n->node.key,
-                                         n->data, n->len, n->pid) > 0)
+        p = (ngx_http_loom_shm_cmp(t, (uint32_t) n->node.key, n->data,
+                                   n->len, n->pid) > 0)
             ? &temp->left : &temp->right;
 
         if (*p == sentinel) {

@@ -51,21 +51,15 @@ struct ngx_http_loom_stats_s {
 };
 
 
-typedef struct {
-    ngx_rbtree_node_t           node;             /* key: hash of the id */
-    ngx_pid_t                   pid;
-    u_short                     len;
-    u_char                      data[1];
-} ngx_http_loom_shm_client_t;
-
+/* a ClientId, or a topic's subscriber count in one worker */
 
 typedef struct {
-    ngx_rbtree_node_t           node;             /* key: hash of the name */
+    ngx_rbtree_node_t           node;             /* key: hash of data */
     ngx_pid_t                   pid;
-    ngx_uint_t                  count;
+    ngx_uint_t                  count;            /* topics: subscribers */
     size_t                      len;
     u_char                      data[1];
-} ngx_http_loom_shm_topic_t;
+} ngx_http_loom_shm_node_t;
 
 
 typedef struct {

@@ -213,7 +213,7 @@ ngx_http_loom_status_topics(ngx_http_loom_shm_t *shm,
     json_t                     *topics, *n;
     ngx_rbtree_t               *tree;
     ngx_rbtree_node_t          *node;
-    ngx_http_loom_shm_topic_t  *t;
+    ngx_http_loom_shm_node_t   *t;
 
     topics = json_object();
     if (topics == NULL) {
@@ -230,7 +230,7 @@ ngx_http_loom_status_topics(ngx_http_loom_shm_t *shm,
              node;
              node = ngx_rbtree_next(tree, node))
         {
-            t = (ngx_http_loom_shm_topic_t *) node;
+            t = (ngx_http_loom_shm_node_t *) node;
 
             *subscriptions += t->count;
 

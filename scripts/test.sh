@@ -10,6 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 scripts/deps.sh test
+scripts/check-style.sh
 scripts/build.sh
 
 echo "== unit tests"
