@@ -79,12 +79,13 @@ def pid_alive(pid):
 
 
 class Redis:
-    def __init__(self, workdir, password=None, appendonly=True):
+    def __init__(self, workdir, password=None, appendonly=True, args=()):
         self.dir = workdir
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
         self.password = password
         self.appendonly = appendonly
+        self.args = list(args)
         self.proc = None
 
     def start(self):
@@ -95,6 +96,7 @@ class Redis:
                 "--logfile", os.path.join(self.dir, "redis.log")]
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         wait_for(lambda: self.ping(), what="redis to start")
