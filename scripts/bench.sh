@@ -363,6 +363,18 @@ declare -A commands=()
 declare -A results=()
 declare -A server_log=()
 declare -A load_after=()
+declare -A writes=()
+
+# write system calls made by the nginx workers so far (/proc/PID/io)
+worker_writes() {
+    local pid total=0 n
+    for pid in $(ps -o pid= --ppid "$nginx_master" 2> /dev/null); do
+        n=$(awk '/^syscw:/ { print $2 }' "/proc/$pid/io" 2> /dev/null) \
+            || continue
+        total=$(( total + ${n:-0} ))
+    done
+    echo "$total"
+}
 
 bad_log='\[(alert|crit|emerg)\]|exited on signal'
 
@@ -386,8 +398,12 @@ run_workload() {
     echo "bench: $name: $(describe "$name")"
     echo "bench: ${commands[$name]}"
 
+    writes_before=$(worker_writes)
+
     rc=0
     "${cmd[@]}" || rc=$?
+
+    writes[$name]=$(( $(worker_writes) - writes_before ))
 
     # the generator's JSON, with the server's counters afterwards
     if [ -s "$raw" ]; then
@@ -428,7 +444,7 @@ num() {
 }
 
 table_pubsub() {
-    local j=$1
+    local j=$1 name=$2
     echo "| sent | delivered | lost | deliveries/s | publishes/s |" \
          "p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |"
     echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -437,6 +453,15 @@ table_pubsub() {
          "$(ms "$j" p50) | $(ms "$j" p90) | $(ms "$j" p99) |" \
          "$(ms "$j" p99_9) | $(ms "$j" max) |"
     echo
+    if [ "${writes[$name]:-0}" -gt 0 ]; then
+        jq -r --argjson w "${writes[$name]}" '
+            ((.server_status.deliveries + .acked) / $w * 10 | round / 10)
+            as $per
+            | "nginx made \($w) write system calls for" +
+              " \(.server_status.deliveries) deliveries and \(.acked)" +
+              " acknowledgements: \($per) frames per write."' "$j"
+        echo
+    fi
     jq -r '"Publish errors: \(.errors); duplicates: \(.duplicates);" +
            " out of order: \(.out_of_order); subscribers disconnected" +
            " during the run: \(.subscribers_lost); close frames from the" +
@@ -470,6 +495,72 @@ table_idle() {
            " read once every connection had answered a ping."' "$j"
 }
 
+# the targets: met or not, from the JSON of the runs
+summary() {
+    local j best=0 rate p99 lost
+
+    echo "## Summary"
+    echo
+    echo "| target | measured | met |"
+    echo "|---|---|---|"
+
+    for name in "${workloads[@]}"; do
+        j=$json_dir/$name.json
+        [ "${results[$name]:-failed}" = failed ] && continue
+
+        case "$name" in
+            fanout-*)
+                rate=${name#fanout-}
+                p99=$(ms "$j" p99)
+                lost=$(num "$j" lost)
+                if [ "$lost" = 0 ] && jq -e --argjson p "$p99" \
+                       -n '$p <= 25' > /dev/null && [ "$rate" -gt "$best" ]
+                then
+                    best=$rate
+                fi
+                if [ "$rate" = 1000 ]; then
+                    verdict fanout "1 -> 1,000 at 1,000 msg/s: all delivered,
+                        p99 <= 25 ms" "$lost lost, p99 $p99 ms" \
+                        "$lost == 0 and $p99 <= 25"
+                fi
+                ;;
+            topics-100)
+                p99=$(ms "$j" p99)
+                lost=$(num "$j" lost)
+                verdict topics "100 topics: nothing lost, p99 <= 1 ms" \
+                    "$lost lost, p99 $p99 ms" "$lost == 0 and $p99 <= 1"
+                ;;
+            flood)
+                lost=$(num "$j" lost)
+                rate=$(num "$j" publishes_per_s)
+                verdict flood "flood: nothing lost, >= 100,000 validated and
+                    stored publishes/s through to subscribers" \
+                    "$lost lost, $rate publishes/s, p99 $(ms "$j" p99) ms" \
+                    "$lost == 0 and $rate >= 100000"
+                ;;
+            idle|idle-lean)
+                verdict "$name" "$name: >= 19,000 held, <= 4 KB each" \
+                    "$(num "$j" held) held, $(num "$j" \
+                    rss_per_connection_bytes) bytes each" \
+                    "$(num "$j" held) >= 19000 and $(num "$j" \
+                    rss_per_connection_bytes) <= 4096"
+                ;;
+        esac
+    done
+
+    if [ "$best" -gt 0 ]; then
+        echo "| highest fan-out rate run with nothing lost and p99 <= 25 ms" \
+             "| $best msg/s ($best,000 deliveries/s) | — |"
+    fi
+    echo
+}
+
+verdict() {
+    local ok=no
+    jq -e -n "$4" > /dev/null 2>&1 && ok=yes
+    echo "| $(echo "$2" | tr -s ' \n' ' ') | $3 | $ok |"
+}
+
 write_report() {
     local name j cpu mem cmd
     cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
@@ -501,6 +592,7 @@ write_report() {
         echo "shares its cores with them, so every number below includes"
         echo "the cost of generating and checking the load."
         echo
+        summary
         echo "## Method"
         echo
         echo "Each workload runs against a freshly started nginx (same"
@@ -525,11 +617,14 @@ write_report() {
         echo
         echo "nginx configuration (ports vary from run to run; the module"
         echo "is a copy of \`build/default/ngx_http_loom_module.so\` taken"
-        echo "right after the build):"
+        echo "right after the build; \`idle-lean\` adds"
+        echo "\`loom_keep_request off;\` to the \`/ws\` location):"
         echo
         echo '```nginx'
+        location_extra=${LOOM_BENCH_LOCATION:-}
+        write_nginx_conf
         sed -e "s|$tmp|<tmp>|g" -e "s|$root/|<repo>/|g" \
-            "$tmp/nginx/nginx.conf"
+            -e '/^ *$/{N;/^ *\n *}/D}' "$tmp/nginx/nginx.conf"
         echo '```'
         echo
         echo "Redis: \`redis-server --port <port> --bind 127.0.0.1 --dir <tmp>"
@@ -561,7 +656,7 @@ write_report() {
             elif [ "$name" = idle ] || [ "$name" = idle-lean ]; then
                 table_idle "$j"
             else
-                table_pubsub "$j"
+                table_pubsub "$j" "$name"
             fi
 
             if [ "${results[$name]}" != ok ] \
