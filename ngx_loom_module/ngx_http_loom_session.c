@@ -916,18 +916,22 @@ ngx_http_loom_session_timer(ngx_http_loom_session_t *s)
                                             NULL, 0);
     }
 
+    /*
+     * Reads do not touch the timer: it comes back when the next ping may
+     * be due (a ping interval after the last one, if it is unanswered) or
+     * the idle timeout, whichever is first, and looks at the time of the
+     * last read then.
+     */
+
     next = NGX_MAX_INT32_VALUE;
 
-    if (conf->ping_interval && !s->ping_sent) {
-        next = ngx_min(next, conf->ping_interval - ngx_min(idle,
-                                                   conf->ping_interval));
+    if (conf->ping_interval) {
+        next = s->ping_sent ? conf->ping_interval
+                            : conf->ping_interval - idle;
     }
 
     if (conf->idle_timeout) {
         next = ngx_min(next, conf->idle_timeout - idle);
-
-    } else if (s->ping_sent) {
-        next = ngx_min(next, conf->ping_interval);
     }
 
     ngx_add_timer(c->read, ngx_max(next, 1));

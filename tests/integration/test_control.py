@@ -99,11 +99,11 @@ def test_idle_client_is_closed(make_nginx):
 
 
 def test_pong_keeps_a_client_alive(make_nginx):
-    n = make_nginx(location="loom_ping_interval 100ms;"
-                            " loom_idle_timeout 400ms;")
+    n = make_nginx(location="loom_ping_interval 200ms;"
+                            " loom_idle_timeout 1500ms;")
     c = n.client()
     pings = 0
-    while pings < 8:                   # well past the idle timeout
+    while pings < 10:                  # well past the idle timeout
         f = c.recv_frame(timeout=5)
         assert f.opcode == PING, f
         pings += 1
