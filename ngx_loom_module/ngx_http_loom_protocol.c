@@ -378,6 +378,7 @@ ngx_http_loom_protocol_defer(ngx_http_loom_session_t *s, u_char *data,
 
     ngx_queue_insert_tail(&s->requests, &r->queue);
     s->inflight++;
+    s->ndeferred++;
     s->deferred += len;
 }
 
@@ -394,7 +395,7 @@ ngx_http_loom_protocol_run_deferred(ngx_http_loom_session_t *s)
      * so that neither such a nested pass nor a flush takes it.
      */
 
-    while (s->barriers == 0) {
+    while (s->barriers == 0 && s->ndeferred) {
 
         for (q = ngx_queue_head(&s->requests);
              q != ngx_queue_sentinel(&s->requests);
@@ -412,6 +413,7 @@ ngx_http_loom_protocol_run_deferred(ngx_http_loom_session_t *s)
         }
 
         r->state = NGX_HTTP_LOOM_REQ_REDIS;
+        s->ndeferred--;
 
         /* what the message leads to takes its place in the queue */
 
@@ -501,6 +503,7 @@ ngx_http_loom_protocol_session_closed(ngx_http_loom_session_t *s)
 
     s->inflight = 0;
     s->barriers = 0;
+    s->ndeferred = 0;
     s->deferred = 0;
 }
 

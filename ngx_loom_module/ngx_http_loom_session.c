@@ -478,9 +478,10 @@ ngx_http_loom_session_discard(ngx_http_loom_session_t *s)
 
 
 /*
- * Flow control: a client with too many requests in flight, or one that
- * does not read what it is sent, is not read from until that changes, so
- * it is slowed down by TCP instead of growing the server's queues.
+ * Flow control: a client with too many requests in flight (or too many
+ * bytes of requests waiting behind a slow one), or one that does not read
+ * what it is sent, is not read from until that changes, so it is slowed
+ * down by TCP instead of growing the server's queues.
  */
 
 static ngx_uint_t
@@ -490,7 +491,9 @@ ngx_http_loom_session_may_read(ngx_http_loom_session_t *s)
         return 1;
     }
 
-    if (s->inflight >= s->conf->max_inflight) {
+    if (s->inflight >= s->conf->max_inflight
+        || s->deferred > s->conf->max_message_size)
+    {
         return 0;
     }
 

@@ -66,7 +66,8 @@ struct ngx_http_loom_session_s {
     ngx_queue_t                 requests;         /* in the order received */
     ngx_uint_t                  inflight;
     ngx_uint_t                  barriers;         /* requests others wait for */
-    size_t                      deferred;         /* bytes of those waiting */
+    ngx_uint_t                  ndeferred;        /* requests waiting */
+    size_t                      deferred;         /* and their bytes */
     ngx_queue_t                 subscriptions;
     ngx_uint_t                  nsubscriptions;
 
