@@ -99,9 +99,18 @@ void ngx_http_loom_session_close(ngx_http_loom_session_t *s,
 /* the protocol layer has room for more requests again */
 void ngx_http_loom_session_resume(ngx_http_loom_session_t *s);
 
+/* ngx_http_loom_output.c */
 ngx_http_loom_frame_t *ngx_http_loom_frame_alloc(ngx_uint_t opcode,
     size_t len, u_char **payload);
 void ngx_http_loom_frame_release(ngx_http_loom_frame_t *f);
+
+/* queues without the size limit (control frames); NGX_ERROR: not queued */
+ngx_int_t ngx_http_loom_output_queue(ngx_http_loom_session_t *s,
+    ngx_http_loom_frame_t *f);
+/* writes what the socket takes: NGX_OK all of it, NGX_AGAIN, NGX_ERROR */
+ngx_int_t ngx_http_loom_output_flush(ngx_http_loom_session_t *s);
+/* drops queued frames, but a frame partly written */
+void ngx_http_loom_output_drop(ngx_http_loom_session_t *s);
 
 
 #endif /* _NGX_HTTP_LOOM_SESSION_H_INCLUDED_ */
