@@ -26,8 +26,8 @@ nginx_bin=${LOOM_NGINX:-/usr/sbin/nginx}
 workers=2
 nofile=20000
 
-all_workloads=(fanout-100 fanout-300 fanout-1000 fanout-1500 fanout-2000
-               topics-100 flood idle idle-lean)
+all_workloads=(fanout-100 fanout-300 fanout-1000 fanout-2000 fanout-3000
+               fanout-4000 topics-100 flood idle idle-lean)
 
 duration=15
 only=""
@@ -550,7 +550,7 @@ summary() {
 
     if [ "$best" -gt 0 ]; then
         echo "| highest fan-out rate run with nothing lost and p99 <= 25 ms" \
-             "| $best msg/s ($best,000 deliveries/s) | — |"
+             "| $best msg/s ($(( best * 1000 )) deliveries/s) | — |"
     fi
     echo
 }
@@ -679,6 +679,8 @@ write_report() {
             echo "Load average after the workload: ${load_after[$name]:-n/a}."
             echo "Raw results: [bench/$name.json](bench/$name.json)."
         done
+        echo
+        cat "$root/bench/notes.md"
     } > "$out"
 }
 
