@@ -135,6 +135,13 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, s, ngx_http_loom_module);
 
+    /* counted before the client can see the 101 */
+
+    if (w->stats) {
+        w->stats->connections++;
+        w->stats->connections_total++;
+    }
+
     r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
     ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
     r->headers_out.content_length_n = -1;
@@ -157,11 +164,6 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
         goto failed;
     }
 
-    if (w->stats) {
-        w->stats->connections++;
-        w->stats->connections_total++;
-    }
-
     r->main->count++;
 
     ngx_http_loom_session_start(s);
@@ -169,6 +171,11 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
     return NGX_DONE;
 
 failed:
+
+    if (w->stats) {
+        w->stats->connections--;
+        w->stats->connections_total--;
+    }
 
     if (s->client_id_registered) {
         ngx_http_loom_shm_client_del(w->shm, &s->client_id);
