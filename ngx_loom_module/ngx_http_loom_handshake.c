@@ -23,7 +23,7 @@
 static ngx_int_t ngx_http_loom_handshake_error(ngx_http_request_t *r,
     ngx_uint_t status, char *text);
 static ngx_table_elt_t *ngx_http_loom_handshake_header(ngx_http_request_t *r,
-    char *name, size_t len);
+    char *name, size_t len, ngx_table_elt_t *after);
 static ngx_uint_t ngx_http_loom_handshake_token(ngx_http_request_t *r,
     char *name, size_t nlen, char *token, size_t len);
 static ngx_int_t ngx_http_loom_handshake_client_id(ngx_http_request_t *r,
@@ -93,7 +93,8 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
                                       "missing \"Upgrade: websocket\"\n");
     }
 
-    h = ngx_http_loom_handshake_header(r, "Sec-WebSocket-Version", 21);
+    h = ngx_http_loom_handshake_header(r, "Sec-WebSocket-Version", 21,
+                                       NULL);
 
     if (h == NULL || h->value.len != 2
         || ngx_strncmp(h->value.data, "13", 2) != 0)
@@ -102,7 +103,7 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
                                      "unsupported websocket version\n");
     }
 
-    h = ngx_http_loom_handshake_header(r, "Sec-WebSocket-Key", 17);
+    h = ngx_http_loom_handshake_header(r, "Sec-WebSocket-Key", 17, NULL);
 
     if (h == NULL) {
         return ngx_http_loom_handshake_error(r, NGX_HTTP_BAD_REQUEST,
@@ -267,8 +268,11 @@ ngx_http_loom_handshake_error(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/* the header of that name after "after" (the first one if NULL) */
+
 static ngx_table_elt_t *
-ngx_http_loom_handshake_header(ngx_http_request_t *r, char *name, size_t len)
+ngx_http_loom_handshake_header(ngx_http_request_t *r, char *name, size_t len,
+    ngx_table_elt_t *after)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -287,6 +291,14 @@ ngx_http_loom_handshake_header(ngx_http_request_t *r, char *name, size_t len)
             part = part->next;
             h = part->elts;
             i = 0;
+        }
+
+        if (after) {
+            if (&h[i] == after) {
+                after = NULL;
+            }
+
+            continue;
         }
 
         if (h[i].key.len == len
@@ -308,33 +320,14 @@ ngx_http_loom_handshake_token(ngx_http_request_t *r, char *name, size_t nlen,
     char *token, size_t len)
 {
     u_char           *p, *last, *start, *end;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return 0;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len != nlen
-            || ngx_strncasecmp(h[i].key.data, (u_char *) name, nlen) != 0)
-        {
-            continue;
-        }
-
-        p = h[i].value.data;
-        last = p + h[i].value.len;
+    for (h = ngx_http_loom_handshake_header(r, name, nlen, NULL);
+         h;
+         h = ngx_http_loom_handshake_header(r, name, nlen, h))
+    {
+        p = h->value.data;
+        last = p + h->value.len;
 
         while (p < last) {
 
@@ -361,6 +354,8 @@ ngx_http_loom_handshake_token(ngx_http_request_t *r, char *name, size_t nlen,
             }
         }
     }
+
+    return 0;
 }
 
 
@@ -378,7 +373,7 @@ ngx_http_loom_handshake_client_id(ngx_http_request_t *r,
 
     c = r->connection;
 
-    h = ngx_http_loom_handshake_header(r, "ClientId", 8);
+    h = ngx_http_loom_handshake_header(r, "ClientId", 8, NULL);
 
     if (h == NULL || h->value.len == 0) {
 
