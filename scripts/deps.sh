@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a step needs, only those missing.
 #
-#   scripts/deps.sh build|run|test|bench ...
+#   scripts/deps.sh build|run|test|check|bench ...
+#
+# check is what fuzzing and the sanitizer run need on top of the tests.
 #
 # apt-get update runs once, and only when something has to be installed.
 
@@ -11,7 +13,8 @@ build="nginx nginx-dev build-essential libhiredis-dev libjansson-dev
        libssl-dev libpcre2-dev zlib1g-dev"
 run="redis-server curl procps"
 test="python3 python3-pytest python3-pytest-timeout python3-websockets
-      python3-redis libcmocka-dev openssl clang valgrind"
+      python3-redis libcmocka-dev openssl"
+check="clang valgrind"
 bench="$run jq iproute2"
 
 want=
@@ -20,6 +23,7 @@ for step in "$@"; do
         build) want="$want $build" ;;
         run)   want="$want $build $run" ;;
         test)  want="$want $build $run $test" ;;
+        check) want="$want $build $run $test $check" ;;
         bench) want="$want $build $bench" ;;
         *) echo "deps: unknown step \"$step\"" >&2; exit 2 ;;
     esac

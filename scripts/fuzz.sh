@@ -16,7 +16,7 @@ seconds=${1:-60}
 shift || true
 targets=${*:-json ws utf8 schema}
 
-scripts/deps.sh test
+scripts/deps.sh check
 scripts/build.sh > /dev/null
 make -s -C tests/fuzz fuzz
 

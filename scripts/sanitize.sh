@@ -13,7 +13,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-scripts/deps.sh test
+scripts/deps.sh check
 scripts/build.sh > /dev/null
 
 echo "== unit tests under valgrind"
