@@ -289,6 +289,7 @@ ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_loom_main_conf_t *lmcf = conf;
 
+    size_t     min;
     ngx_str_t  name = ngx_string("loom");
 
     if (lmcf->redis.len == 0) {
@@ -308,10 +309,15 @@ ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(lmcf->zone_size, 16 * 1024 * 1024);
     ngx_conf_init_uint_value(lmcf->topic_cache, 4096);
 
-    if (lmcf->zone_size < 8 * ngx_pagesize) {
+    /* the counters of every possible worker slot, and room for entries */
+
+    min = ngx_align(sizeof(ngx_http_loom_shctx_t), ngx_pagesize)
+          + 16 * ngx_pagesize;
+
+    if (lmcf->zone_size < min) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"loom_zone_size\" of %uz is too small",
-                           lmcf->zone_size);
+                           "\"loom_zone_size\" of %uz is too small, "
+                           "it must be at least %uz", lmcf->zone_size, min);
         return NGX_CONF_ERROR;
     }
 

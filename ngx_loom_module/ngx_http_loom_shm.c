@@ -100,6 +100,9 @@ ngx_http_loom_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     shm->sh = sh;
     shm->shpool->data = sh;
 
+    /* a full zone is expected under load and logged by the callers */
+    shm->shpool->log_nomem = 0;
+
     len = sizeof(" in loom zone \"\"") + shm_zone->shm.name.len;
 
     shm->shpool->log_ctx = ngx_slab_alloc(shm->shpool, len);

@@ -207,3 +207,31 @@ def test_client_that_vanishes_mid_frame(nginx):
     assert nginx.status()["subscriptions"] == 0
     again = WSClient("127.0.0.1", nginx.port, headers={"ClientId": "gone"})
     again.close()
+
+
+def test_full_zone_refuses_client_ids_with_503(make_nginx):
+    n = make_nginx(http="loom_zone_size 180k;", connections=4096,
+                   main="worker_rlimit_nofile 8192;")
+    opened = []
+    while True:
+        try:
+            opened.append(n.client(headers={"ClientId": "zone-%d"
+                                            % len(opened)}))
+        except Exception as e:
+            assert getattr(e, "status", None) == 503, e
+            assert e.body == b"server is out of memory\n"
+            break
+        assert len(opened) < 3000
+    assert "raise \"loom_zone_size\"" in n.log()
+    # clients without an id need no room, and room comes back on close
+    anonymous = n.client()
+    assert anonymous.request({"id": "1", "action": "listTopics"})["code"] \
+        == 200
+    opened.pop().close()
+    wait_for(lambda: n.status()["connections"] == len(opened) + 1,
+             what="the close")
+    again = n.client(headers={"ClientId": "zone-again"})
+    again.close()
+    anonymous.close()
+    for c in opened:
+        c.abort()
