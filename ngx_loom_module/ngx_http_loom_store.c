@@ -869,13 +869,6 @@ ngx_http_loom_store_unsubscribe(ngx_http_loom_store_t *st,
 }
 
 
-ngx_uint_t
-ngx_http_loom_store_subscriber_ready(ngx_http_loom_store_t *st)
-{
-    return st->subscriber.state == NGX_HTTP_LOOM_LINK_READY;
-}
-
-
 ngx_str_t *
 ngx_http_loom_store_prefix(ngx_http_loom_store_t *st)
 {

@@ -80,8 +80,6 @@ ngx_int_t ngx_http_loom_store_subscribe(ngx_http_loom_store_t *st,
 void ngx_http_loom_store_unsubscribe(ngx_http_loom_store_t *st,
     ngx_str_t *channel);
 
-ngx_uint_t ngx_http_loom_store_subscriber_ready(ngx_http_loom_store_t *st);
-
 /* the key prefix, and the index and control names built from it */
 ngx_str_t *ngx_http_loom_store_prefix(ngx_http_loom_store_t *st);
 ngx_str_t *ngx_http_loom_store_index(ngx_http_loom_store_t *st);
