@@ -160,6 +160,9 @@ ngx_http_loom_json_scan_envelope(u_char *buf, size_t len,
         max_depth = NGX_HTTP_LOOM_JSON_MAX_DEPTH;
     }
 
+    /* each bit is set before it is read; the rest of its byte is not */
+    ngx_memzero(stack, (max_depth + 7) / 8);
+
     ngx_memzero(&ctx, sizeof(ngx_http_loom_json_ctx_t));
 
     ctx.env = env;

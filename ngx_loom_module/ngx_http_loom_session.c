@@ -837,11 +837,14 @@ ngx_http_loom_session_close(ngx_http_loom_session_t *s, ngx_uint_t code,
         ngx_http_loom_output_drop(s);
     }
 
-    len = ngx_min(ngx_strlen(reason), NGX_HTTP_LOOM_WS_MAX_CONTROL - 2);
+    len = reason ? ngx_strlen(reason) : 0;
+    len = ngx_min(len, NGX_HTTP_LOOM_WS_MAX_CONTROL - 2);
 
     payload[0] = (u_char) (code >> 8);
     payload[1] = (u_char) code;
-    ngx_memcpy(payload + 2, reason, len);
+    if (len) {
+        ngx_memcpy(payload + 2, reason, len);
+    }
 
     ngx_http_loom_session_control_frame(s, NGX_HTTP_LOOM_WS_CLOSE, payload,
                                         len + 2);
