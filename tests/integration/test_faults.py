@@ -294,3 +294,24 @@ def test_redis_missing_at_start(workdir):
     finally:
         n.kill()
         redis.kill()
+
+
+def test_redis_that_stops_answering(redis_server, make_nginx):
+    n = make_nginx(http="loom_redis_timeout 300ms;")
+    c = n.client()
+    register(c, "silent", SCHEMA)
+    # Redis holds every write back for a while: the script waits there
+    redis_server.client().execute_command("CLIENT", "PAUSE", "2000",
+                                          "WRITE")
+    publish(c, "silent", 1)
+    r = c.recv_json()
+    assert (r["code"], r["message"]) == (
+        500, "storage unavailable: connection to redis lost")
+    assert "no reply for 300 ms" in n.log()
+    # a write of our own returns when Redis takes writes again
+    redis_server.client().set("probe", "1")
+    # the link is back by itself (it reconnects meanwhile)
+    wait_for(n.redis_up, timeout=20, what="the links to come back")
+    publish(c, "silent", 2)
+    assert c.recv_json()["code"] == 200
+    c.close()
