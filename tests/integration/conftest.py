@@ -369,3 +369,51 @@ def subscribe(c, topic, rid="sub"):
                    "requireAck": True})
     assert r["code"] == 200, r
     return r
+
+
+def answer(rid, action, code=200, message=None, **members):
+    """A response as the server sends it; data=... adds "data"."""
+    r = {"id": rid, "action": action, "code": code, "type": "response"}
+    if message is not None:
+        r["message"] = message
+    r.update(members)
+    return r
+
+
+def worker_connections(n):
+    return {w["pid"]: w["connections"]
+            for w in n.status()["redis"]["workers"]}
+
+
+def clients_on_workers(n, per_worker=1, headers=None, keep_all=False):
+    """Opens clients one by one until each worker holds per_worker of them.
+
+    The worker a client landed on is the one whose connection count on the
+    status page went up.  Returns {pid: [clients]}; clients beyond
+    per_worker are closed, or, with keep_all, kept in the lists too.
+    headers, if given, makes the headers of the i-th client.
+    """
+    pids = n.worker_pids()
+    assert len(pids) == n.workers
+    got = {pid: [] for pid in pids}
+    spare = []
+    for i in range(200):
+        if all(len(v) >= per_worker for v in got.values()):
+            break
+        before = worker_connections(n)
+        c = n.client(headers=headers(i) if headers else None)
+        after = wait_for(lambda: (lambda a: a if sum(a.values())
+                                  == sum(before.values()) + 1 else None)(
+            worker_connections(n)), what="the connection to be counted")
+        pid = [p for p in after if after[p] == before.get(p, 0) + 1]
+        assert len(pid) == 1, (before, after)
+        if len(got[pid[0]]) < per_worker or keep_all:
+            got[pid[0]].append(c)
+        else:
+            spare.append(c)
+    else:
+        raise AssertionError("no clients on every worker: %r"
+                             % {p: len(v) for p, v in got.items()})
+    for c in spare:
+        c.close()
+    return got

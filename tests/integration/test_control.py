@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from conftest import register, subscribe, wait_for
+from conftest import clients_on_workers, register, subscribe, wait_for
 from wsclient import CLOSE, PING, PONG, TEXT, ConnectionClosed
 
 LIST = '{"id":"l","action":"listTopics"}'
@@ -203,33 +203,11 @@ def test_wss_quit_closes_with_1001(make_nginx):
     wait_for(lambda: not n.worker_pids(), what="workers to exit")
 
 
-def clients_on_every_worker(n, per_worker=1, **kw):
-    """Opens clients until each worker holds per_worker of them."""
-    by_pid = {pid: [] for pid in n.worker_pids()}
-    for _ in range(200):
-        before = {w["pid"]: w["connections"]
-                  for w in n.status()["redis"]["workers"]}
-        c = n.client(**kw)
-
-        def moved():
-            now = {w["pid"]: w["connections"]
-                   for w in n.status()["redis"]["workers"]}
-            diff = [p for p in now if now[p] > before.get(p, 0)]
-            return diff[0] if len(diff) == 1 else None
-
-        pid = wait_for(moved, what="the new connection in the status")
-        if len(by_pid[pid]) < per_worker:
-            by_pid[pid].append(c)
-        else:
-            c.close()
-        if all(len(v) >= per_worker for v in by_pid.values()):
-            return by_pid
-    raise AssertionError("connections did not spread over the workers")
 
 
 def test_two_workers_serve_websockets(make_nginx):
     n = make_nginx(workers=2, reuseport=True)
-    by_pid = clients_on_every_worker(n)
+    by_pid = clients_on_workers(n)
     assert len(by_pid) == 2
     (a,), (b,) = by_pid.values()
     register(a, "w2", {"k": None})

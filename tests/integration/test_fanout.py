@@ -11,59 +11,20 @@ the order it sent them.
 
 import json
 
-from conftest import register, subscribe, wait_for
+from conftest import (answer, clients_on_workers, register, subscribe,
+                      wait_for, worker_connections)
 from wsclient import encode_frame
 
 
-def answer(rid, action, code=200, message=None, **kw):
-    r = {"id": rid, "action": action, "code": code, "type": "response"}
-    if message is not None:
-        r["message"] = message
-    r.update(kw)
-    return r
 
 
-def worker_connections(n):
-    return {w["pid"]: w["connections"]
-            for w in n.status()["redis"]["workers"]}
 
 
-def clients_per_worker(n, want=2, headers=None):
-    """Opens clients one by one until each worker has `want` of them.
-
-    The worker a client landed on is the one whose connection count in
-    the status page went up.  Returns {pid: [clients]}; the clients that
-    were not needed are closed.
-    """
-    pids = n.worker_pids()
-    assert len(pids) == n.workers
-    got = {pid: [] for pid in pids}
-    spare = []
-    for i in range(200):
-        if all(len(v) >= want for v in got.values()):
-            break
-        before = worker_connections(n)
-        c = n.client(headers=headers(i) if headers else None)
-        after = wait_for(lambda: (lambda a: a if sum(a.values())
-                                  == sum(before.values()) + 1 else None)(
-            worker_connections(n)), what="the connection to be counted")
-        pid = [p for p in after if after[p] == before.get(p, 0) + 1]
-        assert len(pid) == 1, (before, after)
-        if len(got[pid[0]]) < want:
-            got[pid[0]].append(c)
-        else:
-            spare.append(c)
-    else:
-        raise AssertionError("no clients on every worker: %r"
-                             % {p: len(v) for p, v in got.items()})
-    for c in spare:
-        c.close()
-    return got
 
 
 def test_two_workers_deliver_to_each_other(make_nginx):
     n = make_nginx(workers=2)
-    by_worker = clients_per_worker(n, want=2)
+    by_worker = clients_on_workers(n, per_worker=2)
     (wa, (a1, a2)), (wb, (b1, b2)) = sorted(by_worker.items())
     register(a1, "t", {"n": None})
     for c in (a2, b2):
@@ -93,7 +54,7 @@ def test_two_workers_deliver_to_each_other(make_nginx):
 def test_schema_change_is_in_force_on_every_worker_and_node(make_nginx):
     n1 = make_nginx(workers=2)
     n2 = make_nginx()
-    (_, (a,)), (_, (b,)) = sorted(clients_per_worker(n1, want=1).items())
+    (_, (a,)), (_, (b,)) = sorted(clients_on_workers(n1).items())
     c = n2.client()
     register(a, "t", {"old": None})
     # every worker and node caches the schema by publishing once
@@ -171,8 +132,8 @@ def test_two_nodes_share_one_redis(make_nginx):
 def test_one_order_for_every_subscriber(make_nginx):
     n1 = make_nginx(workers=2)
     n2 = make_nginx(workers=2)
-    w1 = clients_per_worker(n1, want=3)
-    w2 = clients_per_worker(n2, want=2)
+    w1 = clients_on_workers(n1, per_worker=3)
+    w2 = clients_on_workers(n2, per_worker=2)
     (_, g1), (_, g2) = sorted(w1.items())
     (_, g3), (_, g4) = sorted(w2.items())
     # one publisher on each worker of node 1 and one on node 2

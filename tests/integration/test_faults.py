@@ -7,8 +7,8 @@ import os
 import signal
 import threading
 
-from conftest import Nginx, Redis, register, subscribe, wait_for
-from test_control import clients_on_every_worker
+from conftest import (Nginx, Redis, clients_on_workers, register, subscribe,
+                      wait_for)
 from wsclient import CLOSE, ConnectionClosed
 
 SCHEMA = {"seq": None, "pad": None}
@@ -108,8 +108,7 @@ def test_redis_kill_during_publish_flood(redis_server, nginx):
 def test_worker_kill(make_nginx):
     n = make_nginx(workers=2, reuseport=True,
                    allowed_log=r"exited on signal 9")
-    by_pid = clients_on_every_worker(n, per_worker=2,
-                                     headers=None)
+    by_pid = clients_on_workers(n, per_worker=2)
     (victim_pid, victims), (live_pid, live) = sorted(
         by_pid.items(), key=lambda kv: kv[0])
     pub, sub = live

@@ -11,16 +11,10 @@ Redis sees the same state; nginx's graceful shutdown closes sessions with
 import os
 import signal
 
-from conftest import register, subscribe, wait_for
+from conftest import answer, register, subscribe, wait_for
 from wsclient import CLOSE
 
 
-def answer(rid, action, code=200, message=None, **kw):
-    r = {"id": rid, "action": action, "code": code, "type": "response"}
-    if message is not None:
-        r["message"] = message
-    r.update(kw)
-    return r
 
 
 def build_state(c):

@@ -13,22 +13,14 @@ import re
 
 import pytest
 
-from conftest import register, subscribe, wait_for
+from conftest import answer, register, subscribe, wait_for
 from wsclient import HandshakeError, encode_frame
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
                   r"[0-9a-f]{12}$")
 
-MISSING = object()
 
 
-def answer(rid, action, code=200, message=None, data=MISSING):
-    r = {"id": rid, "action": action, "code": code, "type": "response"}
-    if message is not None:
-        r["message"] = message
-    if data is not MISSING:
-        r["data"] = data
-    return r
 
 
 def raw(c, timeout=None):

@@ -16,18 +16,12 @@ import threading
 
 import pytest
 
-from conftest import register, subscribe, wait_for
+from conftest import answer, register, subscribe, wait_for
 from wsclient import HandshakeError, encode_frame
 
 MISMATCH = "schema doesn't match topics current schema"
 
 
-def answer(rid, action, code=200, message=None, **kw):
-    r = {"id": rid, "action": action, "code": code, "type": "response"}
-    if message is not None:
-        r["message"] = message
-    r.update(kw)
-    return r
 
 
 def sync(c, rid="sync"):

@@ -11,19 +11,14 @@ reconnecting, on every worker.
 
 import time
 
-from conftest import register, subscribe, wait_for
+from conftest import (answer, clients_on_workers, register, subscribe,
+                      wait_for)
 from wsclient import PING, PONG
 
 DOWN = "storage unavailable: not connected to redis"
 LOST = "storage unavailable: connection to redis lost"
 
 
-def answer(rid, action, code=200, message=None, **kw):
-    r = {"id": rid, "action": action, "code": code, "type": "response"}
-    if message is not None:
-        r["message"] = message
-    r.update(kw)
-    return r
 
 
 def resp(*args):
@@ -48,34 +43,13 @@ def links_down(n):
                for w in n.status()["redis"]["workers"])
 
 
-def worker_connections(n):
-    return {w["pid"]: w["connections"]
-            for w in n.status()["redis"]["workers"]}
 
 
-def clients_per_worker(n, want):
-    """{pid: [clients]}, opened one by one, placed by the status page."""
-    got = {pid: [] for pid in n.worker_pids()}
-    spare = []
-    for _ in range(200):
-        if all(len(v) >= want for v in got.values()):
-            break
-        before = worker_connections(n)
-        c = n.client()
-        after = worker_connections(n)
-        pid = [p for p in after if after[p] == before.get(p, 0) + 1]
-        assert len(pid) == 1, (before, after)
-        (got[pid[0]] if len(got[pid[0]]) < want else spare).append(c)
-    else:
-        raise AssertionError("no clients on every worker")
-    for c in spare:
-        c.close()
-    return got
 
 
 def test_requests_fail_fast_and_sessions_survive(redis_server, make_nginx):
     n = make_nginx(workers=2)
-    (_, (a1, a2)), (_, (b1, b2)) = sorted(clients_per_worker(n, 2).items())
+    (_, (a1, a2)), (_, (b1, b2)) = sorted(clients_on_workers(n, 2).items())
     register(a1, "t", {"n": None})
     register(a1, "other", {"n": None})
     for s in (a2, b2):

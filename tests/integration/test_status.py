@@ -10,15 +10,10 @@ import json
 import urllib.error
 import urllib.request
 
-from conftest import register, subscribe, wait_for
+from conftest import (answer, clients_on_workers, register, subscribe,
+                      wait_for)
 
 
-def answer(rid, action, code=200, message=None, **kw):
-    r = {"id": rid, "action": action, "code": code, "type": "response"}
-    if message is not None:
-        r["message"] = message
-    r.update(kw)
-    return r
 
 
 def expected(n, workers=None, **counts):
@@ -102,20 +97,7 @@ def test_counters(nginx):
 def test_counts_are_node_wide(make_nginx):
     n = make_nginx(workers=2)
     pids = n.worker_pids()
-    by_pid = {p: [] for p in pids}
-    for _ in range(200):
-        if all(len(v) >= 2 for v in by_pid.values()):
-            break
-        before = {w["pid"]: w["connections"]
-                  for w in n.status()["redis"]["workers"]}
-        c = n.client()
-        after = {w["pid"]: w["connections"]
-                 for w in n.status()["redis"]["workers"]}
-        pid = [p for p in after if after[p] == before[p] + 1]
-        assert len(pid) == 1
-        by_pid[pid[0]].append(c)
-    else:
-        raise AssertionError("no clients on both workers")
+    by_pid = clients_on_workers(n, per_worker=2, keep_all=True)
     clients = [c for p in pids for c in by_pid[p]]
     register(clients[0], "t", {})
     register(clients[0], "u", {})
