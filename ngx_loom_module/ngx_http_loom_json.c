@@ -6,6 +6,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_http_loom_json.h"
+#include "ngx_http_loom_utf8.h"
 
 
 /*
@@ -70,7 +71,6 @@ static ngx_int_t ngx_http_loom_json_error(ngx_str_t *err, char *text);
 static ngx_int_t ngx_http_loom_json_type_error(ngx_str_t *err,
     ngx_uint_t kind, ngx_http_loom_json_member_t *member);
 static u_char *ngx_http_loom_json_quote_char(u_char *p, u_char c);
-static size_t ngx_http_loom_json_utf8_size(u_char *p, u_char *last);
 
 
 static ngx_http_loom_json_member_t  ngx_http_loom_json_members[] = {
@@ -1240,7 +1240,7 @@ ngx_http_loom_json_escape_len(u_char *src, size_t len)
             continue;
         }
 
-        size = ngx_http_loom_json_utf8_size(src, last);
+        size = ngx_http_loom_utf8_size(src, last);
 
         if (size == 0) {
             /* \ufffd */
@@ -1325,7 +1325,7 @@ ngx_http_loom_json_escape(u_char *dst, u_char *src, size_t len)
             continue;
         }
 
-        size = ngx_http_loom_json_utf8_size(src, last);
+        size = ngx_http_loom_utf8_size(src, last);
 
         if (size == 0) {
             dst = ngx_cpymem(dst, "\\ufffd", 6);
@@ -1347,61 +1347,4 @@ ngx_http_loom_json_escape(u_char *dst, u_char *src, size_t len)
     }
 
     return dst;
-}
-
-
-/*
- * The length of the UTF-8 sequence at p, or 0 if it is not valid: what
- * Go's utf8.DecodeRune() takes as one rune, so each byte of a broken
- * sequence becomes a U+FFFD of its own.
- */
-
-static size_t
-ngx_http_loom_json_utf8_size(u_char *p, u_char *last)
-{
-    u_char  c, lo, hi;
-    size_t  i, n;
-
-    c = *p;
-    lo = 0x80;
-    hi = 0xbf;
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-
-        if (c == 0xe0) {
-            lo = 0xa0;
-
-        } else if (c == 0xed) {
-            hi = 0x9f;
-        }
-
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-
-        if (c == 0xf0) {
-            lo = 0x90;
-
-        } else if (c == 0xf4) {
-            hi = 0x8f;
-        }
-
-    } else {
-        return 0;
-    }
-
-    if ((size_t) (last - p) < n || p[1] < lo || p[1] > hi) {
-        return 0;
-    }
-
-    for (i = 2; i < n; i++) {
-        if (p[i] < 0x80 || p[i] > 0xbf) {
-            return 0;
-        }
-    }
-
-    return n;
 }

@@ -153,3 +153,59 @@ ngx_http_loom_utf8_lead(ngx_uint_t c)
 
     return NGX_HTTP_LOOM_UTF8_REJECT;
 }
+
+
+/*
+ * The JSON escaper walks strings with this: each byte of a broken
+ * sequence then becomes a U+FFFD of its own, as in Go.
+ */
+
+size_t
+ngx_http_loom_utf8_size(u_char *p, u_char *last)
+{
+    u_char  c, lo, hi;
+    size_t  i, n;
+
+    c = *p;
+    lo = 0x80;
+    hi = 0xbf;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+
+        if (c == 0xe0) {
+            lo = 0xa0;
+
+        } else if (c == 0xed) {
+            hi = 0x9f;
+        }
+
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+
+        if (c == 0xf0) {
+            lo = 0x90;
+
+        } else if (c == 0xf4) {
+            hi = 0x8f;
+        }
+
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (last - p) < n || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+
+    for (i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xbf) {
+            return 0;
+        }
+    }
+
+    return n;
+}

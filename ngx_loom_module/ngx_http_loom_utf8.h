@@ -30,5 +30,11 @@
  */
 ngx_uint_t ngx_http_loom_utf8_check(ngx_uint_t state, u_char *p, size_t len);
 
+/*
+ * The length of the multi-byte sequence at p (*p >= 0x80) if it is valid,
+ * else 0: what Go's utf8.DecodeRune() takes as one rune.
+ */
+size_t ngx_http_loom_utf8_size(u_char *p, u_char *last);
+
 
 #endif /* _NGX_HTTP_LOOM_UTF8_H_INCLUDED_ */

@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-files=$(ls ngx_loom_module/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+files=$(ls ngx_loom_module/*.[ch] tests/unit/*.c tests/fuzz/*.c tests/common/*.h)
 status=0
 
 report() {

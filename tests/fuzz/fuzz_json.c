@@ -8,6 +8,7 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I ... \
  *       tests/fuzz/fuzz_json.c ngx_loom_module/ngx_http_loom_json.c \
+ *       ngx_loom_module/ngx_http_loom_utf8.c \
  *       -o build/fuzz_json
  *
  * The input is copied to a heap buffer of its exact size, so that any
@@ -18,6 +19,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_http_loom_json.h"
+#include "ngx_http_loom_utf8.h"
 
 
 #define FUZZ_MAX_DEPTH  32
@@ -134,53 +136,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 static int
 fuzz_utf8_valid(const u_char *p, size_t len)
 {
-    u_char  c, lo, hi;
-    size_t  i, n;
+    /* the validator has a target of its own, against a reference */
 
-    while (len) {
-        c = *p;
-
-        if (c < 0x80) {
-            p++;
-            len--;
-            continue;
-        }
-
-        lo = 0x80;
-        hi = 0xbf;
-
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 2;
-
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3;
-            lo = (c == 0xe0) ? 0xa0 : 0x80;
-            hi = (c == 0xed) ? 0x9f : 0xbf;
-
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4;
-            lo = (c == 0xf0) ? 0x90 : 0x80;
-            hi = (c == 0xf4) ? 0x8f : 0xbf;
-
-        } else {
-            return 0;
-        }
-
-        if (len < n || p[1] < lo || p[1] > hi) {
-            return 0;
-        }
-
-        for (i = 2; i < n; i++) {
-            if (p[i] < 0x80 || p[i] > 0xbf) {
-                return 0;
-            }
-        }
-
-        p += n;
-        len -= n;
-    }
-
-    return 1;
+    return ngx_http_loom_utf8_check(NGX_HTTP_LOOM_UTF8_ACCEPT, (u_char *) p,
+                                    len)
+           == NGX_HTTP_LOOM_UTF8_ACCEPT;
 }
 
 

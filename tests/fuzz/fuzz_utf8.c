@@ -13,11 +13,11 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_http_loom_utf8.h"
+#include "utf8_reference.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int fuzz_reference(const u_char *p, size_t n);
 
 
 int
@@ -46,60 +46,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     st = ngx_http_loom_utf8_check(NGX_HTTP_LOOM_UTF8_ACCEPT, buf, cut);
     st = ngx_http_loom_utf8_check(st, buf + cut, size - cut);
 
-    if ((st == NGX_HTTP_LOOM_UTF8_ACCEPT) != fuzz_reference(buf, size)) {
+    if ((st == NGX_HTTP_LOOM_UTF8_ACCEPT) != utf8_reference_valid(buf, size)) {
         abort();
     }
 
     free(buf);
 
     return 0;
-}
-
-
-static int
-fuzz_reference(const u_char *p, size_t n)
-{
-    size_t    i, k, need;
-    uint32_t  cp, min;
-
-    for (i = 0; i < n; i += need + 1) {
-
-        if (p[i] < 0x80) {
-            need = 0;
-            continue;
-        }
-
-        if ((p[i] & 0xe0) == 0xc0) {
-            need = 1;
-            cp = p[i] & 0x1f;
-            min = 0x80;
-
-        } else if ((p[i] & 0xf0) == 0xe0) {
-            need = 2;
-            cp = p[i] & 0x0f;
-            min = 0x800;
-
-        } else if ((p[i] & 0xf8) == 0xf0) {
-            need = 3;
-            cp = p[i] & 0x07;
-            min = 0x10000;
-
-        } else {
-            return 0;
-        }
-
-        for (k = 1; k <= need; k++) {
-            if (i + k >= n || (p[i + k] & 0xc0) != 0x80) {
-                return 0;
-            }
-
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return 0;
-        }
-    }
-
-    return 1;
 }

@@ -1,4 +1,4 @@
-/* SOURCES: ngx_http_loom_json.c */
+/* SOURCES: ngx_http_loom_json.c ngx_http_loom_utf8.c */
 
 /*
  * Copyright (C) Data Loom

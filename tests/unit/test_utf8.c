@@ -16,48 +16,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_http_loom_utf8.h"
-
-
-/* a straightforward decoder: 1 if valid UTF-8 (RFC 3629) */
-
-static int
-reference(const u_char *p, size_t n)
-{
-    size_t    i, k, need;
-    uint32_t  cp, min;
-
-    for (i = 0; i < n; ) {
-        if (p[i] < 0x80) {
-            i++;
-            continue;
-        }
-
-        if ((p[i] & 0xe0) == 0xc0) {
-            need = 1; cp = p[i] & 0x1f; min = 0x80;
-        } else if ((p[i] & 0xf0) == 0xe0) {
-            need = 2; cp = p[i] & 0x0f; min = 0x800;
-        } else if ((p[i] & 0xf8) == 0xf0) {
-            need = 3; cp = p[i] & 0x07; min = 0x10000;
-        } else {
-            return 0;
-        }
-
-        for (k = 1; k <= need; k++) {
-            if (i + k >= n || (p[i + k] & 0xc0) != 0x80) {
-                return 0;
-            }
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return 0;
-        }
-
-        i += need + 1;
-    }
-
-    return 1;
-}
+#include "utf8_reference.h"
 
 
 static int
@@ -79,7 +38,7 @@ check_all_splits(const char *s, size_t n)
     size_t  cut;
     int     want;
 
-    want = reference((const u_char *) s, n);
+    want = utf8_reference_valid((const u_char *) s, n);
 
     for (cut = 0; cut <= n; cut++) {
         assert_int_equal(split_check((const u_char *) s, n, cut), want);
@@ -105,12 +64,13 @@ test_known_strings(void **state)
     size_t       i;
 
     for (i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
-        assert_true(reference((const u_char *) valid[i], strlen(valid[i])));
+        assert_true(utf8_reference_valid((const u_char *) valid[i],
+                                         strlen(valid[i])));
         check_all_splits(valid[i], strlen(valid[i]));
     }
 
     for (i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
-        assert_false(reference((const u_char *) invalid[i],
+        assert_false(utf8_reference_valid((const u_char *) invalid[i],
                                strlen(invalid[i])));
         check_all_splits(invalid[i], strlen(invalid[i]));
     }
