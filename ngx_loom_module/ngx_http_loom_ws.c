@@ -117,18 +117,11 @@ ngx_http_loom_ws_parse(ngx_http_loom_ws_parser_t *p, u_char **pos,
             p->len = ch & 0x7f;
             p->ext = 0;
 
-            if (p->len == 126) {
+            if (p->len >= 126) {
+                /* 126: a 16-bit length follows, 127: a 64-bit one */
+                p->ext = (p->len == 126) ? 2 : 8;
+                p->need = p->ext;
                 p->len = 0;
-                p->need = 2;
-                p->ext = 2;
-                p->state = sw_extended_length;
-                break;
-            }
-
-            if (p->len == 127) {
-                p->len = 0;
-                p->need = 8;
-                p->ext = 8;
                 p->state = sw_extended_length;
                 break;
             }
