@@ -46,7 +46,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 echo "deps: installing$missing"
-$sudo apt-get update -qq
+$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
 # shellcheck disable=SC2086
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 \
+    install -y -qq \
     --no-install-recommends $missing > /dev/null
