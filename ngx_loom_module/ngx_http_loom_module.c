@@ -26,6 +26,8 @@ static char *ngx_http_loom_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static char *ngx_http_loom(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_loom_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_loom_redis_address(ngx_conf_t *cf,
+    ngx_http_loom_main_conf_t *lmcf);
 static char *ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_loom_api_key(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -35,6 +37,13 @@ static ngx_int_t ngx_http_loom_init_process(ngx_cycle_t *cycle);
 static void ngx_http_loom_exit_process(ngx_cycle_t *cycle);
 
 static uint64_t ngx_http_loom_random(ngx_http_loom_worker_t *w);
+
+static void ngx_http_loom_on_message(void *data, ngx_str_t *channel,
+    ngx_str_t *payload);
+static void ngx_http_loom_on_subscribed(void *data, ngx_str_t *channel);
+static void ngx_http_loom_on_control(void *data, ngx_str_t *name);
+static void ngx_http_loom_on_lost(void *data);
+static void ngx_http_loom_on_ready(void *data);
 
 
 static ngx_conf_num_bounds_t  ngx_http_loom_db_bounds = {
@@ -113,6 +122,20 @@ static ngx_command_t  ngx_http_loom_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_loom_main_conf_t, redis_timeout),
+      NULL },
+
+    { ngx_string("loom_redis_ping_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, redis_ping_interval),
+      NULL },
+
+    { ngx_string("loom_redis_max_buffered"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, redis_max_buffered),
       NULL },
 
     { ngx_string("loom_redis_max_pending"),
@@ -262,8 +285,8 @@ ngx_http_loom_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     lmcf->redis = { 0, NULL };
-     *     lmcf->redis_host = NULL;
-     *     lmcf->redis_unix = NULL;
+     *     lmcf->redis_addrs = NULL;
+     *     lmcf->redis_naddrs = 0;
      *     lmcf->redis_user = { 0, NULL };
      *     lmcf->redis_password = { 0, NULL };
      *     lmcf->redis_prefix = { 0, NULL };
@@ -272,11 +295,12 @@ ngx_http_loom_create_main_conf(ngx_conf_t *cf)
      *     lmcf->worker = NULL;
      */
 
-    lmcf->redis_port = 0;
     lmcf->redis_db = NGX_CONF_UNSET;
     lmcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
     lmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    lmcf->redis_ping_interval = NGX_CONF_UNSET_MSEC;
     lmcf->redis_max_pending = NGX_CONF_UNSET_UINT;
+    lmcf->redis_max_buffered = NGX_CONF_UNSET_SIZE;
     lmcf->zone_size = NGX_CONF_UNSET_SIZE;
     lmcf->topic_cache = NGX_CONF_UNSET_UINT;
 
@@ -294,8 +318,17 @@ ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (lmcf->redis.len == 0) {
         ngx_str_set(&lmcf->redis, "127.0.0.1:6379");
-        lmcf->redis_host = (u_char *) "127.0.0.1";
-        lmcf->redis_port = 6379;
+
+        if (ngx_http_loom_redis_address(cf, lmcf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (lmcf->redis_user.len && lmcf->redis_password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"loom_redis_user\" needs "
+                           "\"loom_redis_password\"");
+        return NGX_CONF_ERROR;
     }
 
     if (lmcf->redis_prefix.data == NULL) {
@@ -305,7 +338,9 @@ ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(lmcf->redis_db, 0);
     ngx_conf_init_msec_value(lmcf->redis_connect_timeout, 2000);
     ngx_conf_init_msec_value(lmcf->redis_timeout, 5000);
+    ngx_conf_init_msec_value(lmcf->redis_ping_interval, 10000);
     ngx_conf_init_uint_value(lmcf->redis_max_pending, 65536);
+    ngx_conf_init_size_value(lmcf->redis_max_buffered, 8 * 1024 * 1024);
     ngx_conf_init_size_value(lmcf->zone_size, 16 * 1024 * 1024);
     ngx_conf_init_uint_value(lmcf->topic_cache, 4096);
 
@@ -467,10 +502,7 @@ ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_loom_main_conf_t *lmcf = conf;
 
-    u_char     *p;
-    size_t      len;
     ngx_str_t  *value;
-    ngx_url_t   u;
 
     if (lmcf->redis.len) {
         return "is duplicate";
@@ -479,22 +511,28 @@ ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
     lmcf->redis = value[1];
 
-    if (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0) {
-
-        /* the configuration strings are NUL-terminated */
-        lmcf->redis_unix = value[1].data + 5;
-        return NGX_CONF_OK;
+    if (ngx_http_loom_redis_address(cf, lmcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * "host:port", "[v6]:port", "unix:/path": names are resolved here, once,
+ * and every address they have is kept; the links try them in turn
+ */
+
+static ngx_int_t
+ngx_http_loom_redis_address(ngx_conf_t *cf, ngx_http_loom_main_conf_t *lmcf)
+{
+    ngx_url_t  u;
 
     ngx_memzero(&u, sizeof(ngx_url_t));
 
-    u.url = value[1];
+    u.url = lmcf->redis;
     u.default_port = 6379;
-
-    /*
-     * names are resolved here, once: hiredis would otherwise call the
-     * blocking getaddrinfo() on every connect
-     */
 
     if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
         if (u.err) {
@@ -503,29 +541,20 @@ ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                u.err, &u.url);
         }
 
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
-    if (u.naddrs == 0 || u.addrs[0].sockaddr->sa_family != AF_INET) {
+    if (u.naddrs == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"loom_redis\" needs an IPv4 address, "
-                           "a name resolving to one, or \"unix:/path\"");
-        return NGX_CONF_ERROR;
+                           "\"%V\" of the \"loom_redis\" directive "
+                           "has no address", &u.url);
+        return NGX_ERROR;
     }
 
-    p = ngx_pnalloc(cf->pool, NGX_INET_ADDRSTRLEN + 1);
-    if (p == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    lmcf->redis_addrs = u.addrs;
+    lmcf->redis_naddrs = u.naddrs;
 
-    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
-                        NGX_INET_ADDRSTRLEN, 0);
-    p[len] = '\0';
-
-    lmcf->redis_host = p;
-    lmcf->redis_port = u.port;
-
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 
@@ -575,9 +604,10 @@ ngx_http_loom_api_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_loom_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                  i;
-    ngx_http_loom_worker_t     *w;
-    ngx_http_loom_main_conf_t  *lmcf;
+    ngx_uint_t                       i;
+    ngx_http_loom_worker_t          *w;
+    ngx_http_loom_main_conf_t       *lmcf;
+    ngx_http_loom_store_handlers_t   handlers;
 
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)
@@ -634,7 +664,16 @@ ngx_http_loom_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    if (ngx_http_loom_store_init(w) != NGX_OK) {
+    /* what the subscriber link hears goes to the topics */
+
+    handlers.data = w;
+    handlers.message = ngx_http_loom_on_message;
+    handlers.subscribed = ngx_http_loom_on_subscribed;
+    handlers.control = ngx_http_loom_on_control;
+    handlers.lost = ngx_http_loom_on_lost;
+    handlers.ready = ngx_http_loom_on_ready;
+
+    if (ngx_http_loom_store_init(w, &handlers) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -662,6 +701,41 @@ ngx_http_loom_exit_process(ngx_cycle_t *cycle)
     }
 
     lmcf->worker = NULL;
+}
+
+
+static void
+ngx_http_loom_on_message(void *data, ngx_str_t *channel, ngx_str_t *payload)
+{
+    ngx_http_loom_topic_message(data, channel, payload);
+}
+
+
+static void
+ngx_http_loom_on_subscribed(void *data, ngx_str_t *channel)
+{
+    ngx_http_loom_topic_subscribed(data, channel);
+}
+
+
+static void
+ngx_http_loom_on_control(void *data, ngx_str_t *name)
+{
+    ngx_http_loom_topic_invalidate(data, name);
+}
+
+
+static void
+ngx_http_loom_on_lost(void *data)
+{
+    ngx_http_loom_topic_subscriber_lost(data);
+}
+
+
+static void
+ngx_http_loom_on_ready(void *data)
+{
+    ngx_http_loom_topic_resubscribe(data);
 }
 
 

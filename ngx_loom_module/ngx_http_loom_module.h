@@ -25,16 +25,17 @@ typedef struct ngx_http_loom_stats_s    ngx_http_loom_stats_t;
 
 typedef struct {
     ngx_str_t                   redis;            /* as configured */
-    u_char                     *redis_host;       /* numeric address */
-    in_port_t                   redis_port;
-    u_char                     *redis_unix;       /* or a socket path */
+    ngx_addr_t                 *redis_addrs;      /* resolved at start */
+    ngx_uint_t                  redis_naddrs;
     ngx_str_t                   redis_user;
     ngx_str_t                   redis_password;
     ngx_int_t                   redis_db;
     ngx_str_t                   redis_prefix;
     ngx_msec_t                  redis_connect_timeout;
     ngx_msec_t                  redis_timeout;
+    ngx_msec_t                  redis_ping_interval;
     ngx_uint_t                  redis_max_pending;
+    size_t                      redis_max_buffered;
 
     size_t                      zone_size;
     ngx_shm_zone_t             *shm_zone;

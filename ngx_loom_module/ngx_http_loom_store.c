@@ -7,70 +7,10 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <ngx_sha1.h>
+
+#define NGX_HTTP_LOOM_SCRIPTS_BODIES
 #include "ngx_http_loom_store.h"
-#include "ngx_http_loom_redis.h"
 #include "ngx_http_loom_shm.h"
-#include "ngx_http_loom_topic.h"
-
-
-#define NGX_HTTP_LOOM_BACKOFF_MIN  100
-#define NGX_HTTP_LOOM_BACKOFF_MAX  5000
-
-
-typedef struct {
-    ngx_http_loom_store_t      *store;
-    redisAsyncContext          *ac;
-    ngx_uint_t                  state;
-    ngx_uint_t                  handshake;     /* replies still due */
-    ngx_uint_t                  pending;       /* command replies due */
-    ngx_msec_t                  backoff;
-    ngx_event_t                 timer;
-    ngx_log_t                   log;
-    const char                 *name;
-    unsigned                    subscriber:1;
-    unsigned                    dropping:1;
-    unsigned                    failed:1;      /* last attempt failed */
-} ngx_http_loom_link_t;
-
-
-struct ngx_http_loom_store_s {
-    ngx_http_loom_worker_t     *worker;
-    ngx_http_loom_main_conf_t  *conf;
-
-    ngx_http_loom_link_t        command;
-    ngx_http_loom_link_t        subscriber;
-
-    ngx_str_t                   index;         /* Ptopics */
-    ngx_str_t                   control;       /* Pctl */
-
-    u_char                      sha[NGX_HTTP_LOOM_SCRIPTS][41];
-
-    unsigned                    exiting:1;
-    unsigned                    reloading:1;   /* SCRIPT LOAD after NOSCRIPT */
-};
-
-
-static void ngx_http_loom_store_connect(ngx_http_loom_link_t *link);
-static void ngx_http_loom_store_connected(const redisAsyncContext *ac,
-    int status);
-static void ngx_http_loom_store_disconnected(const redisAsyncContext *ac,
-    int status);
-static void ngx_http_loom_store_handshake(ngx_http_loom_link_t *link);
-static void ngx_http_loom_store_handshake_reply(redisAsyncContext *ac,
-    void *r, void *privdata);
-static void ngx_http_loom_store_ready(ngx_http_loom_link_t *link);
-static void ngx_http_loom_store_down(ngx_http_loom_link_t *link);
-static void ngx_http_loom_store_drop(ngx_http_loom_link_t *link);
-static void ngx_http_loom_store_timer(ngx_event_t *ev);
-static void ngx_http_loom_store_reply(redisAsyncContext *ac, void *r,
-    void *privdata);
-static void ngx_http_loom_store_message(redisAsyncContext *ac, void *r,
-    void *privdata);
-static void ngx_http_loom_store_load_scripts(ngx_http_loom_link_t *link);
-static void ngx_http_loom_store_set_state(ngx_http_loom_link_t *link,
-    ngx_uint_t state);
-static u_char *ngx_http_loom_store_log_error(ngx_log_t *log, u_char *buf,
-    size_t len);
 
 
 /*
@@ -79,85 +19,74 @@ static u_char *ngx_http_loom_store_log_error(ngx_log_t *log, u_char *buf,
  * against the schema version it was validated with (the tag).
  */
 
-static ngx_str_t  ngx_http_loom_scripts[NGX_HTTP_LOOM_SCRIPTS] = {
 
-    /* register: KEYS topic, index; ARGV name, schema, incarnation */
-    ngx_string(
-    "local s = redis.call('HGET', KEYS[1], 'schema')\n"
-    "if s then return {0, s} end\n"
-    "redis.call('HSET', KEYS[1], 'sv', 0, 'tag', ARGV[3] .. ':0',\n"
-    "           'schema', ARGV[2], 's:0', ARGV[2], 'seq', 0)\n"
-    "redis.call('HSET', KEYS[2], ARGV[1],\n"
-    "           '{\"version\":0,\"schema\":' .. ARGV[2] .. '}')\n"
-    "return {1}\n"),
+typedef struct {
+    ngx_http_loom_redis_t       rd;
+    ngx_http_loom_store_t      *store;
+    ngx_uint_t                  handshake;      /* replies still due */
+} ngx_http_loom_store_link_t;
 
-    /* update: KEYS topic, index; ARGV name, schema, control channel */
-    ngx_string(
-    "local tag = redis.call('HGET', KEYS[1], 'tag')\n"
-    "if not tag then return false end\n"
-    "local v = redis.call('HINCRBY', KEYS[1], 'sv', 1)\n"
-    "tag = string.match(tag, '^[^:]*') .. ':' .. v\n"
-    "redis.call('HSET', KEYS[1], 'tag', tag, 'schema', ARGV[2],\n"
-    "           's:' .. v, ARGV[2])\n"
-    "redis.call('HSET', KEYS[2], ARGV[1],\n"
-    "           '{\"version\":' .. v .. ',\"schema\":' .. ARGV[2] .. '}')\n"
-    "redis.call('PUBLISH', ARGV[3], ARGV[1])\n"
-    "return v\n"),
 
-    /*
-     * unregister: KEYS topic, index; ARGV name, channel, control channel;
-     * subscribers hear which registration ended
-     */
-    ngx_string(
-    "local tag = redis.call('HGET', KEYS[1], 'tag')\n"
-    "if not tag then return 0 end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "redis.call('HDEL', KEYS[2], ARGV[1])\n"
-    "redis.call('PUBLISH', ARGV[2], 'U ' .. string.match(tag, '^[^:]*'))\n"
-    "redis.call('PUBLISH', ARGV[3], ARGV[1])\n"
-    "return 1\n"),
+struct ngx_http_loom_store_s {
+    ngx_http_loom_main_conf_t  *conf;
+    ngx_http_loom_redis_conf_t  link_conf;
 
-    /*
-     * publish: KEYS topic; ARGV tag, store ("1" or "0"), delivery,
-     * offset and length of the data in the delivery, channel
-     */
-    ngx_string(
-    "local tag = redis.call('HGET', KEYS[1], 'tag')\n"
-    "if not tag then return false end\n"
-    "if tag ~= ARGV[1] then\n"
-    "  return {tag, redis.call('HGET', KEYS[1], 'schema')}\n"
-    "end\n"
-    "local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
-    "if ARGV[2] == '1' then\n"
-    "  local o = tonumber(ARGV[4])\n"
-    "  redis.call('HSET', KEYS[1], 'value',\n"
-    "             string.sub(ARGV[3], o, o + tonumber(ARGV[5]) - 1))\n"
-    "end\n"
-    "redis.call('PUBLISH', ARGV[6], seq .. ' ' .. ARGV[3])\n"
-    "return seq\n")
+    ngx_http_loom_store_link_t  command;
+    ngx_http_loom_store_link_t  subscriber;
+
+    ngx_http_loom_store_handlers_t  handlers;
+
+    ngx_str_t                   index;          /* Ptopics */
+    ngx_str_t                   control;        /* Pctl */
+
+    u_char                      sha[NGX_HTTP_LOOM_SCRIPTS][41];
+
+    unsigned                    exiting:1;
 };
 
 
+static void ngx_http_loom_store_command_connected(ngx_http_loom_redis_t *rd);
+static void ngx_http_loom_store_subscriber_connected(
+    ngx_http_loom_redis_t *rd);
+static void ngx_http_loom_store_handshake_reply(void *data,
+    redisReply *reply);
+static void ngx_http_loom_store_load_scripts(ngx_http_loom_store_link_t *l,
+    ngx_http_loom_redis_reply_pt handler);
+static void ngx_http_loom_store_reloaded(void *data, redisReply *reply);
+static void ngx_http_loom_store_subscriber_down(ngx_http_loom_redis_t *rd);
+static void ngx_http_loom_store_reply(void *data, redisReply *reply);
+static ngx_int_t ngx_http_loom_store_retry(ngx_http_loom_store_t *st,
+    ngx_http_loom_store_call_t *call);
+static void ngx_http_loom_store_push(ngx_http_loom_redis_t *rd,
+    redisReply *reply);
+static ngx_uint_t ngx_http_loom_store_is(redisReply *r, char *s, size_t len);
+
+
 ngx_int_t
-ngx_http_loom_store_init(ngx_http_loom_worker_t *w)
+ngx_http_loom_store_init(ngx_http_loom_worker_t *w,
+    ngx_http_loom_store_handlers_t *handlers)
 {
-    u_char                 digest[20];
-    ngx_str_t             *prefix;
-    ngx_uint_t             i;
-    ngx_sha1_t             sha1;
-    ngx_http_loom_link_t  *link;
-    ngx_http_loom_store_t *st;
+    u_char                      digest[20];
+    ngx_str_t                  *prefix;
+    ngx_uint_t                  i;
+    ngx_sha1_t                  sha1;
+    ngx_http_loom_store_t      *st;
+    ngx_http_loom_redis_conf_t *lc;
+    ngx_http_loom_store_link_t *link;
+    ngx_http_loom_main_conf_t  *conf;
+
+    conf = w->conf;
 
     st = ngx_pcalloc(w->cycle->pool, sizeof(ngx_http_loom_store_t));
     if (st == NULL) {
         return NGX_ERROR;
     }
 
-    st->worker = w;
-    st->conf = w->conf;
+    st->conf = conf;
+    st->handlers = *handlers;
     w->store = st;
 
-    prefix = &st->conf->redis_prefix;
+    prefix = &conf->redis_prefix;
 
     st->index.len = prefix->len + sizeof("topics") - 1;
     st->index.data = ngx_pnalloc(w->cycle->pool, st->index.len);
@@ -183,25 +112,43 @@ ngx_http_loom_store_init(ngx_http_loom_worker_t *w)
         st->sha[i][40] = '\0';
     }
 
+    lc = &st->link_conf;
+    lc->addrs = conf->redis_addrs;
+    lc->naddrs = conf->redis_naddrs;
+    lc->connect_timeout = conf->redis_connect_timeout;
+    lc->timeout = conf->redis_timeout;
+    lc->ping_interval = conf->redis_ping_interval;
+    lc->max_buffered = conf->redis_max_buffered;
+    lc->max_pending = conf->redis_max_pending;
+
     for (i = 0; i < 2; i++) {
         link = (i == 0) ? &st->command : &st->subscriber;
 
+        ngx_http_loom_redis_init(&link->rd, lc, w->log);
+
         link->store = st;
-        link->subscriber = (i == 1);
-        link->name = link->subscriber ? "subscriber" : "command";
-        link->backoff = NGX_HTTP_LOOM_BACKOFF_MIN;
+        link->rd.data = link;
+        link->rd.server = &conf->redis;
 
-        link->log = *w->log;
-        link->log.handler = ngx_http_loom_store_log_error;
-        link->log.data = link;
-        link->log.action = NULL;
+        if (w->stats) {
+            link->rd.reconnects = &w->stats->redis_reconnects;
+            link->rd.gauge = (i == 0) ? &w->stats->redis_command
+                                      : &w->stats->redis_subscriber;
+        }
 
-        link->timer.handler = ngx_http_loom_store_timer;
-        link->timer.data = link;
-        link->timer.log = &link->log;
-        link->timer.cancelable = 1;
+        if (i == 0) {
+            link->rd.name = "command";
+            link->rd.connected = ngx_http_loom_store_command_connected;
 
-        ngx_http_loom_store_connect(link);
+        } else {
+            link->rd.name = "subscriber";
+            link->rd.pubsub = 1;
+            link->rd.connected = ngx_http_loom_store_subscriber_connected;
+            link->rd.down = ngx_http_loom_store_subscriber_down;
+            link->rd.push = ngx_http_loom_store_push;
+        }
+
+        ngx_http_loom_redis_connect(&link->rd);
     }
 
     return NGX_OK;
@@ -211,8 +158,6 @@ ngx_http_loom_store_init(ngx_http_loom_worker_t *w)
 void
 ngx_http_loom_store_exit(ngx_http_loom_worker_t *w)
 {
-    ngx_uint_t              i;
-    ngx_http_loom_link_t   *link;
     ngx_http_loom_store_t  *st;
 
     st = w->store;
@@ -223,221 +168,108 @@ ngx_http_loom_store_exit(ngx_http_loom_worker_t *w)
 
     st->exiting = 1;
 
-    for (i = 0; i < 2; i++) {
-        link = (i == 0) ? &st->command : &st->subscriber;
-
-        if (link->timer.timer_set) {
-            ngx_del_timer(&link->timer);
-        }
-
-        ngx_http_loom_store_drop(link);
-    }
+    ngx_http_loom_redis_close(&st->command.rd);
+    ngx_http_loom_redis_close(&st->subscriber.rd);
 
     w->store = NULL;
 }
 
 
-static u_char *
-ngx_http_loom_store_log_error(ngx_log_t *log, u_char *buf, size_t len)
+/* AUTH [user] password, as both links start with it */
+
+static ngx_int_t
+ngx_http_loom_store_auth(ngx_http_loom_store_link_t *link,
+    ngx_http_loom_redis_reply_pt handler)
 {
-    ngx_http_loom_link_t  *link;
-
-    link = log->data;
-
-    return ngx_snprintf(buf, len, " while talking to redis \"%V\" (%s link)",
-                        &link->store->conf->redis, link->name);
-}
-
-
-static void
-ngx_http_loom_store_connect(ngx_http_loom_link_t *link)
-{
-    redisAsyncContext          *ac;
+    int                         argc;
+    size_t                      argvlen[3];
+    const char                 *argv[3], *reason;
     ngx_http_loom_main_conf_t  *conf;
 
     conf = link->store->conf;
 
-    if (conf->redis_unix) {
-        ac = redisAsyncConnectUnix((char *) conf->redis_unix);
-
-    } else {
-        ac = redisAsyncConnect((char *) conf->redis_host, conf->redis_port);
+    if (conf->redis_password.len == 0) {
+        return NGX_OK;
     }
 
-    if (ac == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, &link->log, 0,
-                      "loom: cannot allocate a redis context");
-        ngx_http_loom_store_down(link);
-        return;
+    argc = 0;
+    argv[argc] = "AUTH";
+    argvlen[argc++] = 4;
+
+    if (conf->redis_user.len) {
+        argv[argc] = (char *) conf->redis_user.data;
+        argvlen[argc++] = conf->redis_user.len;
     }
 
-    if (ac->err) {
-        if (!link->failed) {
-            ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                          "loom: cannot connect: %s", ac->errstr);
-        }
+    argv[argc] = (char *) conf->redis_password.data;
+    argvlen[argc++] = conf->redis_password.len;
 
-        redisAsyncFree(ac);
-        link->failed = 1;
-        ngx_http_loom_store_down(link);
-        return;
+    if (ngx_http_loom_redis_send(&link->rd, argc, argv, argvlen, handler,
+                                 link, 0, &reason)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    ac->data = link;
+    link->handshake++;
 
-    if (ngx_http_loom_redis_attach(ac, &link->log) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ALERT, &link->log, 0,
-                      "loom: cannot attach the redis socket");
-        redisAsyncFree(ac);
-        ngx_http_loom_store_down(link);
-        return;
-    }
-
-    redisAsyncSetConnectCallback(ac, ngx_http_loom_store_connected);
-    redisAsyncSetDisconnectCallback(ac, ngx_http_loom_store_disconnected);
-
-    link->ac = ac;
-    link->pending = 0;
-    ngx_http_loom_store_set_state(link, NGX_HTTP_LOOM_LINK_CONNECTING);
-
-    ngx_add_timer(&link->timer, conf->redis_connect_timeout);
+    return NGX_OK;
 }
 
 
 static void
-ngx_http_loom_store_connected(const redisAsyncContext *ac, int status)
+ngx_http_loom_store_command_connected(ngx_http_loom_redis_t *rd)
 {
-    ngx_http_loom_link_t  *link;
-
-    link = ac->data;
-
-    if (status != REDIS_OK) {
-
-        /* hiredis frees the context when this returns */
-
-        if (!link->failed) {
-            ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                          "loom: cannot connect: %s", ac->errstr);
-        }
-
-        link->failed = 1;
-        link->ac = NULL;
-        ngx_http_loom_store_down(link);
-        return;
-    }
-
-    ngx_http_loom_store_handshake(link);
-}
-
-
-static void
-ngx_http_loom_store_disconnected(const redisAsyncContext *ac, int status)
-{
-    ngx_http_loom_link_t  *link;
-
-    link = ac->data;
-
-    if (!link->dropping && !link->store->exiting) {
-        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                      "loom: connection lost: %s",
-                      ac->err ? ac->errstr : "closed by server");
-    }
-
-    link->ac = NULL;
-    link->failed = 1;
-    ngx_http_loom_store_down(link);
-}
-
-
-static void
-ngx_http_loom_store_handshake(ngx_http_loom_link_t *link)
-{
-    int                         argc;
-    size_t                      argvlen[3];
-    const char                 *argv[3];
     u_char                      db[NGX_INT_T_LEN];
-    ngx_http_loom_store_t      *st;
+    size_t                      argvlen[2];
+    const char                 *argv[2], *reason;
+    ngx_http_loom_store_link_t *link;
     ngx_http_loom_main_conf_t  *conf;
 
-    st = link->store;
-    conf = st->conf;
-
-    ngx_http_loom_store_set_state(link, NGX_HTTP_LOOM_LINK_HANDSHAKE);
+    link = rd->data;
+    conf = link->store->conf;
     link->handshake = 0;
 
-    if (conf->redis_password.len) {
-        argc = 0;
-        argv[argc] = "AUTH";
-        argvlen[argc++] = 4;
+    if (ngx_http_loom_store_auth(link, ngx_http_loom_store_handshake_reply)
+        != NGX_OK)
+    {
+        goto failed;
+    }
 
-        if (conf->redis_user.len) {
-            argv[argc] = (char *) conf->redis_user.data;
-            argvlen[argc++] = conf->redis_user.len;
-        }
+    if (conf->redis_db) {
+        argv[0] = "SELECT";
+        argvlen[0] = 6;
+        argv[1] = (char *) db;
+        argvlen[1] = ngx_sprintf(db, "%i", conf->redis_db) - db;
 
-        argv[argc] = (char *) conf->redis_password.data;
-        argvlen[argc++] = conf->redis_password.len;
-
-        if (redisAsyncCommandArgv(link->ac,
-                                  ngx_http_loom_store_handshake_reply,
-                                  (void *) "AUTH", argc, argv, argvlen)
-            == REDIS_OK)
+        if (ngx_http_loom_redis_send(rd, 2, argv, argvlen,
+                                     ngx_http_loom_store_handshake_reply,
+                                     link, 0, &reason)
+            != NGX_OK)
         {
-            link->handshake++;
-        }
-    }
-
-    if (link->subscriber) {
-
-        /*
-         * The control channel stays subscribed for the life of the link,
-         * so the link never leaves the subscribed state while topics come
-         * and go (hiredis 0.14 asserts on replies in between).  Its
-         * confirmation ends the handshake.
-         */
-
-        if (redisAsyncCommand(link->ac, ngx_http_loom_store_message, link,
-                              "SUBSCRIBE %b", st->control.data,
-                              st->control.len)
-            == REDIS_OK)
-        {
-            link->handshake++;
+            goto failed;
         }
 
-    } else {
-
-        if (conf->redis_db) {
-            argv[0] = "SELECT";
-            argvlen[0] = 6;
-            argv[1] = (char *) db;
-            argvlen[1] = ngx_sprintf(db, "%i", conf->redis_db) - db;
-
-            if (redisAsyncCommandArgv(link->ac,
-                                      ngx_http_loom_store_handshake_reply,
-                                      (void *) "SELECT", 2, argv, argvlen)
-                == REDIS_OK)
-            {
-                link->handshake++;
-            }
-        }
-
-        ngx_http_loom_store_load_scripts(link);
+        link->handshake++;
     }
 
-    if (link->timer.timer_set) {
-        ngx_del_timer(&link->timer);
-    }
+    ngx_http_loom_store_load_scripts(link,
+                                     ngx_http_loom_store_handshake_reply);
+    return;
 
-    ngx_add_timer(&link->timer, conf->redis_timeout);
+failed:
+
+    ngx_http_loom_redis_fail(rd, "cannot queue the handshake");
 }
 
 
 static void
-ngx_http_loom_store_load_scripts(ngx_http_loom_link_t *link)
+ngx_http_loom_store_load_scripts(ngx_http_loom_store_link_t *link,
+    ngx_http_loom_redis_reply_pt handler)
 {
-    size_t      argvlen[3];
-    ngx_uint_t  i;
-    const char *argv[3];
+    size_t       argvlen[3];
+    ngx_uint_t   i;
+    const char  *argv[3], *reason;
 
     argv[0] = "SCRIPT";
     argvlen[0] = 6;
@@ -448,11 +280,10 @@ ngx_http_loom_store_load_scripts(ngx_http_loom_link_t *link)
         argv[2] = (char *) ngx_http_loom_scripts[i].data;
         argvlen[2] = ngx_http_loom_scripts[i].len;
 
-        if (redisAsyncCommandArgv(link->ac,
-                                  ngx_http_loom_store_handshake_reply,
-                                  (void *) "SCRIPT LOAD", 3, argv, argvlen)
-            == REDIS_OK
-            && link->state == NGX_HTTP_LOOM_LINK_HANDSHAKE)
+        if (ngx_http_loom_redis_send(&link->rd, 3, argv, argvlen, handler,
+                                     link, 0, &reason)
+            == NGX_OK
+            && handler == ngx_http_loom_store_handshake_reply)
         {
             link->handshake++;
         }
@@ -461,190 +292,168 @@ ngx_http_loom_store_load_scripts(ngx_http_loom_link_t *link)
 
 
 static void
-ngx_http_loom_store_handshake_reply(redisAsyncContext *ac, void *r,
-    void *privdata)
+ngx_http_loom_store_handshake_reply(void *data, redisReply *reply)
 {
-    redisReply            *reply;
-    ngx_http_loom_link_t  *link;
+    ngx_http_loom_store_link_t  *link;
 
-    reply = r;
-    link = ac->data;
+    link = data;
 
     if (reply == NULL) {
         return;
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                      "loom: %s failed: %*s", (char *) privdata,
+        ngx_log_error(NGX_LOG_ERR, &link->rd.log, 0,
+                      "loom: redis refused the handshake: %*s",
                       (size_t) reply->len, reply->str);
-
-        if (link->state == NGX_HTTP_LOOM_LINK_READY) {
-            /* a script reload after NOSCRIPT: the link itself is fine */
-            link->store->reloading = 0;
-            return;
-        }
-
-        link->failed = 1;
-        link->dropping = 1;
-        redisAsyncDisconnect(ac);
-        return;
-    }
-
-    if (link->state == NGX_HTTP_LOOM_LINK_READY) {
-        link->store->reloading = 0;
+        ngx_http_loom_redis_fail(&link->rd, NULL);
         return;
     }
 
     if (--link->handshake == 0) {
-        ngx_http_loom_store_ready(link);
+        ngx_http_loom_redis_ready(&link->rd);
     }
 }
 
 
 static void
-ngx_http_loom_store_ready(ngx_http_loom_link_t *link)
+ngx_http_loom_store_subscriber_connected(ngx_http_loom_redis_t *rd)
 {
-    if (link->timer.timer_set) {
-        ngx_del_timer(&link->timer);
-    }
+    size_t                       argvlen[2];
+    const char                  *argv[2], *reason;
+    ngx_http_loom_store_t       *st;
+    ngx_http_loom_store_link_t  *link;
 
-    if (link->failed) {
-        ngx_log_error(NGX_LOG_NOTICE, &link->log, 0, "loom: connected");
-    }
-
-    link->failed = 0;
-    link->dropping = 0;
-    link->backoff = NGX_HTTP_LOOM_BACKOFF_MIN;
-
-    ngx_http_loom_store_set_state(link, NGX_HTTP_LOOM_LINK_READY);
-
-    if (link->subscriber) {
-        ngx_http_loom_topic_resubscribe(link->store->worker);
-    }
-}
-
-
-/*
- * The link is gone (or never came up): tell the topics, then try again
- * after a delay that doubles up to a limit, with some jitter so that the
- * workers of a node do not all knock at once.
- */
-
-static void
-ngx_http_loom_store_down(ngx_http_loom_link_t *link)
-{
-    ngx_uint_t              prev;
-    ngx_msec_t              delay;
-    ngx_http_loom_store_t  *st;
-
+    link = rd->data;
     st = link->store;
-    prev = link->state;
+    link->handshake = 0;
 
-    ngx_http_loom_store_set_state(link, NGX_HTTP_LOOM_LINK_DOWN);
+    /* the AUTH reply comes to the push handler: an error drops the link */
 
-    link->pending = 0;
-
-    if (link->timer.timer_set) {
-        ngx_del_timer(&link->timer);
-    }
-
-    if (link->subscriber && prev != NGX_HTTP_LOOM_LINK_DOWN) {
-        ngx_http_loom_topic_subscriber_lost(st->worker);
-    }
-
-    if (st->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
-        return;
-    }
-
-    delay = link->backoff + (ngx_random() % (link->backoff / 2 + 1));
-    link->backoff = ngx_min(link->backoff * 2, NGX_HTTP_LOOM_BACKOFF_MAX);
-
-    ngx_add_timer(&link->timer, delay);
-}
-
-
-static void
-ngx_http_loom_store_drop(ngx_http_loom_link_t *link)
-{
-    redisAsyncContext  *ac;
-
-    ac = link->ac;
-
-    if (ac == NULL) {
-        return;
+    if (ngx_http_loom_store_auth(link, NULL) != NGX_OK) {
+        goto failed;
     }
 
     /*
-     * pending callbacks run with a NULL reply, then the disconnect
-     * callback runs if the link was connected
+     * The control channel stays subscribed for the life of the link, so
+     * the link is in the subscribed state from here on.  Its confirmation
+     * ends the handshake.
      */
 
-    link->dropping = 1;
-    redisAsyncFree(ac);
+    argv[0] = "SUBSCRIBE";
+    argvlen[0] = 9;
+    argv[1] = (char *) st->control.data;
+    argvlen[1] = st->control.len;
 
-    if (link->ac != NULL) {
-        /* it was still connecting: no callback told us */
-        link->ac = NULL;
-        ngx_http_loom_store_down(link);
+    if (ngx_http_loom_redis_send(rd, 2, argv, argvlen, NULL, NULL, 0,
+                                 &reason)
+        == NGX_OK)
+    {
+        return;
     }
+
+failed:
+
+    ngx_http_loom_redis_fail(rd, "cannot queue the handshake");
 }
 
 
 static void
-ngx_http_loom_store_timer(ngx_event_t *ev)
+ngx_http_loom_store_subscriber_down(ngx_http_loom_redis_t *rd)
 {
-    ngx_http_loom_link_t  *link;
+    ngx_http_loom_store_link_t  *link;
 
-    link = ev->data;
+    link = rd->data;
 
-    switch (link->state) {
+    if (!link->store->exiting) {
+        link->store->handlers.lost(link->store->handlers.data);
+    }
+}
 
-    case NGX_HTTP_LOOM_LINK_DOWN:
-        if (link->store->worker->stats) {
-            link->store->worker->stats->redis_reconnects++;
+
+static ngx_uint_t
+ngx_http_loom_store_is(redisReply *r, char *s, size_t len)
+{
+    return r->type == REDIS_REPLY_STRING && r->len == len
+           && ngx_strncmp(r->str, s, len) == 0;
+}
+
+
+static void
+ngx_http_loom_store_push(ngx_http_loom_redis_t *rd, redisReply *reply)
+{
+    redisReply                      *kind, *channel, *payload;
+    ngx_str_t                        ch, data;
+    ngx_http_loom_store_t           *st;
+    ngx_http_loom_store_link_t      *link;
+    ngx_http_loom_store_handlers_t  *h;
+
+    link = rd->data;
+    st = link->store;
+    h = &st->handlers;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, &rd->log, 0,
+                      "loom: redis answered \"%*s\"",
+                      (size_t) reply->len, reply->str);
+        ngx_http_loom_redis_fail(rd, NULL);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        /* +OK of AUTH, +PONG before the link is subscribed */
+        return;
+    }
+
+    kind = reply->element[0];
+    channel = reply->element[1];
+
+    if (channel->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    ch.data = (u_char *) channel->str;
+    ch.len = channel->len;
+
+    if (ngx_http_loom_store_is(kind, "message", 7)) {
+
+        payload = reply->elements > 2 ? reply->element[2] : NULL;
+
+        if (payload == NULL || payload->type != REDIS_REPLY_STRING) {
+            return;
         }
 
-        ngx_http_loom_store_connect(link);
-        return;
+        data.data = (u_char *) payload->str;
+        data.len = payload->len;
 
-    case NGX_HTTP_LOOM_LINK_CONNECTING:
-        ngx_log_error(NGX_LOG_ERR, &link->log, NGX_ETIMEDOUT,
-                      "loom: connect timed out");
-        break;
+        if (ch.len == st->control.len
+            && ngx_strncmp(ch.data, st->control.data, ch.len) == 0)
+        {
+            h->control(h->data, &data);
+            return;
+        }
 
-    default:
-        ngx_log_error(NGX_LOG_ERR, &link->log, NGX_ETIMEDOUT,
-                      "loom: no reply for %M ms, %ui commands waiting",
-                      link->store->conf->redis_timeout,
-                      link->pending + link->handshake);
-        break;
-    }
-
-    link->failed = 1;
-    ngx_http_loom_store_drop(link);
-}
-
-
-static void
-ngx_http_loom_store_set_state(ngx_http_loom_link_t *link, ngx_uint_t state)
-{
-    ngx_http_loom_stats_t  *stats;
-
-    link->state = state;
-
-    stats = link->store->worker->stats;
-
-    if (stats == NULL) {
+        h->message(h->data, &ch, &data);
         return;
     }
 
-    if (link->subscriber) {
-        stats->redis_subscriber = state;
+    if (ngx_http_loom_store_is(kind, "subscribe", 9)) {
 
-    } else {
-        stats->redis_command = state;
+        if (ch.len == st->control.len
+            && ngx_strncmp(ch.data, st->control.data, ch.len) == 0)
+        {
+            if (rd->state == NGX_HTTP_LOOM_LINK_HANDSHAKE) {
+                ngx_http_loom_redis_ready(rd);
+                h->ready(h->data);
+            }
+
+            return;
+        }
+
+        h->subscribed(h->data, &ch);
     }
+
+    /* pong, unsubscribe: nothing to do beyond the reply count */
 }
 
 
@@ -653,33 +462,20 @@ ngx_http_loom_store_command(ngx_http_loom_store_t *st,
     ngx_http_loom_store_call_t *call, int argc, const char **argv,
     const size_t *argvlen, const char **reason)
 {
-    ngx_http_loom_link_t  *link;
+    ngx_http_loom_redis_t  *rd;
 
-    link = &st->command;
+    rd = &st->command.rd;
 
-    if (link->state != NGX_HTTP_LOOM_LINK_READY) {
+    if (rd->state != NGX_HTTP_LOOM_LINK_READY) {
         *reason = "not connected to redis";
         return NGX_DECLINED;
     }
 
-    if (link->pending >= st->conf->redis_max_pending) {
-        *reason = "too many redis commands in flight";
-        return NGX_BUSY;
-    }
+    call->store = st;
 
-    if (redisAsyncCommandArgv(link->ac, ngx_http_loom_store_reply, call,
-                              argc, argv, argvlen)
-        != REDIS_OK)
-    {
-        *reason = "redis connection is closing";
-        return NGX_DECLINED;
-    }
-
-    if (link->pending++ == 0) {
-        ngx_add_timer(&link->timer, st->conf->redis_timeout);
-    }
-
-    return NGX_OK;
+    return ngx_http_loom_redis_send(rd, argc, argv, argvlen,
+                                    ngx_http_loom_store_reply, call, 0,
+                                    reason);
 }
 
 
@@ -689,14 +485,22 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
     int argc, const char **argv, const size_t *argvlen,
     const char **reason)
 {
-    int          i;
-    size_t       lens[16];
-    u_char       nk[NGX_INT_T_LEN];
-    const char  *args[16];
+    int                     i;
+    size_t                  lens[16];
+    u_char                  nk[NGX_INT_T_LEN];
+    const char             *args[16];
+    ngx_http_loom_redis_t  *rd;
+
+    rd = &st->command.rd;
 
     if (argc + 3 > 16) {
         *reason = "too many script arguments";
         return NGX_ERROR;
+    }
+
+    if (rd->state != NGX_HTTP_LOOM_LINK_READY) {
+        *reason = "not connected to redis";
+        return NGX_DECLINED;
     }
 
     args[0] = "EVALSHA";
@@ -711,121 +515,130 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
         lens[i + 3] = argvlen[i];
     }
 
-    return ngx_http_loom_store_command(st, call, argc + 3, args, lens,
-                                       reason);
+    call->store = st;
+
+    /* the command is kept until answered: a NOSCRIPT sends it again */
+
+    return ngx_http_loom_redis_send(rd, argc + 3, args, lens,
+                                    ngx_http_loom_store_reply, call, 1,
+                                    reason);
 }
 
 
 static void
-ngx_http_loom_store_reply(redisAsyncContext *ac, void *r, void *privdata)
+ngx_http_loom_store_reply(void *data, redisReply *reply)
 {
-    redisReply                  *reply;
-    ngx_http_loom_link_t        *link;
     ngx_http_loom_store_call_t  *call;
 
-    reply = r;
-    call = privdata;
-    link = ac->data;
-
-    if (link->pending) {
-        link->pending--;
-    }
-
-    if (link->state == NGX_HTTP_LOOM_LINK_READY) {
-
-        /* progress: the timer measures silence, not one command */
-
-        if (link->pending) {
-            ngx_add_timer(&link->timer, link->store->conf->redis_timeout);
-
-        } else if (link->timer.timer_set) {
-            ngx_del_timer(&link->timer);
-        }
-    }
+    call = data;
 
     if (reply && reply->type == REDIS_REPLY_ERROR
         && reply->len > 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
-        && !link->store->reloading && link->ac)
+        && ngx_http_loom_store_retry(call->store, call) == NGX_OK)
     {
-        /* SCRIPT FLUSH on the server: this command fails, the next work */
-
-        ngx_log_error(NGX_LOG_WARN, &link->log, 0,
-                      "loom: scripts missing on the server, loading them");
-
-        link->store->reloading = 1;
-        ngx_http_loom_store_load_scripts(link);
+        return;
     }
 
     call->handler(call, reply);
 }
 
 
-static void
-ngx_http_loom_store_message(redisAsyncContext *ac, void *r, void *privdata)
+/*
+ * The server lost its scripts (SCRIPT FLUSH, a restart without them): the
+ * command is sent again once as EVAL with the script's text, and the
+ * scripts are loaded again for the commands after it.
+ */
+
+static ngx_int_t
+ngx_http_loom_store_retry(ngx_http_loom_store_t *st,
+    ngx_http_loom_store_call_t *call)
 {
-    redisReply             *reply, *kind, *channel, *payload;
-    ngx_str_t               ch, data;
-    ngx_http_loom_link_t   *link;
-    ngx_http_loom_store_t  *st;
+    u_char                     *p, *start, *rest, *last, *cmd, *q;
+    size_t                      len;
+    ngx_uint_t                  i;
+    const char                 *reason;
+    ngx_str_t                  *body;
+    ngx_http_loom_redis_t      *rd;
+    ngx_http_loom_redis_cmd_t  *current;
 
-    reply = r;
-    link = privdata;
-    st = link->store;
+    rd = &st->command.rd;
+    current = ngx_http_loom_redis_current(rd);
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 3)
+    if (current == NULL || current->command == NULL) {
+        return NGX_DECLINED;
+    }
+
+    /* "*<argc>\r\n$7\r\nEVALSHA\r\n$40\r\n<sha>\r\n" then the rest */
+
+    start = (u_char *) current->command;
+    last = start + current->len;
+
+    p = ngx_strlchr(start, last, '\n');
+
+    if (p == NULL || last - p < 1 + 18 + 42
+        || ngx_strncmp(p + 1, "$7\r\nEVALSHA\r\n$40\r\n", 18) != 0)
     {
-        return;
+        return NGX_DECLINED;
     }
 
-    kind = reply->element[0];
-    channel = reply->element[1];
-    payload = reply->element[2];
+    p++;
 
-    if (kind->type != REDIS_REPLY_STRING
-        || channel->type != REDIS_REPLY_STRING)
+    for (i = 0; i < NGX_HTTP_LOOM_SCRIPTS; i++) {
+        if (ngx_strncmp(p + 18, st->sha[i], 40) == 0) {
+            break;
+        }
+    }
+
+    if (i == NGX_HTTP_LOOM_SCRIPTS) {
+        return NGX_DECLINED;
+    }
+
+    body = &ngx_http_loom_scripts[i];
+    rest = p + 18 + 42;
+
+    len = (p - start) + sizeof("$4\r\nEVAL\r\n$\r\n\r\n") - 1
+          + NGX_SIZE_T_LEN + body->len + (last - rest);
+
+    cmd = ngx_alloc(len, &rd->log);
+    if (cmd == NULL) {
+        return NGX_DECLINED;
+    }
+
+    q = ngx_cpymem(cmd, start, p - start);
+    q = ngx_sprintf(q, "$4\r\nEVAL\r\n$%uz\r\n", body->len);
+    q = ngx_cpymem(q, body->data, body->len);
+    q = ngx_cpymem(q, "\r\n", 2);
+    q = ngx_cpymem(q, rest, last - rest);
+
+    ngx_log_error(NGX_LOG_WARN, &rd->log, 0,
+                  "loom: scripts missing on the server, sending again");
+
+    if (ngx_http_loom_redis_send_formatted(rd, (char *) cmd, q - cmd,
+                                           ngx_http_loom_store_reply, call,
+                                           0, &reason)
+        != NGX_OK)
     {
-        return;
+        return NGX_DECLINED;
     }
 
-    ch.data = (u_char *) channel->str;
-    ch.len = channel->len;
+    ngx_http_loom_store_load_scripts(&st->command,
+                                     ngx_http_loom_store_reloaded);
 
-    if (kind->len == 7 && ngx_strncmp(kind->str, "message", 7) == 0) {
+    return NGX_OK;
+}
 
-        if (payload->type != REDIS_REPLY_STRING) {
-            return;
-        }
 
-        data.data = (u_char *) payload->str;
-        data.len = payload->len;
+static void
+ngx_http_loom_store_reloaded(void *data, redisReply *reply)
+{
+    ngx_http_loom_store_link_t  *link;
 
-        if (ch.len == st->control.len
-            && ngx_strncmp(ch.data, st->control.data, ch.len) == 0)
-        {
-            ngx_http_loom_topic_invalidate(st->worker, &data);
-            return;
-        }
+    link = data;
 
-        ngx_http_loom_topic_message(st->worker, &ch, &data);
-        return;
-    }
-
-    if (kind->len == 9 && ngx_strncmp(kind->str, "subscribe", 9) == 0) {
-
-        if (ch.len == st->control.len
-            && ngx_strncmp(ch.data, st->control.data, ch.len) == 0)
-        {
-            if (link->state == NGX_HTTP_LOOM_LINK_HANDSHAKE
-                && --link->handshake == 0)
-            {
-                ngx_http_loom_store_ready(link);
-            }
-
-            return;
-        }
-
-        ngx_http_loom_topic_subscribed(st->worker, &ch);
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, &link->rd.log, 0,
+                      "loom: SCRIPT LOAD failed: %*s",
+                      (size_t) reply->len, reply->str);
     }
 }
 
@@ -833,17 +646,21 @@ ngx_http_loom_store_message(redisAsyncContext *ac, void *r, void *privdata)
 ngx_int_t
 ngx_http_loom_store_subscribe(ngx_http_loom_store_t *st, ngx_str_t *channel)
 {
-    ngx_http_loom_link_t  *link;
+    size_t       argvlen[2];
+    const char  *argv[2], *reason;
 
-    link = &st->subscriber;
-
-    if (link->state != NGX_HTTP_LOOM_LINK_READY) {
+    if (st->subscriber.rd.state != NGX_HTTP_LOOM_LINK_READY) {
         return NGX_DECLINED;
     }
 
-    if (redisAsyncCommand(link->ac, ngx_http_loom_store_message, link,
-                          "SUBSCRIBE %b", channel->data, channel->len)
-        != REDIS_OK)
+    argv[0] = "SUBSCRIBE";
+    argvlen[0] = 9;
+    argv[1] = (char *) channel->data;
+    argvlen[1] = channel->len;
+
+    if (ngx_http_loom_redis_send(&st->subscriber.rd, 2, argv, argvlen, NULL,
+                                 NULL, 0, &reason)
+        != NGX_OK)
     {
         return NGX_DECLINED;
     }
@@ -856,16 +673,20 @@ void
 ngx_http_loom_store_unsubscribe(ngx_http_loom_store_t *st,
     ngx_str_t *channel)
 {
-    ngx_http_loom_link_t  *link;
+    size_t       argvlen[2];
+    const char  *argv[2], *reason;
 
-    link = &st->subscriber;
-
-    if (link->state != NGX_HTTP_LOOM_LINK_READY) {
+    if (st->subscriber.rd.state != NGX_HTTP_LOOM_LINK_READY) {
         return;
     }
 
-    (void) redisAsyncCommand(link->ac, NULL, NULL, "UNSUBSCRIBE %b",
-                             channel->data, channel->len);
+    argv[0] = "UNSUBSCRIBE";
+    argvlen[0] = 11;
+    argv[1] = (char *) channel->data;
+    argvlen[1] = channel->len;
+
+    (void) ngx_http_loom_redis_send(&st->subscriber.rd, 2, argv, argvlen,
+                                    NULL, NULL, 0, &reason);
 }
 
 

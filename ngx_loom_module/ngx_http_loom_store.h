@@ -12,39 +12,31 @@
 #include <ngx_http.h>
 #include <hiredis/hiredis.h>
 #include "ngx_http_loom_module.h"
+#include "ngx_http_loom_redis.h"
+#include "ngx_http_loom_scripts.h"
 
 
 /*
- * Redis, per worker: one pipelined command link and one subscriber link,
- * each reconnected with backoff when it fails.  A command is answered
- * through an ngx_http_loom_store_call_t that the caller embeds in its own
- * request; its handler gets the reply, or NULL when the link went down
- * before the reply came.
+ * Redis, per worker: one pipelined command link and one subscriber link
+ * (ngx_http_loom_redis.c), each reconnected with backoff when it fails.
+ * A command is answered through an ngx_http_loom_store_call_t that the
+ * caller embeds in its own request; its handler gets the reply, or NULL
+ * when the link went down before the reply came.  What comes on the
+ * subscriber link goes to the handlers the layer above gives at init.
  *
  * Data model, for prefix P (loom_redis_prefix) and topic T:
  *
  *   P{t:T}          hash: tag ("<reg>:<sv>": the registration and its
- *                   schema version), sv, schema (latest),
- *                   s:<version> (every version), seq, value (latest)
+ *                   schema version), sv, schema (the current one), seq,
+ *                   value (latest)
  *   P{t:T}:msg      channel: deliveries "<seq> <json>", or "U <reg>" when
  *                   registration <reg> of T is unregistered
  *   Ptopics         hash: T -> {"version":v,"schema":...}, for listTopics
  *   Pctl            channel: names of topics whose schema changed
  *
- * The {t:T} hash tag keeps a topic's keys in one Redis Cluster slot.
+ * The {t:T} hash tag keeps a topic's keys in one Redis Cluster slot.  The
+ * scripts are the .lua files beside the sources.
  */
-
-
-#define NGX_HTTP_LOOM_SCRIPT_REGISTER    0
-#define NGX_HTTP_LOOM_SCRIPT_UPDATE      1
-#define NGX_HTTP_LOOM_SCRIPT_UNREGISTER  2
-#define NGX_HTTP_LOOM_SCRIPT_PUBLISH     3
-#define NGX_HTTP_LOOM_SCRIPTS            4
-
-#define NGX_HTTP_LOOM_LINK_DOWN          0
-#define NGX_HTTP_LOOM_LINK_CONNECTING    1
-#define NGX_HTTP_LOOM_LINK_HANDSHAKE     2
-#define NGX_HTTP_LOOM_LINK_READY         3
 
 
 typedef struct ngx_http_loom_store_call_s  ngx_http_loom_store_call_t;
@@ -54,15 +46,33 @@ typedef void (*ngx_http_loom_store_handler_pt)(
 
 struct ngx_http_loom_store_call_s {
     ngx_http_loom_store_handler_pt   handler;
+    ngx_http_loom_store_t           *store;         /* set by the store */
 };
 
 
-ngx_int_t ngx_http_loom_store_init(ngx_http_loom_worker_t *w);
+/* what the subscriber link hears, for the layer above */
+
+typedef struct {
+    void                           *data;
+    void                          (*message)(void *data, ngx_str_t *channel,
+                                             ngx_str_t *payload);
+    void                          (*subscribed)(void *data,
+                                                ngx_str_t *channel);
+    void                          (*control)(void *data, ngx_str_t *name);
+    void                          (*lost)(void *data);
+    void                          (*ready)(void *data);
+} ngx_http_loom_store_handlers_t;
+
+
+ngx_int_t ngx_http_loom_store_init(ngx_http_loom_worker_t *w,
+    ngx_http_loom_store_handlers_t *handlers);
 void ngx_http_loom_store_exit(ngx_http_loom_worker_t *w);
 
 /*
  * NGX_OK: sent, the handler will be called; NGX_DECLINED: no link to
- * Redis; NGX_BUSY: too many commands in flight.  *reason says why not.
+ * Redis; NGX_BUSY: too many commands in flight or too many bytes queued
+ * (loom_redis_max_pending, loom_redis_max_buffered).  *reason says why
+ * not.
  */
 ngx_int_t ngx_http_loom_store_command(ngx_http_loom_store_t *st,
     ngx_http_loom_store_call_t *call, int argc, const char **argv,
