@@ -79,8 +79,10 @@ def pid_alive(pid):
 
 
 class Redis:
-    def __init__(self, workdir, password=None, appendonly=True, args=()):
+    def __init__(self, workdir, password=None, appendonly=True, args=(),
+                 host="127.0.0.1"):
         self.dir = workdir
+        self.host = host
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
         self.password = password
@@ -89,7 +91,7 @@ class Redis:
         self.proc = None
 
     def start(self):
-        args = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1",
+        args = [REDIS, "--port", str(self.port), "--bind", self.host,
                 "--dir", self.dir, "--save", "",
                 "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", "always",
@@ -110,7 +112,7 @@ class Redis:
 
     def client(self):
         import redis
-        return redis.Redis(host="127.0.0.1", port=self.port,
+        return redis.Redis(host=self.host, port=self.port,
                            password=self.password, socket_timeout=5)
 
     def kill(self):
@@ -144,7 +146,7 @@ http {{
     fastcgi_temp_path {prefix}/tmp;
     uwsgi_temp_path {prefix}/tmp;
     scgi_temp_path {prefix}/tmp;
-    loom_redis 127.0.0.1:{redis_port};
+    loom_redis {redis_addr};
     {http}
     server {{
         listen 127.0.0.1:{port}{reuseport};
@@ -165,7 +167,8 @@ http {{
 class Nginx:
     def __init__(self, workdir, redis_port, workers=1, http="", server="",
                  location="", main="", tls=False, log_level="info",
-                 connections=1024, allowed_log=None, reuseport=False):
+                 connections=1024, allowed_log=None, reuseport=False,
+                 redis_addr=None):
         self.prefix = workdir
         os.makedirs(os.path.join(self.prefix, "tmp"), exist_ok=True)
         self.port = free_port()
@@ -188,7 +191,8 @@ class Nginx:
             f.write(NGINX_CONF.format(
                 module=MODULE, workers=workers, prefix=self.prefix,
                 log_level=log_level, main=main, connections=connections,
-                redis_port=redis_port, http=http, port=self.port,
+                redis_addr=redis_addr or "127.0.0.1:%d" % redis_port,
+                http=http, port=self.port,
                 listen_tls=listen_tls, server=server, location=location,
                 reuseport=" reuseport" if reuseport else ""))
         self.master = None

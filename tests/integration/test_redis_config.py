@@ -2,6 +2,9 @@
 key prefix shared by nobody else, a unix socket, a host name."""
 
 import os
+import socket
+
+import pytest
 
 from conftest import Nginx, Redis, register, subscribe, wait_for
 
@@ -117,14 +120,85 @@ def test_unix_socket(workdir, make_nginx):
         r.kill()
 
 
-def test_host_name_is_resolved_at_configuration(redis_server, make_nginx):
-    n = make_nginx()
-    conf = open(n.conf).read().replace(
-        "loom_redis 127.0.0.1:", "loom_redis localhost:")
-    open(n.conf, "w").write(conf)
-    n.reload()
-    # old workers may take a last connection while the new ones start
-    wait_for(lambda: n.status()["redis"]["address"]
-             == "localhost:%d" % redis_server.port, what="the new workers")
-    wait_for(n.redis_up, what="the links")
-    roundtrip(n, "named")
+def localhost_addresses():
+    try:
+        return sorted({a[4][0] for a in socket.getaddrinfo(
+            "localhost", None, proto=socket.IPPROTO_TCP)})
+    except socket.gaierror:
+        return []
+
+
+def test_host_name_is_resolved_at_configuration(workdir, make_nginx):
+    # whatever "localhost" means on this machine (127.0.0.1, ::1 or both;
+    # nothing at all in a chroot without /etc/hosts): Redis listens on
+    # every address the name has, and the links use them
+    addrs = localhost_addresses()
+    if not addrs:
+        pytest.skip("\"localhost\" does not resolve here")
+    r = Redis(os.path.join(workdir, "named"), host=addrs[0],
+              args=["--bind"] + addrs).start()
+    try:
+        n = make_nginx(redis_port=r.port,
+                       redis_addr="localhost:%d" % r.port)
+        assert n.status()["redis"]["address"] == "localhost:%d" % r.port
+        roundtrip(n, "named")
+    finally:
+        r.kill()
+
+
+def test_ipv6_address(workdir, make_nginx):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    r = Redis(os.path.join(workdir, "v6"), host="::1").start()
+    try:
+        n = make_nginx(redis_port=r.port, redis_addr="[::1]:%d" % r.port)
+        assert n.status()["redis"]["address"] == "[::1]:%d" % r.port
+        roundtrip(n, "v6")
+        assert r.client().hexists("loom:{t:v6}", "value")
+    finally:
+        r.kill()
+
+
+def test_every_address_of_a_name_is_tried(workdir, make_nginx):
+    # a name with two addresses where Redis listens on one only: the
+    # links go on to the next address until one answers
+    addrs = localhost_addresses()
+    if len(addrs) < 2:
+        pytest.skip("\"localhost\" has fewer than two addresses here")
+    for addr in addrs:
+        r = Redis(os.path.join(workdir, "only-" + addr), host=addr).start()
+        try:
+            n = make_nginx(name="only-" + addr, redis_port=r.port,
+                           redis_addr="localhost:%d" % r.port)
+            roundtrip(n, "only")
+            n.stop()
+        finally:
+            r.kill()
+
+
+def test_user_without_password_is_refused(workdir, redis_server):
+    n = Nginx(os.path.join(workdir, "nopw"), redis_server.port,
+              http="loom_redis_user loom;")
+    r = n.cmd("-t")
+    assert r.returncode != 0
+    assert '"loom_redis_user" needs "loom_redis_password"' in r.stderr
+
+
+def test_scripts_flushed_on_the_server(redis_server, nginx):
+    # SCRIPT FLUSH (or a Redis that lost its script cache): the publish
+    # in flight is sent again with the script's text, not failed
+    c = nginx.client()
+    register(c, "flush", {"v": None})
+    subscribe(c, "flush")
+    redis_server.client().script_flush()
+    for i in range(3):
+        c.send_json({"id": str(i), "action": "publish", "topic": "flush",
+                     "data": {"v": i}, "requireAck": True})
+    for i in range(3):
+        assert c.recv_json()["data"] == {"v": i}
+        r = c.recv_json()
+        assert (r["id"], r["code"]) == (str(i), 200)
+    assert "scripts missing on the server" in nginx.log()
+    assert redis_server.client().hget("loom:{t:flush}", "value") == \
+        b'{"v": 2}'
+    c.close()
