@@ -65,7 +65,7 @@ typedef struct {
     ngx_http_loom_jschema_failure_t  *elts;
     ngx_uint_t                        nelts;
     ngx_uint_t                        max;
-    unsigned                          truncated:1;
+    unsigned                          truncated:1;   /* max reached */
 } ngx_http_loom_jschema_errors_t;
 
 
@@ -80,7 +80,7 @@ typedef struct {
     ngx_http_loom_jschema_diff_t     *elts;
     ngx_uint_t                        nelts;
     ngx_uint_t                        max;
-    unsigned                          truncated:1;
+    unsigned                          truncated:1;   /* more than max */
 } ngx_http_loom_jschema_diffs_t;
 
 

@@ -162,6 +162,131 @@ struct ngx_http_loom_jschema_s {
 };
 
 
+/* the state of one compilation */
+
+typedef struct {
+    json_t                   *json;
+    ngx_http_loom_js_node_t  *node;
+} ngx_http_loom_js_seen_t;
+
+
+typedef struct {
+    ngx_http_loom_js_node_t  *node;
+    char                     *ref;
+    char                     *path;
+} ngx_http_loom_js_pending_t;
+
+
+typedef struct {
+    ngx_http_loom_jschema_t      *s;
+    json_t                       *root;
+    const char                   *root_id;
+    size_t                        root_id_len;
+    ngx_uint_t                    max_depth;
+    ngx_uint_t                    max_nodes;
+    ngx_uint_t                    flags;
+    ngx_http_loom_jschema_err_t  *err;
+
+    char                         *path;
+    size_t                        plen;
+    size_t                        pcap;
+
+    ngx_http_loom_js_seen_t      *seen;
+    ngx_uint_t                    nseen;
+    ngx_uint_t                    aseen;
+    ngx_http_loom_js_prop_t      *anchors;
+    ngx_uint_t                    nanchors;
+    ngx_uint_t                    aanchors;
+    ngx_http_loom_js_pending_t   *refs;
+    ngx_uint_t                    nrefs;
+    ngx_uint_t                    arefs;
+} ngx_http_loom_js_cctx_t;
+
+
+/* compilation, across ngx_http_loom_jschema_{compile,keyword,ref}.c */
+
+ngx_http_loom_js_node_t *ngx_http_loom_js_node(ngx_http_loom_js_cctx_t *c,
+    json_t *json, ngx_uint_t depth);
+ngx_http_loom_js_node_t *ngx_http_loom_js_sub(ngx_http_loom_js_cctx_t *c,
+    const char *kw, const char *seg, size_t len, json_t *json,
+    ngx_uint_t depth);
+/* NGX_DECLINED: not a keyword known */
+ngx_int_t ngx_http_loom_js_keyword(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+ngx_int_t ngx_http_loom_js_fail(ngx_http_loom_js_cctx_t *c,
+    const char *fmt, ...);
+ngx_int_t ngx_http_loom_js_set_path(ngx_http_loom_js_cctx_t *c,
+    const char *path, size_t len);
+ngx_int_t ngx_http_loom_js_push(ngx_http_loom_js_cctx_t *c,
+    const char *seg, size_t len);
+void *ngx_http_loom_js_grow(void *elts, ngx_uint_t *nalloc, ngx_uint_t n,
+    size_t size);
+char *ngx_http_loom_js_strndup(const char *s, size_t len);
+ngx_int_t ngx_http_loom_js_resolve(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_pending_t *p);
+ngx_int_t ngx_http_loom_js_cycles(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n);
+
+
+/* the state of one schema comparison (ngx_http_loom_jschema_compat*.c) */
+
+#define NGX_HTTP_LOOM_JSC_MAX_CONJ   16
+#define NGX_HTTP_LOOM_JSC_MAX_DEPTH  64
+
+
+typedef struct {
+    ngx_http_loom_jschema_diffs_t  *diffs;
+    json_t                         *a_root;
+    json_t                         *b_root;
+    const char                     *dir;
+    const char                     *a_name;
+    const char                     *b_name;
+    ngx_uint_t                      flags;
+    char                           *path;
+    size_t                          plen;
+    size_t                          pcap;
+    ngx_uint_t                      depth;
+    pcre2_match_data               *md;
+    unsigned                        nomem:1;
+} ngx_http_loom_jsc_t;
+
+
+typedef struct {
+    json_t                         *s[NGX_HTTP_LOOM_JSC_MAX_CONJ];
+    ngx_uint_t                      n;
+    ngx_uint_t                      types;
+    unsigned                        never:1;
+} ngx_http_loom_jsc_conj_t;
+
+
+ngx_int_t ngx_http_loom_jsc_sub(ngx_http_loom_jsc_t *c, json_t *a, json_t *b);
+ngx_int_t ngx_http_loom_jsc_keywords(ngx_http_loom_jsc_t *c,
+    ngx_http_loom_jsc_conj_t *a, json_t *b);
+ngx_int_t ngx_http_loom_jsc_diff(ngx_http_loom_jsc_t *c, const char *fmt,
+    ...);
+ngx_int_t ngx_http_loom_jsc_at(ngx_http_loom_jsc_t *c, const char *kw,
+    const char *seg, size_t len, json_t *a, json_t *b);
+ngx_int_t ngx_http_loom_jsc_try(ngx_http_loom_jsc_t *c, json_t *a, json_t *b);
+ngx_uint_t ngx_http_loom_jsc_types(json_t *t);
+ngx_int_t ngx_http_loom_jsc_in(json_t *list, json_t *v);
+json_t *ngx_http_loom_jsc_find(ngx_http_loom_jsc_conj_t *a, const char *kw,
+    ngx_uint_t i);
+ngx_int_t ngx_http_loom_jsc_bound(ngx_http_loom_jsc_conj_t *a,
+    const char *kw, const char *kw2, json_t *bv, int sign);
+ngx_int_t ngx_http_loom_jsc_same(ngx_http_loom_jsc_conj_t *a, const char *kw,
+    json_t *bv);
+ngx_int_t ngx_http_loom_jsc_values(ngx_http_loom_jsc_conj_t *a,
+    json_t *allowed);
+int ngx_http_loom_jsc_match(ngx_http_loom_jsc_t *c, const char *pattern,
+    const char *name, size_t len);
+ngx_uint_t ngx_http_loom_jsc_prop(ngx_http_loom_jsc_t *c,
+    ngx_http_loom_jsc_conj_t *a, const char *name, size_t len, json_t **out,
+    ngx_uint_t max);
+ngx_int_t ngx_http_loom_jsc_any(ngx_http_loom_jsc_t *c, json_t **as,
+    ngx_uint_t n, json_t *b, const char *kw, const char *seg, size_t len);
+
+
 /* limits of one regular expression match (backtracking and depth) */
 #define NGX_HTTP_LOOM_JS_MATCH_LIMIT  100000
 #define NGX_HTTP_LOOM_JS_DEPTH_LIMIT  1000

@@ -74,7 +74,10 @@ ngx_http_loom_js_failed(ngx_http_loom_js_vctx_t *v, const char *kw,
     vsnprintf(f->message, sizeof(f->message), fmt, args);
     va_end(args);
 
-    e->nelts++;
+    /* validation stops here: there may be more */
+    if (++e->nelts == e->max) {
+        e->truncated = 1;
+    }
 
     return NGX_DECLINED;
 }
