@@ -524,9 +524,25 @@ ngx_http_loom_jsc_sub(ngx_http_loom_jsc_t *c, json_t *a, json_t *b)
         return NGX_DECLINED;
     }
 
+    for (i = 0; i < c->depth; i++) {
+        if (c->stack[i][0] == a && c->stack[i][1] == b) {
+            return NGX_OK;
+        }
+    }
+
     if (c->depth >= NGX_HTTP_LOOM_JSC_MAX_DEPTH) {
         return ngx_http_loom_jsc_diff(c, "schemas nested too deeply to "
                                       "compare");
+    }
+
+    if (++c->steps > NGX_HTTP_LOOM_JSC_MAX_STEPS) {
+        if (c->too_complex) {
+            return NGX_DECLINED;
+        }
+
+        c->too_complex = 1;
+
+        return ngx_http_loom_jsc_diff(c, "schemas too complex to compare");
     }
 
     memset(&ac, 0, sizeof(ac));
@@ -546,6 +562,8 @@ ngx_http_loom_jsc_sub(ngx_http_loom_jsc_t *c, json_t *a, json_t *b)
                                       "valid");
     }
 
+    c->stack[c->depth][0] = a;
+    c->stack[c->depth][1] = b;
     c->depth++;
     rc = NGX_OK;
 

@@ -122,7 +122,8 @@ failed:
 void
 ngx_http_loom_jschema_free(ngx_http_loom_jschema_t *s)
 {
-    ngx_uint_t                i, k;
+    ngx_uint_t                i, k, r;
+    ngx_http_loom_js_dep_t   *d;
     ngx_http_loom_js_node_t  *n;
 
     if (s == NULL) {
@@ -148,8 +149,14 @@ ngx_http_loom_jschema_free(ngx_http_loom_jschema_t *s)
         }
 
         for (k = 0; k < n->ndep_required; k++) {
-            free((char *) n->dep_required[k].name);
-            free(n->dep_required[k].required);
+            d = &n->dep_required[k];
+
+            for (r = 0; r < d->nrequired; r++) {
+                free((char *) d->required[r].name);
+            }
+
+            free((char *) d->name);
+            free(d->required);
         }
 
         for (k = 0; k < n->ndep_schemas; k++) {

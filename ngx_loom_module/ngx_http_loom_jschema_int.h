@@ -233,6 +233,7 @@ ngx_int_t ngx_http_loom_js_cycles(ngx_http_loom_js_cctx_t *c,
 
 #define NGX_HTTP_LOOM_JSC_MAX_CONJ   16
 #define NGX_HTTP_LOOM_JSC_MAX_DEPTH  64
+#define NGX_HTTP_LOOM_JSC_MAX_STEPS  100000
 
 
 typedef struct {
@@ -247,8 +248,13 @@ typedef struct {
     size_t                          plen;
     size_t                          pcap;
     ngx_uint_t                      depth;
+    ngx_uint_t                      steps;
     pcre2_match_data               *md;
     unsigned                        nomem:1;
+    unsigned                        too_complex:1;
+
+    /* the comparisons in progress: one met again holds (recursion) */
+    json_t                         *stack[NGX_HTTP_LOOM_JSC_MAX_DEPTH][2];
 } ngx_http_loom_jsc_t;
 
 
