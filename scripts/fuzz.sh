@@ -3,6 +3,7 @@
 # checked-in corpus (copied: new inputs stay under build/).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET ...]      targets: json ws utf8 schema
+#                                               jschema_compile jschema_validate
 #
 # A crash leaves its input in build/fuzz/crash-<target>-* and fails.
 # The executions per target are printed at the end.
@@ -14,7 +15,7 @@ cd "$root"
 
 seconds=${1:-60}
 shift || true
-targets=${*:-json ws utf8 schema}
+targets=${*:-json ws utf8 schema jschema_compile jschema_validate}
 
 scripts/deps.sh check
 scripts/build.sh > /dev/null
@@ -43,7 +44,7 @@ for t in $targets; do
     fi
 
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-    summary="$summary$(printf '%-8s %-7s %12s executions in %ss' \
+    summary="$summary$(printf '%-17s %-7s %12s executions in %ss' \
                       "$t" "$result" "${execs:-?}" "$seconds")\n"
 done
 

@@ -1,0 +1,431 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_http_loom_jschema_int.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+
+/*
+ * Compilation of a draft 2020-12 schema into nodes.  Every keyword of a
+ * schema object goes through the table of ngx_http_loom_jschema_keyword.c:
+ * one that is not there is refused, never ignored.  $ref targets are
+ * resolved once the whole tree is compiled; a target in a place no keyword
+ * compiles (e.g. inside "enum") is compiled on demand.  A cycle of
+ * in-place applicators ($ref, allOf, anyOf, oneOf, not, if/then/else,
+ * dependentSchemas) would recurse without consuming the instance and is
+ * refused (ngx_http_loom_jschema_ref.c).
+ */
+
+
+ngx_http_loom_jschema_t *
+ngx_http_loom_jschema_compile(json_t *schema,
+    const ngx_http_loom_jschema_limits_t *limits,
+    ngx_http_loom_jschema_err_t *err)
+{
+    ngx_uint_t                i;
+    ngx_http_loom_js_cctx_t   c;
+    ngx_http_loom_jschema_t  *s;
+
+    memset(&c, 0, sizeof(ngx_http_loom_js_cctx_t));
+
+    c.root = schema;
+    c.err = err;
+    c.max_depth = NGX_HTTP_LOOM_JSCHEMA_MAX_DEPTH;
+    c.max_nodes = NGX_HTTP_LOOM_JSCHEMA_MAX_SUBSCHEMAS;
+
+    if (limits) {
+        c.max_depth = limits->max_depth ? limits->max_depth : c.max_depth;
+        c.max_nodes = limits->max_subschemas ? limits->max_subschemas
+                                             : c.max_nodes;
+        c.flags = limits->flags;
+    }
+
+    err->len = 0;
+    err->text[0] = '\0';
+
+    s = calloc(1, sizeof(ngx_http_loom_jschema_t));
+    if (s == NULL) {
+        goto nomem;
+    }
+
+    c.s = s;
+
+    s->match = pcre2_match_data_create(1, NULL);
+    s->match_ctx = pcre2_match_context_create(NULL);
+
+    if (s->match == NULL || s->match_ctx == NULL) {
+        goto nomem;
+    }
+
+    pcre2_set_match_limit(s->match_ctx, NGX_HTTP_LOOM_JS_MATCH_LIMIT);
+    pcre2_set_depth_limit(s->match_ctx, NGX_HTTP_LOOM_JS_DEPTH_LIMIT);
+
+    s->root = ngx_http_loom_js_node(&c, schema, 0);
+    if (s->root == NULL) {
+        goto failed;
+    }
+
+    /* resolving may compile more and so add more references */
+
+    for (i = 0; i < c.nrefs; i++) {
+        if (ngx_http_loom_js_resolve(&c, &c.refs[i]) != NGX_OK) {
+            goto failed;
+        }
+    }
+
+    for (i = 0; i < s->nnodes; i++) {
+        if (ngx_http_loom_js_cycles(&c, s->nodes[i]) != NGX_OK) {
+            goto failed;
+        }
+    }
+
+    for (i = 0; i < c.nrefs; i++) {
+        free(c.refs[i].ref);
+        free(c.refs[i].path);
+    }
+
+    free(c.refs);
+    free(c.seen);
+    free(c.anchors);
+    free(c.path);
+
+    return s;
+
+nomem:
+
+    ngx_http_loom_js_fail(&c, "out of memory");
+
+failed:
+
+    for (i = 0; i < c.nrefs; i++) {
+        free(c.refs[i].ref);
+        free(c.refs[i].path);
+    }
+
+    free(c.refs);
+    free(c.seen);
+    free(c.anchors);
+    free(c.path);
+    ngx_http_loom_jschema_free(s);
+
+    return NULL;
+}
+
+
+void
+ngx_http_loom_jschema_free(ngx_http_loom_jschema_t *s)
+{
+    ngx_uint_t                i, k, r;
+    ngx_http_loom_js_dep_t   *d;
+    ngx_http_loom_js_node_t  *n;
+
+    if (s == NULL) {
+        return;
+    }
+
+    for (i = 0; i < s->nnodes; i++) {
+        n = s->nodes[i];
+
+        json_decref(n->enum_values);
+        json_decref(n->const_value);
+
+        for (k = 0; k < n->nprops; k++) {
+            free((char *) n->props[k].name);
+        }
+
+        for (k = 0; k < n->npatterns; k++) {
+            pcre2_code_free(n->patterns[k].re);
+        }
+
+        for (k = 0; k < n->nrequired; k++) {
+            free((char *) n->required[k].name);
+        }
+
+        for (k = 0; k < n->ndep_required; k++) {
+            d = &n->dep_required[k];
+
+            for (r = 0; r < d->nrequired; r++) {
+                free((char *) d->required[r].name);
+            }
+
+            free((char *) d->name);
+            free(d->required);
+        }
+
+        for (k = 0; k < n->ndep_schemas; k++) {
+            free((char *) n->dep_schemas[k].name);
+        }
+
+        free(n->props);
+        free(n->patterns);
+        free(n->required);
+        free(n->dep_required);
+        free(n->dep_schemas);
+        free(n->prefix);
+        free(n->all_of);
+        free(n->any_of);
+        free(n->one_of);
+        pcre2_code_free(n->pattern);
+        free(n);
+    }
+
+    free(s->nodes);
+    pcre2_match_data_free(s->match);
+    pcre2_match_context_free(s->match_ctx);
+    free(s);
+}
+
+
+ngx_http_loom_js_node_t *
+ngx_http_loom_js_node(ngx_http_loom_js_cctx_t *c, json_t *json,
+    ngx_uint_t depth)
+{
+    json_t                      *v;
+    const char                  *key;
+    ngx_http_loom_js_node_t     *n, **nodes;
+    ngx_int_t                    rc;
+    ngx_http_loom_js_seen_t     *seen;
+    ngx_http_loom_jschema_t     *s;
+
+    s = c->s;
+
+    if (depth > c->max_depth) {
+        ngx_http_loom_js_fail(c, "schema nested deeper than %lu levels",
+                              (unsigned long) c->max_depth);
+        return NULL;
+    }
+
+    if (s->nnodes >= c->max_nodes) {
+        ngx_http_loom_js_fail(c, "more than %lu subschemas",
+                              (unsigned long) c->max_nodes);
+        return NULL;
+    }
+
+    if (!json_is_object(json) && !json_is_boolean(json)) {
+        ngx_http_loom_js_fail(c, "a schema must be an object or a boolean");
+        return NULL;
+    }
+
+    nodes = ngx_http_loom_js_grow(s->nodes, &s->nalloc, s->nnodes,
+                                  sizeof(ngx_http_loom_js_node_t *));
+    seen = ngx_http_loom_js_grow(c->seen, &c->aseen, c->nseen,
+                                 sizeof(ngx_http_loom_js_seen_t));
+    if (nodes) {
+        s->nodes = nodes;
+    }
+
+    if (seen) {
+        c->seen = seen;
+    }
+
+    n = calloc(1, sizeof(ngx_http_loom_js_node_t));
+
+    if (nodes == NULL || seen == NULL || n == NULL) {
+        free(n);
+        ngx_http_loom_js_fail(c, "out of memory");
+        return NULL;
+    }
+
+    s->nodes[s->nnodes++] = n;
+    c->seen[c->nseen].json = json;
+    c->seen[c->nseen++].node = n;
+
+    n->min_props = -1;
+    n->max_props = -1;
+    n->min_contains = -1;
+    n->max_contains = -1;
+    n->min_items = -1;
+    n->max_items = -1;
+    n->min_length = -1;
+    n->max_length = -1;
+
+    if (json_is_boolean(json)) {
+        n->is_bool = 1;
+        n->bool_value = json_is_true(json);
+        return n;
+    }
+
+    json_object_foreach(json, key, v) {
+
+        rc = ngx_http_loom_js_keyword(c, n, key, v, json, depth);
+
+        if (rc == NGX_DECLINED) {
+            ngx_http_loom_js_fail(c, "unsupported keyword \"%s\"", key);
+            return NULL;
+        }
+
+        if (rc != NGX_OK) {
+            return NULL;
+        }
+    }
+
+    return n;
+}
+
+
+/* a subschema at <path>/kw[/seg] */
+
+ngx_http_loom_js_node_t *
+ngx_http_loom_js_sub(ngx_http_loom_js_cctx_t *c, const char *kw,
+    const char *seg, size_t len, json_t *json, ngx_uint_t depth)
+{
+    size_t                    save;
+    ngx_http_loom_js_node_t  *n;
+
+    save = c->plen;
+
+    if (ngx_http_loom_js_push(c, kw, strlen(kw)) != NGX_OK
+        || (seg && ngx_http_loom_js_push(c, seg, len) != NGX_OK))
+    {
+        return NULL;
+    }
+
+    n = ngx_http_loom_js_node(c, json, depth + 1);
+
+    if (n) {
+        c->plen = save;
+        c->path[save] = '\0';
+    }
+
+    return n;
+}
+
+
+ngx_int_t
+ngx_http_loom_js_fail(ngx_http_loom_js_cctx_t *c, const char *fmt, ...)
+{
+    int      n;
+    size_t   size;
+    va_list  args;
+
+    size = sizeof(c->err->text);
+
+    va_start(args, fmt);
+    n = vsnprintf((char *) c->err->text, size, fmt, args);
+    va_end(args);
+
+    if (n < 0) {
+        n = 0;
+    }
+
+    if ((size_t) n < size && strcmp(fmt, "out of memory") != 0) {
+        n += snprintf((char *) c->err->text + n, size - n, " at %s",
+                      c->plen ? c->path : "the root");
+    }
+
+    c->err->len = ((size_t) n < size) ? (size_t) n : size - 1;
+
+    return NGX_ERROR;
+}
+
+
+/* the schema path, set to a copy of path */
+
+ngx_int_t
+ngx_http_loom_js_set_path(ngx_http_loom_js_cctx_t *c, const char *path,
+    size_t len)
+{
+    char  *p;
+
+    if (len + 1 > c->pcap) {
+        p = realloc(c->path, len + 1);
+        if (p == NULL) {
+            return ngx_http_loom_js_fail(c, "out of memory");
+        }
+
+        c->path = p;
+        c->pcap = len + 1;
+    }
+
+    memcpy(c->path, path, len);
+    c->path[len] = '\0';
+    c->plen = len;
+
+    return NGX_OK;
+}
+
+
+/* appends "/" and a JSON Pointer escaped segment to the schema path */
+
+ngx_int_t
+ngx_http_loom_js_push(ngx_http_loom_js_cctx_t *c, const char *seg, size_t len)
+{
+    char    *p;
+    size_t   i, need;
+
+    need = c->plen + 2 * len + 2;
+
+    if (need > c->pcap) {
+        p = realloc(c->path, need * 2);
+        if (p == NULL) {
+            return ngx_http_loom_js_fail(c, "out of memory");
+        }
+
+        c->path = p;
+        c->pcap = need * 2;
+    }
+
+    c->path[c->plen++] = '/';
+
+    for (i = 0; i < len; i++) {
+        if (seg[i] == '~' || seg[i] == '/') {
+            c->path[c->plen++] = '~';
+            c->path[c->plen++] = (seg[i] == '~') ? '0' : '1';
+
+        } else {
+            c->path[c->plen++] = seg[i];
+        }
+    }
+
+    c->path[c->plen] = '\0';
+
+    return NGX_OK;
+}
+
+
+/* room for one more element; NULL when memory ran out (elts stay valid) */
+
+void *
+ngx_http_loom_js_grow(void *elts, ngx_uint_t *nalloc, ngx_uint_t n,
+    size_t size)
+{
+    void        *p;
+    ngx_uint_t   a;
+
+    if (n < *nalloc) {
+        return elts;
+    }
+
+    a = *nalloc ? *nalloc * 2 : 8;
+
+    p = realloc(elts, a * size);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    *nalloc = a;
+
+    return p;
+}
+
+
+char *
+ngx_http_loom_js_strndup(const char *s, size_t len)
+{
+    char  *p;
+
+    p = malloc(len + 1);
+    if (p) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+
+    return p;
+}

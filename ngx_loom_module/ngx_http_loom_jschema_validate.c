@@ -1,0 +1,927 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_http_loom_jschema_int.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+
+/*
+ * Validation of an instance against compiled nodes.  Without a collector
+ * the first failure returns NGX_DECLINED at once.  With one, every keyword
+ * is checked and each failure recorded with the instance path kept in
+ * ctx->path; the branches of anyOf, oneOf, not, if, contains and
+ * propertyNames are tried without recording (their failures are not the
+ * instance's), and the keyword reports one failure of its own.
+ */
+
+
+typedef struct {
+    const ngx_http_loom_jschema_t   *s;
+    ngx_http_loom_jschema_errors_t  *errors;
+    char                            *path;
+    size_t                           plen;
+    size_t                           pcap;
+    ngx_uint_t                       depth;
+    unsigned                         nomem:1;
+} ngx_http_loom_js_vctx_t;
+
+
+static ngx_int_t ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
+
+
+/* NGX_DECLINED, and the failure recorded when there is a collector */
+
+static ngx_int_t
+ngx_http_loom_js_failed(ngx_http_loom_js_vctx_t *v, const char *kw,
+    const char *fmt, ...)
+{
+    va_list                           args;
+    ngx_http_loom_jschema_errors_t   *e;
+    ngx_http_loom_jschema_failure_t  *f;
+
+    e = v->errors;
+
+    if (e == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (e->nelts == e->max) {
+        e->truncated = 1;
+        return NGX_DECLINED;
+    }
+
+    f = &e->elts[e->nelts];
+
+    f->instance_path = malloc(v->plen + 1);
+    if (f->instance_path == NULL) {
+        v->nomem = 1;
+        return NGX_DECLINED;
+    }
+
+    memcpy(f->instance_path, v->path ? v->path : "", v->plen);
+    f->instance_path[v->plen] = '\0';
+    f->keyword = kw;
+
+    va_start(args, fmt);
+    vsnprintf(f->message, sizeof(f->message), fmt, args);
+    va_end(args);
+
+    /* validation stops here: there may be more */
+    if (++e->nelts == e->max) {
+        e->truncated = 1;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* whether to go on after a failure */
+
+#define ngx_http_loom_js_go_on(v)                                            \
+    ((v)->errors && !(v)->nomem && (v)->errors->nelts < (v)->errors->max)
+
+
+static ngx_int_t
+ngx_http_loom_js_vpush(ngx_http_loom_js_vctx_t *v, const char *seg,
+    size_t len)
+{
+    char    *p;
+    size_t   i, need;
+
+    if (v->errors == NULL) {
+        return NGX_OK;
+    }
+
+    need = v->plen + 2 * len + 2;
+
+    if (need > v->pcap) {
+        p = realloc(v->path, need * 2);
+        if (p == NULL) {
+            v->nomem = 1;
+            return NGX_ERROR;
+        }
+
+        v->path = p;
+        v->pcap = need * 2;
+    }
+
+    v->path[v->plen++] = '/';
+
+    for (i = 0; i < len; i++) {
+        if (seg[i] == '~' || seg[i] == '/') {
+            v->path[v->plen++] = '~';
+            v->path[v->plen++] = (seg[i] == '~') ? '0' : '1';
+
+        } else {
+            v->path[v->plen++] = seg[i];
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* validates a member: the path gets seg for the time of it */
+
+static ngx_int_t
+ngx_http_loom_js_member(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst, const char *seg,
+    size_t len)
+{
+    size_t     save;
+    ngx_int_t  rc;
+
+    save = v->plen;
+
+    if (ngx_http_loom_js_vpush(v, seg, len) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_loom_js_eval(v, n, inst);
+    v->plen = save;
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_loom_js_item(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst, size_t i)
+{
+    char  seg[NGX_INT_T_LEN + 1];
+    int   len;
+
+    if (v->errors == NULL) {
+        return ngx_http_loom_js_eval(v, n, inst);
+    }
+
+    len = snprintf(seg, sizeof(seg), "%lu", (unsigned long) i);
+
+    return ngx_http_loom_js_member(v, n, inst, seg, len);
+}
+
+
+/* a trial: the outcome only, nothing recorded */
+
+static ngx_int_t
+ngx_http_loom_js_try(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
+    ngx_int_t                        rc;
+    ngx_http_loom_jschema_errors_t  *errors;
+
+    errors = v->errors;
+    v->errors = NULL;
+    rc = ngx_http_loom_js_eval(v, n, inst);
+    v->errors = errors;
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_loom_js_type_of(json_t *j)
+{
+    double  d;
+
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        return NGX_HTTP_LOOM_JS_OBJECT;
+    case JSON_ARRAY:
+        return NGX_HTTP_LOOM_JS_ARRAY;
+    case JSON_STRING:
+        return NGX_HTTP_LOOM_JS_STRING;
+    case JSON_INTEGER:
+        return NGX_HTTP_LOOM_JS_INTEGER;
+    case JSON_REAL:
+        d = json_real_value(j);
+        return (d == floor(d) && isfinite(d)) ? NGX_HTTP_LOOM_JS_INTEGER
+                                              : NGX_HTTP_LOOM_JS_NUMBER;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return NGX_HTTP_LOOM_JS_BOOLEAN;
+    default:
+        return NGX_HTTP_LOOM_JS_NULL;
+    }
+}
+
+
+/* equality as JSON Schema has it: 1 equals 1.0 */
+
+ngx_int_t
+ngx_http_loom_js_equal(json_t *a, json_t *b)
+{
+    size_t       i, len;
+    json_t      *va, *vb;
+    const char  *key;
+
+    if (json_is_number(a) && json_is_number(b)) {
+        if (json_is_integer(a) && json_is_integer(b)) {
+            return json_integer_value(a) == json_integer_value(b);
+        }
+
+        return json_number_value(a) == json_number_value(b);
+    }
+
+    if (json_typeof(a) != json_typeof(b)) {
+        return 0;
+    }
+
+    switch (json_typeof(a)) {
+
+    case JSON_STRING:
+        return json_string_length(a) == json_string_length(b)
+               && memcmp(json_string_value(a), json_string_value(b),
+                         json_string_length(a)) == 0;
+
+    case JSON_ARRAY:
+        if (json_array_size(a) != json_array_size(b)) {
+            return 0;
+        }
+
+        json_array_foreach(a, i, va) {
+            if (!ngx_http_loom_js_equal(va, json_array_get(b, i))) {
+                return 0;
+            }
+        }
+
+        return 1;
+
+    case JSON_OBJECT:
+        if (json_object_size(a) != json_object_size(b)) {
+            return 0;
+        }
+
+        json_object_keylen_foreach(a, key, len, va) {
+            vb = json_object_getn(b, key, len);
+
+            if (vb == NULL || !ngx_http_loom_js_equal(va, vb)) {
+                return 0;
+            }
+        }
+
+        return 1;
+
+    default:
+        /* true, false, null */
+        return 1;
+    }
+}
+
+
+/* instance compared to a bound: <0, 0, >0 */
+
+static int
+ngx_http_loom_js_cmp(json_t *inst, const ngx_http_loom_js_num_t *b)
+{
+    double      d;
+    json_int_t  i;
+
+    if (json_is_integer(inst) && b->is_int) {
+        i = json_integer_value(inst);
+        return (i < b->i) ? -1 : (i > b->i);
+    }
+
+    d = json_number_value(inst);
+
+    return (d < b->d) ? -1 : (d > b->d);
+}
+
+
+static ngx_int_t
+ngx_http_loom_js_multiple(json_t *inst, const ngx_http_loom_js_num_t *m)
+{
+    double  q, r;
+
+    if (json_is_integer(inst) && m->is_int) {
+        return json_integer_value(inst) % m->i == 0;
+    }
+
+    q = json_number_value(inst) / m->d;
+
+    if (!isfinite(q)) {
+        return 0;
+    }
+
+    /* decimal multiples are not exact in binary: a relative tolerance */
+
+    r = nearbyint(q);
+
+    return fabs(q - r) <= 1e-9 * fmax(1.0, fabs(r));
+}
+
+
+int
+ngx_http_loom_js_regex_match(const ngx_http_loom_jschema_t *s,
+    pcre2_code *re, const char *str, size_t len)
+{
+    int  rc;
+
+    rc = pcre2_match(re, (PCRE2_SPTR) str, len, 0, 0, s->match,
+                     s->match_ctx);
+
+    if (rc >= 0) {
+        return 1;
+    }
+
+    return (rc == PCRE2_ERROR_NOMATCH) ? 0 : -1;
+}
+
+
+static ngx_int_t
+ngx_http_loom_js_string(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
+    int          m;
+    size_t       i, len, cps;
+    ngx_int_t    rc;
+    const char  *str;
+
+    str = json_string_value(inst);
+    len = json_string_length(inst);
+    rc = NGX_OK;
+
+    if (n->min_length >= 0 || n->max_length >= 0) {
+        cps = 0;
+
+        for (i = 0; i < len; i++) {
+            cps += ((u_char) str[i] & 0xc0) != 0x80;
+        }
+
+        if (n->min_length >= 0 && cps < (size_t) n->min_length) {
+            rc = ngx_http_loom_js_failed(v, "minLength", "shorter than %ld "
+                                         "characters", (long) n->min_length);
+            if (!ngx_http_loom_js_go_on(v)) {
+                return rc;
+            }
+        }
+
+        if (n->max_length >= 0 && cps > (size_t) n->max_length) {
+            rc = ngx_http_loom_js_failed(v, "maxLength", "longer than %ld "
+                                         "characters", (long) n->max_length);
+            if (!ngx_http_loom_js_go_on(v)) {
+                return rc;
+            }
+        }
+    }
+
+    if (n->pattern) {
+        m = ngx_http_loom_js_regex_match(v->s, n->pattern, str, len);
+
+        if (m != 1) {
+            rc = ngx_http_loom_js_failed(v, "pattern", m == 0
+                                         ? "does not match the pattern"
+                                         : "pattern match gave up (limit)");
+            if (!ngx_http_loom_js_go_on(v)) {
+                return rc;
+            }
+        }
+    }
+
+    if (n->format_assert
+        && ngx_http_loom_js_format_check(n->format, (u_char *) str, len)
+           != NGX_OK)
+    {
+        rc = ngx_http_loom_js_failed(v, "format", "not a valid format");
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_loom_js_number(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
+    ngx_int_t  rc;
+
+    rc = NGX_OK;
+
+    if (n->minimum.set && ngx_http_loom_js_cmp(inst, &n->minimum) < 0) {
+        rc = ngx_http_loom_js_failed(v, "minimum", "less than %g",
+                                     n->minimum.d);
+        if (!ngx_http_loom_js_go_on(v)) {
+            return rc;
+        }
+    }
+
+    if (n->maximum.set && ngx_http_loom_js_cmp(inst, &n->maximum) > 0) {
+        rc = ngx_http_loom_js_failed(v, "maximum", "greater than %g",
+                                     n->maximum.d);
+        if (!ngx_http_loom_js_go_on(v)) {
+            return rc;
+        }
+    }
+
+    if (n->exclusive_min.set
+        && ngx_http_loom_js_cmp(inst, &n->exclusive_min) <= 0)
+    {
+        rc = ngx_http_loom_js_failed(v, "exclusiveMinimum", "not greater "
+                                     "than %g", n->exclusive_min.d);
+        if (!ngx_http_loom_js_go_on(v)) {
+            return rc;
+        }
+    }
+
+    if (n->exclusive_max.set
+        && ngx_http_loom_js_cmp(inst, &n->exclusive_max) >= 0)
+    {
+        rc = ngx_http_loom_js_failed(v, "exclusiveMaximum", "not less "
+                                     "than %g", n->exclusive_max.d);
+        if (!ngx_http_loom_js_go_on(v)) {
+            return rc;
+        }
+    }
+
+    if (n->multiple_of.set
+        && !ngx_http_loom_js_multiple(inst, &n->multiple_of))
+    {
+        rc = ngx_http_loom_js_failed(v, "multipleOf", "not a multiple of %g",
+                                     n->multiple_of.d);
+    }
+
+    return rc;
+}
+
+
+static const ngx_http_loom_js_prop_t *
+ngx_http_loom_js_find(const ngx_http_loom_js_node_t *n, const char *key,
+    size_t len)
+{
+    int                             c;
+    ngx_uint_t                      lo, hi, mid;
+    const ngx_http_loom_js_prop_t  *p;
+
+    lo = 0;
+    hi = n->nprops;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        p = &n->props[mid];
+
+        if (p->len != len) {
+            c = (len < p->len) ? -1 : 1;
+
+        } else {
+            c = memcmp(key, p->name, len);
+        }
+
+        if (c == 0) {
+            return p;
+        }
+
+        if (c < 0) {
+            hi = mid;
+
+        } else {
+            lo = mid + 1;
+        }
+    }
+
+    return NULL;
+}
+
+
+#define ngx_http_loom_js_check(v, rc, expr)                                  \
+    if ((expr) != NGX_OK) {                                                  \
+        rc = NGX_DECLINED;                                                   \
+        if (!ngx_http_loom_js_go_on(v)) {                                    \
+            return NGX_DECLINED;                                             \
+        }                                                                    \
+    }
+
+
+static ngx_int_t
+ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
+    int                             m;
+    size_t                          len, size;
+    json_t                         *value, *name;
+    ngx_int_t                       rc, r;
+    ngx_uint_t                      i, k, matched;
+    const char                     *key;
+    const ngx_http_loom_js_dep_t   *d;
+    const ngx_http_loom_js_prop_t  *p;
+
+    rc = NGX_OK;
+    size = json_object_size(inst);
+
+    if (n->min_props >= 0 && size < (size_t) n->min_props) {
+        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
+                               "minProperties", "fewer than %ld properties",
+                               (long) n->min_props));
+    }
+
+    if (n->max_props >= 0 && size > (size_t) n->max_props) {
+        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
+                               "maxProperties", "more than %ld properties",
+                               (long) n->max_props));
+    }
+
+    for (i = 0; i < n->nrequired; i++) {
+        p = &n->required[i];
+
+        if (json_object_getn(inst, p->name, p->len) == NULL) {
+            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
+                                   "required", "property \"%.40s\" missing",
+                                   p->name));
+        }
+    }
+
+    for (i = 0; i < n->ndep_required; i++) {
+        d = &n->dep_required[i];
+
+        if (json_object_getn(inst, d->name, d->len) == NULL) {
+            continue;
+        }
+
+        for (k = 0; k < d->nrequired; k++) {
+            p = &d->required[k];
+
+            if (json_object_getn(inst, p->name, p->len) == NULL) {
+                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
+                                       "dependentRequired", "property "
+                                       "\"%.30s\" missing (needed by "
+                                       "\"%.30s\")", p->name, d->name));
+            }
+        }
+    }
+
+    for (i = 0; i < n->ndep_schemas; i++) {
+        p = &n->dep_schemas[i];
+
+        if (json_object_getn(inst, p->name, p->len) != NULL) {
+            ngx_http_loom_js_check(v, rc,
+                                   ngx_http_loom_js_eval(v, p->node, inst));
+        }
+    }
+
+    if (n->npatterns == 0 && n->additional == NULL
+        && n->property_names == NULL)
+    {
+        /* the common case: look the named properties up */
+
+        for (i = 0; i < n->nprops; i++) {
+            p = &n->props[i];
+
+            value = json_object_getn(inst, p->name, p->len);
+
+            if (value) {
+                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v,
+                                       p->node, value, p->name, p->len));
+            }
+        }
+
+        return rc;
+    }
+
+    json_object_keylen_foreach(inst, key, len, value) {
+
+        if (n->property_names) {
+            name = json_stringn_nocheck(key, len);
+            if (name == NULL) {
+                v->nomem = 1;
+                return NGX_DECLINED;
+            }
+
+            r = ngx_http_loom_js_try(v, n->property_names, name);
+            json_decref(name);
+
+            if (r != NGX_OK) {
+                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
+                                       "propertyNames", "property name "
+                                       "\"%.40s\" not allowed", key));
+            }
+        }
+
+        matched = 0;
+
+        p = ngx_http_loom_js_find(n, key, len);
+
+        if (p) {
+            matched = 1;
+            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v, p->node,
+                                   value, key, len));
+        }
+
+        for (i = 0; i < n->npatterns; i++) {
+            m = ngx_http_loom_js_regex_match(v->s, n->patterns[i].re, key,
+                                             len);
+            if (m == 0) {
+                continue;
+            }
+
+            if (m < 0) {
+                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
+                                       "patternProperties", "pattern match "
+                                       "gave up (limit)"));
+                continue;
+            }
+
+            matched = 1;
+            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v,
+                                   n->patterns[i].node, value, key, len));
+        }
+
+        if (!matched && n->additional) {
+            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v,
+                                   n->additional, value, key, len));
+        }
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_loom_js_array(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
+    size_t      i, k, size, found;
+    json_t     *item;
+    ngx_int_t   rc, min;
+
+    rc = NGX_OK;
+    size = json_array_size(inst);
+
+    if (n->min_items >= 0 && size < (size_t) n->min_items) {
+        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v, "minItems",
+                               "fewer than %ld items", (long) n->min_items));
+    }
+
+    if (n->max_items >= 0 && size > (size_t) n->max_items) {
+        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v, "maxItems",
+                               "more than %ld items", (long) n->max_items));
+    }
+
+    if (n->unique_items) {
+        for (i = 1; i < size; i++) {
+            for (k = 0; k < i; k++) {
+                if (ngx_http_loom_js_equal(json_array_get(inst, i),
+                                           json_array_get(inst, k)))
+                {
+                    break;
+                }
+            }
+
+            if (k < i) {
+                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
+                                       "uniqueItems", "items %lu and %lu "
+                                       "are equal", (unsigned long) k,
+                                       (unsigned long) i));
+                break;
+            }
+        }
+    }
+
+    json_array_foreach(inst, i, item) {
+        if (i < n->nprefix) {
+            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_item(v,
+                                   n->prefix[i], item, i));
+
+        } else if (n->items) {
+            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_item(v, n->items,
+                                   item, i));
+        }
+    }
+
+    if (n->contains) {
+        found = 0;
+        min = (n->min_contains >= 0) ? n->min_contains : 1;
+
+        json_array_foreach(inst, i, item) {
+            if (ngx_http_loom_js_try(v, n->contains, item) == NGX_OK) {
+                found++;
+
+                if (n->max_contains < 0 && found >= (size_t) min) {
+                    break;
+                }
+            }
+        }
+
+        if (found < (size_t) min) {
+            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
+                                   n->min_contains >= 0 ? "minContains"
+                                                        : "contains",
+                                   "fewer than %ld items match \"contains\"",
+                                   (long) min));
+        }
+
+        if (n->max_contains >= 0 && found > (size_t) n->max_contains) {
+            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
+                                   "maxContains", "more than %ld items "
+                                   "match \"contains\"",
+                                   (long) n->max_contains));
+        }
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_loom_js_applicators(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
+    ngx_int_t   rc;
+    ngx_uint_t  i, passed;
+
+    rc = NGX_OK;
+
+    if (n->ref) {
+        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_eval(v, n->ref, inst));
+    }
+
+    for (i = 0; i < n->nall_of; i++) {
+        ngx_http_loom_js_check(v, rc,
+                               ngx_http_loom_js_eval(v, n->all_of[i], inst));
+    }
+
+    if (n->nany_of) {
+        for (i = 0; i < n->nany_of; i++) {
+            if (ngx_http_loom_js_try(v, n->any_of[i], inst) == NGX_OK) {
+                break;
+            }
+        }
+
+        if (i == n->nany_of) {
+            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v, "anyOf",
+                                   "matches none of the schemas"));
+        }
+    }
+
+    if (n->none_of) {
+        passed = 0;
+
+        for (i = 0; i < n->none_of && passed < 2; i++) {
+            if (ngx_http_loom_js_try(v, n->one_of[i], inst) == NGX_OK) {
+                passed++;
+            }
+        }
+
+        if (passed != 1) {
+            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v, "oneOf",
+                                   passed ? "matches more than one schema"
+                                          : "matches none of the schemas"));
+        }
+    }
+
+    if (n->not && ngx_http_loom_js_try(v, n->not, inst) == NGX_OK) {
+        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v, "not",
+                               "matches a schema it must not match"));
+    }
+
+    if (n->if_) {
+        if (ngx_http_loom_js_try(v, n->if_, inst) == NGX_OK) {
+            if (n->then_) {
+                ngx_http_loom_js_check(v, rc,
+                                       ngx_http_loom_js_eval(v, n->then_,
+                                                             inst));
+            }
+
+        } else if (n->else_) {
+            ngx_http_loom_js_check(v, rc,
+                                   ngx_http_loom_js_eval(v, n->else_, inst));
+        }
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
+    size_t      i;
+    ngx_int_t   rc, type;
+
+    if (n->is_bool) {
+        return n->bool_value ? NGX_OK
+                             : ngx_http_loom_js_failed(v, "false",
+                                                       "no value is allowed");
+    }
+
+    if (v->depth >= NGX_HTTP_LOOM_JSCHEMA_MAX_EVAL_DEPTH) {
+        return ngx_http_loom_js_failed(v, "$ref", "nested too deeply to "
+                                       "validate");
+    }
+
+    v->depth++;
+
+    rc = NGX_OK;
+    type = ngx_http_loom_js_type_of(inst);
+
+    if (n->types
+        && !(n->types & type)
+        && !(type == NGX_HTTP_LOOM_JS_INTEGER
+             && (n->types & NGX_HTTP_LOOM_JS_NUMBER)))
+    {
+        rc = ngx_http_loom_js_failed(v, "type", "wrong type");
+        if (!ngx_http_loom_js_go_on(v)) {
+            goto done;
+        }
+    }
+
+    if (n->has_const && !ngx_http_loom_js_equal(n->const_value, inst)) {
+        rc = ngx_http_loom_js_failed(v, "const", "not the constant value");
+        if (!ngx_http_loom_js_go_on(v)) {
+            goto done;
+        }
+    }
+
+    if (n->enum_values) {
+        for (i = 0; i < json_array_size(n->enum_values); i++) {
+            if (ngx_http_loom_js_equal(json_array_get(n->enum_values, i),
+                                       inst))
+            {
+                break;
+            }
+        }
+
+        if (i == json_array_size(n->enum_values)) {
+            rc = ngx_http_loom_js_failed(v, "enum", "not one of the allowed "
+                                         "values");
+            if (!ngx_http_loom_js_go_on(v)) {
+                goto done;
+            }
+        }
+    }
+
+    switch (type) {
+    case NGX_HTTP_LOOM_JS_OBJECT:
+        if (ngx_http_loom_js_object(v, n, inst) != NGX_OK) {
+            rc = NGX_DECLINED;
+        }
+        break;
+
+    case NGX_HTTP_LOOM_JS_ARRAY:
+        if (ngx_http_loom_js_array(v, n, inst) != NGX_OK) {
+            rc = NGX_DECLINED;
+        }
+        break;
+
+    case NGX_HTTP_LOOM_JS_STRING:
+        if (ngx_http_loom_js_string(v, n, inst) != NGX_OK) {
+            rc = NGX_DECLINED;
+        }
+        break;
+
+    case NGX_HTTP_LOOM_JS_NUMBER:
+    case NGX_HTTP_LOOM_JS_INTEGER:
+        if (ngx_http_loom_js_number(v, n, inst) != NGX_OK) {
+            rc = NGX_DECLINED;
+        }
+        break;
+    }
+
+    if (rc != NGX_OK && !ngx_http_loom_js_go_on(v)) {
+        goto done;
+    }
+
+    if (ngx_http_loom_js_applicators(v, n, inst) != NGX_OK) {
+        rc = NGX_DECLINED;
+    }
+
+done:
+
+    v->depth--;
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_loom_jschema_validate(const ngx_http_loom_jschema_t *s,
+    json_t *instance, ngx_http_loom_jschema_errors_t *errors)
+{
+    ngx_int_t                rc;
+    ngx_http_loom_js_vctx_t  v;
+
+    v.s = s;
+    v.errors = errors;
+    v.path = NULL;
+    v.plen = 0;
+    v.pcap = 0;
+    v.depth = 0;
+    v.nomem = 0;
+
+    rc = ngx_http_loom_js_eval(&v, s->root, instance);
+
+    free(v.path);
+
+    if (v.nomem) {
+        return NGX_ERROR;
+    }
+
+    return rc;
+}
