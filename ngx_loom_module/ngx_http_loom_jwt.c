@@ -423,6 +423,33 @@ ngx_http_loom_jwt_claims_free(ngx_http_loom_jwt_claims_t *claims)
 }
 
 
+ngx_uint_t
+ngx_http_loom_jwt_is_token(u_char *p, size_t len)
+{
+    u_char      c, *last;
+    ngx_uint_t  ndots;
+
+    ndots = 0;
+
+    for (last = p + len; p < last; p++) {
+        c = *p;
+
+        if (c == '.') {
+            ndots++;
+            continue;
+        }
+
+        if ((c < 'A' || c > 'Z') && (c < 'a' || c > 'z')
+            && (c < '0' || c > '9') && c != '-' && c != '_')
+        {
+            return 0;
+        }
+    }
+
+    return ndots == 2;
+}
+
+
 const char *
 ngx_http_loom_jwt_reason(ngx_int_t rc)
 {

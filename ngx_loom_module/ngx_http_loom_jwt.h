@@ -105,6 +105,13 @@ ngx_int_t ngx_http_loom_jwt_verify(ngx_http_loom_jwt_conf_t *conf,
 
 void ngx_http_loom_jwt_claims_free(ngx_http_loom_jwt_claims_t *claims);
 
+/*
+ * 1 if the credential has the form of a token: base64url characters and
+ * exactly two dots.  A credential of that form goes to
+ * ngx_http_loom_jwt_verify(), any other is looked up as a key.
+ */
+ngx_uint_t ngx_http_loom_jwt_is_token(u_char *p, size_t len);
+
 /* a short text for a reason: "token expired", ... */
 const char *ngx_http_loom_jwt_reason(ngx_int_t rc);
 

@@ -782,6 +782,22 @@ test_conf_load(void **state)
 
 
 static void
+test_is_token(void **state)
+{
+    hs(HS, VALID);
+    assert_int_equal(ngx_http_loom_jwt_is_token((u_char *) tok, strlen(tok)),
+                     1);
+    assert_int_equal(ngx_http_loom_jwt_is_token((u_char *) "a.b.", 4), 1);
+    assert_int_equal(ngx_http_loom_jwt_is_token((u_char *) "a.b", 3), 0);
+    assert_int_equal(ngx_http_loom_jwt_is_token((u_char *) "a.b.c.d", 7), 0);
+    assert_int_equal(ngx_http_loom_jwt_is_token((u_char *) "a.b.c=", 6), 0);
+    assert_int_equal(ngx_http_loom_jwt_is_token((u_char *)
+                         "568095e5de460102ef4e7ef109b3b01c", 32), 0);
+    assert_int_equal(ngx_http_loom_jwt_is_token((u_char *) "", 0), 0);
+}
+
+
+static void
 test_reasons(void **state)
 {
     assert_string_equal(ngx_http_loom_jwt_reason(NGX_HTTP_LOOM_JWT_EXPIRED),
@@ -815,6 +831,7 @@ main(void)
         cmocka_unit_test(test_permissions),
         cmocka_unit_test(test_conf),
         cmocka_unit_test(test_conf_load),
+        cmocka_unit_test(test_is_token),
         cmocka_unit_test(test_reasons),
     };
 
