@@ -10,7 +10,7 @@
 set -euo pipefail
 
 build="nginx nginx-dev build-essential libhiredis-dev libjansson-dev
-       libssl-dev libpcre2-dev zlib1g-dev"
+       libjwt-dev libssl-dev libpcre2-dev zlib1g-dev"
 run="redis-server curl procps"
 test="python3 python3-pytest python3-pytest-timeout python3-websockets
       python3-redis libcmocka-dev openssl libtest-json-schema-acceptance-perl"

@@ -2,8 +2,10 @@
 # Runs the libFuzzer targets, each for a given time, starting from the
 # checked-in corpus (copied: new inputs stay under build/).
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET ...]      targets: json ws utf8 schema
-#                                               jschema_compile jschema_validate
+#   scripts/fuzz.sh [SECONDS] [TARGET ...]
+#
+# targets: json ws utf8 schema jschema_compile jschema_validate perm keyfile
+#          jwt cred
 #
 # A crash leaves its input in build/fuzz/crash-<target>-* and fails.
 # The executions per target are printed at the end.
@@ -15,7 +17,8 @@ cd "$root"
 
 seconds=${1:-60}
 shift || true
-targets=${*:-json ws utf8 schema jschema_compile jschema_validate}
+targets=${*:-json ws utf8 schema jschema_compile jschema_validate perm keyfile
+           jwt cred}
 
 scripts/deps.sh check
 scripts/build.sh > /dev/null
