@@ -100,7 +100,7 @@ struct ngx_http_loom_worker_s {
 #define NGX_HTTP_LOOM_IOVS       64
 
 
-/* ngx_http_loom_module.c */
+/* ngx_http_loom_worker.c */
 ngx_http_loom_worker_t *ngx_http_loom_get_worker(void);
 void ngx_http_loom_random_id(ngx_http_loom_worker_t *w, u_char *buf);
 
