@@ -28,6 +28,8 @@ static char *ngx_http_loom_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_loom_redis_address(ngx_conf_t *cf,
     ngx_http_loom_main_conf_t *lmcf);
+static char *ngx_http_loom_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_loom_api_key(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -77,6 +79,13 @@ static ngx_command_t  ngx_http_loom_commands[] = {
     { ngx_string("loom_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_loom_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loom_redis_sentinel"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_loom_redis_sentinel,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -315,7 +324,7 @@ ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf)
     size_t     min;
     ngx_str_t  name = ngx_string("loom");
 
-    if (lmcf->redis.len == 0) {
+    if (lmcf->redis.len == 0 && lmcf->redis_nsentinels == 0) {
         ngx_str_set(&lmcf->redis, "127.0.0.1:6379");
 
         if (ngx_http_loom_redis_address(cf, lmcf) != NGX_OK) {
@@ -504,7 +513,9 @@ ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t  *value;
 
     if (lmcf->redis.len) {
-        return "is duplicate";
+        return lmcf->redis_nsentinels ? "cannot be used with "
+                                        "\"loom_redis_sentinel\""
+                                      : "is duplicate";
     }
 
     value = cf->args->elts;
@@ -513,6 +524,100 @@ ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (ngx_http_loom_redis_address(cf, lmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * loom_redis_sentinel host:port ... master=NAME [password=SECRET]: the
+ * master is asked for at run time; the sentinels' names are resolved here
+ */
+
+static char *
+ngx_http_loom_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_loom_main_conf_t *lmcf = conf;
+
+    u_char      *p;
+    ngx_str_t   *value;
+    ngx_url_t    u;
+    ngx_uint_t   i, n;
+    ngx_addr_t  *addrs;
+
+    if (lmcf->redis.len) {
+        return lmcf->redis_nsentinels ? "is duplicate"
+                                      : "cannot be used with \"loom_redis\"";
+    }
+
+    value = cf->args->elts;
+    n = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "master=", 7) == 0) {
+            lmcf->redis_sentinel_master.data = value[i].data + 7;
+            lmcf->redis_sentinel_master.len = value[i].len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            lmcf->redis_sentinel_password.data = value[i].data + 9;
+            lmcf->redis_sentinel_password.len = value[i].len - 9;
+            continue;
+        }
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url = value[i];
+        u.default_port = 26379;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in \"%V\" of the \"loom_redis_sentinel\" "
+                               "directive", u.err ? u.err : "no address",
+                               &u.url);
+            return NGX_CONF_ERROR;
+        }
+
+        addrs = ngx_palloc(cf->pool,
+                           (n + u.naddrs) * sizeof(ngx_addr_t));
+        if (addrs == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (n) {
+            ngx_memcpy(addrs, lmcf->redis_sentinels, n * sizeof(ngx_addr_t));
+        }
+
+        ngx_memcpy(addrs + n, u.addrs, u.naddrs * sizeof(ngx_addr_t));
+        lmcf->redis_sentinels = addrs;
+        n += u.naddrs;
+    }
+
+    if (lmcf->redis_sentinel_master.len == 0) {
+        return "needs \"master=NAME\"";
+    }
+
+    if (n == 0) {
+        return "needs the address of a sentinel";
+    }
+
+    lmcf->redis_nsentinels = n;
+
+    /* for the log and the status page */
+
+    lmcf->redis.len = sizeof("sentinel master ") - 1
+                      + lmcf->redis_sentinel_master.len;
+    lmcf->redis.data = ngx_pnalloc(cf->pool, lmcf->redis.len);
+    if (lmcf->redis.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_cpymem(lmcf->redis.data, "sentinel master ",
+                   sizeof("sentinel master ") - 1);
+    ngx_memcpy(p, lmcf->redis_sentinel_master.data,
+               lmcf->redis_sentinel_master.len);
 
     return NGX_CONF_OK;
 }

@@ -27,6 +27,10 @@ typedef struct {
     ngx_str_t                   redis;            /* as configured */
     ngx_addr_t                 *redis_addrs;      /* resolved at start */
     ngx_uint_t                  redis_naddrs;
+    ngx_addr_t                 *redis_sentinels;  /* or these */
+    ngx_uint_t                  redis_nsentinels;
+    ngx_str_t                   redis_sentinel_master;
+    ngx_str_t                   redis_sentinel_password;
     ngx_str_t                   redis_user;
     ngx_str_t                   redis_password;
     ngx_int_t                   redis_db;

@@ -11,6 +11,7 @@
 #define NGX_HTTP_LOOM_SCRIPTS_BODIES
 #include "ngx_http_loom_store.h"
 #include "ngx_http_loom_shm.h"
+#include "ngx_http_loom_sentinel.h"
 
 
 /*
@@ -36,6 +37,13 @@ struct ngx_http_loom_store_s {
 
     ngx_http_loom_store_handlers_t  handlers;
 
+    /* with loom_redis_sentinel: where the master is now */
+    ngx_http_loom_sentinel_t   *sentinel;
+    ngx_http_loom_redis_conf_t  sentinel_conf;
+    ngx_addr_t                  master;
+    ngx_sockaddr_t              master_sockaddr;
+    u_char                      master_text[NGX_SOCKADDR_STRLEN];
+
     ngx_str_t                   index;          /* Ptopics */
     ngx_str_t                   control;        /* Pctl */
 
@@ -60,6 +68,12 @@ static ngx_int_t ngx_http_loom_store_retry(ngx_http_loom_store_t *st,
 static void ngx_http_loom_store_push(ngx_http_loom_redis_t *rd,
     redisReply *reply);
 static ngx_uint_t ngx_http_loom_store_is(redisReply *r, char *s, size_t len);
+static ngx_int_t ngx_http_loom_store_role(ngx_http_loom_store_link_t *link,
+    ngx_http_loom_redis_reply_pt handler);
+static void ngx_http_loom_store_role_reply(void *data, redisReply *reply);
+static ngx_uint_t ngx_http_loom_store_not_master(
+    ngx_http_loom_store_link_t *link, redisReply *reply);
+static void ngx_http_loom_store_master(void *data, ngx_addr_t *master);
 
 
 ngx_int_t
@@ -115,6 +129,12 @@ ngx_http_loom_store_init(ngx_http_loom_worker_t *w,
     lc = &st->link_conf;
     lc->addrs = conf->redis_addrs;
     lc->naddrs = conf->redis_naddrs;
+
+    if (conf->redis_nsentinels) {
+        /* the links connect once the sentinels have told where */
+        lc->addrs = &st->master;
+        lc->naddrs = 1;
+    }
     lc->connect_timeout = conf->redis_connect_timeout;
     lc->timeout = conf->redis_timeout;
     lc->ping_interval = conf->redis_ping_interval;
@@ -148,10 +168,147 @@ ngx_http_loom_store_init(ngx_http_loom_worker_t *w,
             link->rd.push = ngx_http_loom_store_push;
         }
 
-        ngx_http_loom_redis_connect(&link->rd);
+        if (conf->redis_nsentinels == 0) {
+            ngx_http_loom_redis_connect(&link->rd);
+        }
+    }
+
+    if (conf->redis_nsentinels) {
+        st->sentinel = ngx_pcalloc(w->cycle->pool,
+                                   sizeof(ngx_http_loom_sentinel_t));
+        if (st->sentinel == NULL) {
+            return NGX_ERROR;
+        }
+
+        st->sentinel_conf = *lc;
+        st->sentinel_conf.addrs = conf->redis_sentinels;
+        st->sentinel_conf.naddrs = conf->redis_nsentinels;
+
+        st->sentinel->handler = ngx_http_loom_store_master;
+        st->sentinel->data = st;
+
+        ngx_http_loom_sentinel_init(st->sentinel, &st->sentinel_conf,
+                                    &conf->redis_sentinel_master,
+                                    &conf->redis_sentinel_password,
+                                    &conf->redis, w->log);
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The sentinels name the master (first, or after a failover): links that
+ * are up or on their way are dropped and connect to it after their
+ * backoff; links that never started, start
+ */
+
+static void
+ngx_http_loom_store_master(void *data, ngx_addr_t *master)
+{
+    ngx_uint_t                   i;
+    ngx_http_loom_store_t       *st;
+    ngx_http_loom_store_link_t  *link;
+
+    st = data;
+
+    ngx_memcpy(&st->master_sockaddr, master->sockaddr, master->socklen);
+    st->master.sockaddr = &st->master_sockaddr.sockaddr;
+    st->master.socklen = master->socklen;
+    st->master.name.data = st->master_text;
+    st->master.name.len = master->name.len;
+    ngx_memcpy(st->master_text, master->name.data, master->name.len);
+
+    for (i = 0; i < 2; i++) {
+        link = (i == 0) ? &st->command : &st->subscriber;
+
+        if (link->rd.state != NGX_HTTP_LOOM_LINK_DOWN) {
+            ngx_http_loom_redis_fail(&link->rd, "the master moved");
+
+        } else if (!link->rd.timer.timer_set) {
+            ngx_http_loom_redis_connect(&link->rd);
+        }
+    }
+}
+
+
+/* with sentinels: what the link reached must be the master */
+
+static ngx_int_t
+ngx_http_loom_store_role(ngx_http_loom_store_link_t *link,
+    ngx_http_loom_redis_reply_pt handler)
+{
+    const char  *argv[1], *reason;
+    size_t       argvlen[1];
+
+    if (link->store->sentinel == NULL) {
+        return NGX_OK;
+    }
+
+    argv[0] = "ROLE";
+    argvlen[0] = 4;
+
+    if (ngx_http_loom_redis_send(&link->rd, 1, argv, argvlen, handler, link,
+                                 0, &reason)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (handler) {
+        link->handshake++;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_loom_store_role_reply(void *data, redisReply *reply)
+{
+    ngx_http_loom_store_link_t  *link;
+
+    link = data;
+
+    if (reply == NULL || ngx_http_loom_store_not_master(link, reply)) {
+        return;
+    }
+
+    ngx_http_loom_store_handshake_reply(data, reply);
+}
+
+
+/* a ROLE reply that is not "master": the sentinels are asked again */
+
+static ngx_uint_t
+ngx_http_loom_store_not_master(ngx_http_loom_store_link_t *link,
+    redisReply *reply)
+{
+    redisReply  *role;
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0) {
+        role = reply->element[0];
+
+        if (ngx_http_loom_store_is(role, "master", 6)) {
+            return 0;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, &link->rd.log, 0,
+                      "loom: %V is not the master but a %*s",
+                      &link->store->master.name,
+                      (size_t) (role->type == REDIS_REPLY_STRING
+                                ? role->len : 0),
+                      role->type == REDIS_REPLY_STRING ? role->str : "");
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, &link->rd.log, 0,
+                      "loom: ROLE failed on %V", &link->store->master.name);
+    }
+
+    ngx_http_loom_redis_fail(&link->rd, NULL);
+    ngx_http_loom_sentinel_refresh(link->store->sentinel);
+
+    return 1;
 }
 
 
@@ -170,6 +327,10 @@ ngx_http_loom_store_exit(ngx_http_loom_worker_t *w)
 
     ngx_http_loom_redis_close(&st->command.rd);
     ngx_http_loom_redis_close(&st->subscriber.rd);
+
+    if (st->sentinel) {
+        ngx_http_loom_sentinel_close(st->sentinel);
+    }
 
     w->store = NULL;
 }
@@ -231,7 +392,9 @@ ngx_http_loom_store_command_connected(ngx_http_loom_redis_t *rd)
     link->handshake = 0;
 
     if (ngx_http_loom_store_auth(link, ngx_http_loom_store_handshake_reply)
-        != NGX_OK)
+        != NGX_OK
+        || ngx_http_loom_store_role(link, ngx_http_loom_store_role_reply)
+           != NGX_OK)
     {
         goto failed;
     }
@@ -330,7 +493,9 @@ ngx_http_loom_store_subscriber_connected(ngx_http_loom_redis_t *rd)
 
     /* the AUTH reply comes to the push handler: an error drops the link */
 
-    if (ngx_http_loom_store_auth(link, NULL) != NGX_OK) {
+    if (ngx_http_loom_store_auth(link, NULL) != NGX_OK
+        || ngx_http_loom_store_role(link, NULL) != NGX_OK)
+    {
         goto failed;
     }
 
@@ -407,6 +572,14 @@ ngx_http_loom_store_push(ngx_http_loom_redis_t *rd, redisReply *reply)
 
     kind = reply->element[0];
     channel = reply->element[1];
+
+    if (st->sentinel && rd->state == NGX_HTTP_LOOM_LINK_HANDSHAKE
+        && !ngx_http_loom_store_is(kind, "subscribe", 9))
+    {
+        /* the answer to ROLE */
+        (void) ngx_http_loom_store_not_master(link, reply);
+        return;
+    }
 
     if (channel->type != REDIS_REPLY_STRING) {
         return;
