@@ -30,6 +30,8 @@ static ngx_int_t ngx_http_loom_redis_address(ngx_conf_t *cf,
     ngx_http_loom_main_conf_t *lmcf);
 static char *ngx_http_loom_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_loom_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_loom_api_key(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -144,6 +146,13 @@ static ngx_command_t  ngx_http_loom_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_loom_main_conf_t, redis_max_buffered),
+      NULL },
+
+    { ngx_string("loom_redis_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_loom_redis_wait,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("loom_redis_max_pending"),
@@ -309,6 +318,7 @@ ngx_http_loom_create_main_conf(ngx_conf_t *cf)
     lmcf->redis_ping_interval = NGX_CONF_UNSET_MSEC;
     lmcf->redis_max_pending = NGX_CONF_UNSET_UINT;
     lmcf->redis_max_buffered = NGX_CONF_UNSET_SIZE;
+    lmcf->redis_wait_timeout = NGX_CONF_UNSET_MSEC;
     lmcf->zone_size = NGX_CONF_UNSET_SIZE;
     lmcf->topic_cache = NGX_CONF_UNSET_UINT;
 
@@ -349,6 +359,7 @@ ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(lmcf->redis_ping_interval, 10000);
     ngx_conf_init_uint_value(lmcf->redis_max_pending, 65536);
     ngx_conf_init_size_value(lmcf->redis_max_buffered, 8 * 1024 * 1024);
+    ngx_conf_init_msec_value(lmcf->redis_wait_timeout, 1000);
     ngx_conf_init_size_value(lmcf->zone_size, 16 * 1024 * 1024);
     ngx_conf_init_uint_value(lmcf->topic_cache, 4096);
 
@@ -523,6 +534,43 @@ ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ngx_http_loom_redis_address(cf, lmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* loom_redis_wait replicas [timeout] */
+
+static char *
+ngx_http_loom_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_loom_main_conf_t *lmcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value;
+    ngx_msec_t   t;
+
+    if (lmcf->redis_wait) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n <= 0) {
+        return "needs a number of replicas of 1 or more";
+    }
+
+    lmcf->redis_wait = n;
+
+    if (cf->args->nelts == 3) {
+        t = ngx_parse_time(&value[2], 0);
+        if (t == (ngx_msec_t) NGX_ERROR || t == 0) {
+            return "has an invalid timeout";
+        }
+
+        lmcf->redis_wait_timeout = t;
     }
 
     return NGX_CONF_OK;

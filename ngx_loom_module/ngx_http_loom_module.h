@@ -40,6 +40,8 @@ typedef struct {
     ngx_msec_t                  redis_ping_interval;
     ngx_uint_t                  redis_max_pending;
     size_t                      redis_max_buffered;
+    ngx_uint_t                  redis_wait;       /* replicas, 0: off */
+    ngx_msec_t                  redis_wait_timeout;
 
     size_t                      zone_size;
     ngx_shm_zone_t             *shm_zone;
