@@ -122,3 +122,67 @@ def test_slow_mirror_subrequest_in_a_loom_location(make_nginx, keep):
         assert n.bad_log_lines() == []
     finally:
         backend.stop()
+
+
+def pipeline(c, requests):
+    """Sends every request, then reads one answer for each, by id."""
+    for r in requests:
+        c.send_json(r)
+    got = {}
+    while len(got) < len(requests):
+        m = c.recv_json(timeout=30)
+        got[m["id"]] = m
+    return got
+
+
+def test_status_with_many_topics_while_handshakes_go_on(make_nginx):
+    # the page is copied out of the zone under its lock and built after:
+    # with many topics it stays exact while other workers take the lock
+    n = make_nginx(workers=2, location="loom_max_subscriptions 2000;")
+    admin = n.client()
+    topics = ["many/%04d" % i for i in range(800)]
+    got = pipeline(admin, [{"id": t, "action": "registerTopic", "topic": t,
+                            "data": {"v": None}, "requireAck": True}
+                           for t in topics])
+    assert all(m["code"] == 200 for m in got.values())
+    a, b = n.client(), n.client()
+    for c, part in ((a, topics), (b, topics[:300])):
+        got = pipeline(c, [{"id": t, "action": "subscribe", "topic": t,
+                            "requireAck": True} for t in part])
+        assert all(m["code"] == 200 for m in got.values())
+
+    stop = threading.Event()
+    errors = []
+    opened = [0]
+
+    def churn():
+        try:
+            while not stop.is_set():
+                c = n.client(headers={"ClientId": "churn-%d" % opened[0]})
+                assert c.request({"id": "l", "action": "listTopics"},
+                                 timeout=10)["code"] == 200
+                c.close()
+                opened[0] += 1
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=churn) for _ in range(1)]
+    for t in threads:
+        t.start()
+    try:
+        expected = {t: 1 for t in topics}
+        for t in topics[:300]:
+            expected[t] = 2
+        for _ in range(20):
+            st = n.status()
+            assert st["topics"] == expected
+            assert st["topics_subscribed"] == 800
+            assert st["subscriptions"] == 1100
+            assert 3 <= st["connections"] <= 4
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert opened[0] > 0
+    wait_for(lambda: n.status()["connections"] == 3, what="the churn to end")
