@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import register, subscribe, wait_for
-from wsclient import CLOSE
+from wsclient import CLOSE, HandshakeError
 
 LIST = '{"id":"l","action":"listTopics"}'
 
@@ -186,3 +186,138 @@ def test_status_with_many_topics_while_handshakes_go_on(make_nginx):
     assert errors == []
     assert opened[0] > 0
     wait_for(lambda: n.status()["connections"] == 3, what="the churn to end")
+
+
+def test_shutdown_timeout_gives_back_client_ids(make_nginx):
+    n = make_nginx(workers=2, main="worker_shutdown_timeout 1s;",
+                   location="loom_close_timeout 60s;")
+    names = ["stuck-%d" % i for i in range(6)]
+    clients = [n.client(headers={"ClientId": name}) for name in names]
+    for c in clients:
+        assert c.request({"id": "l", "action": "listTopics"})["code"] == 200
+    register(clients[0], "held", {"v": None})
+    for c in clients:
+        subscribe(c, "held")
+    old = set(n.worker_pids())
+    n.reload()
+    # the old workers send 1001, nobody answers: nginx closes them itself
+    for c in clients:
+        assert c.expect_close(timeout=10).close_code() == 1001
+    for c in clients:
+        c.expect_eof(timeout=15)
+    wait_for(lambda: not (set(n.worker_pids()) & old), timeout=20,
+             what="the old workers to exit")
+    st = n.status()
+    assert st["connections"] == 0
+    assert st["subscriptions"] == 0
+    # the ClientIds are free again: the new workers take them
+    again = [n.client(headers={"ClientId": name}) for name in names]
+    for c in again:
+        assert c.request({"id": "l", "action": "listTopics"})["code"] == 200
+    assert n.status()["connections"] == len(names)
+    for c in again:
+        c.close()
+    wait_for(lambda: n.status()["connections"] == 0,
+             what="the connections to close")
+
+
+def test_shutdown_timeout_with_a_client_that_never_reads(make_nginx):
+    # the stuck client's socket is full: its close frame cannot go out
+    n = make_nginx(main="worker_shutdown_timeout 1s;",
+                   location="loom_close_timeout 60s; "
+                            "loom_max_send_queue 16m;")
+    a = n.client(headers={"ClientId": "reader"})
+    stuck = n.client(headers={"ClientId": "sleeper"})
+    stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    register(a, "big", {"v": None})
+    subscribe(stuck, "big")
+    blob = "x" * 60000
+    for i in range(40):
+        a.send_json({"id": "p%d" % i, "action": "sendWithoutSave",
+                     "topic": "big", "data": {"v": blob}})
+    time.sleep(0.5)
+    old = set(n.worker_pids())
+    n.reload()
+    wait_for(lambda: not (set(n.worker_pids()) & old), timeout=20,
+             what="the old worker to exit")
+    st = n.status()
+    assert st["connections"] == 0
+    again = n.client(headers={"ClientId": "sleeper"})
+    assert again.request({"id": "l", "action": "listTopics"})["code"] == 200
+    again.close()
+    stuck.abort()
+
+
+@pytest.mark.parametrize("keep", ["on", "off"])
+def test_connection_closed_before_the_takeover(make_nginx, keep):
+    # a mirror subrequest that answers 444 terminates the main request,
+    # and nginx closes the connection between the 101 and the takeover:
+    # the session's cleanup gives back the ClientId and the gauge
+    n = make_nginx(server="location = /m { internal; return 444; } "
+                          "location = /plain { loom; }",
+                   location="mirror /m; loom_keep_request %s;" % keep)
+    for i in range(3):
+        try:
+            c = n.client(headers={"ClientId": "gone"})
+            c.expect_eof(timeout=10)
+        except (ConnectionError, OSError, HandshakeError):
+            pass
+    wait_for(lambda: n.status()["connections"] == 0,
+             what="the gauge to come back")
+    c = n.client(path="/plain", headers={"ClientId": "gone"})
+    assert c.request({"id": "l", "action": "listTopics"})["code"] == 200
+    assert n.status()["connections"] == 1
+    c.close()
+    quit_and_wait(n)
+    assert "signal 11" not in n.log()
+
+
+@pytest.mark.parametrize("keep", ["on", "off"])
+def test_limit_conn_counts_open_websockets(make_nginx, keep):
+    n = make_nginx(http="limit_conn_zone $binary_remote_addr zone=ws:1m;",
+                   location="limit_conn ws 2; loom_keep_request %s;" % keep)
+    a, b = n.client(), n.client()
+    for c in (a, b):
+        assert c.request({"id": "l", "action": "listTopics"})["code"] == 200
+    if keep == "on":
+        # the slots stay taken while the WebSockets are open
+        with pytest.raises(HandshakeError) as e:
+            n.client()
+        assert e.value.status == 503
+        a.close()
+        wait_for(lambda: n.status()["connections"] == 1,
+                 what="the first to close")
+    # room again (with off the slots went at the handshake)
+    c = n.client()
+    assert c.request({"id": "l", "action": "listTopics"})["code"] == 200
+
+
+def test_access_log_line_written_at_close(make_nginx):
+    n = make_nginx(
+        http="log_format ws '$status $body_bytes_sent $bytes_sent "
+             "$request_time \"$request\" \"$http_user_agent\" "
+             "$http_clientid $request_length $host';",
+        location="access_log ws.log ws;")
+    c = n.client(headers={"ClientId": "logged", "User-Agent": "loom-test/1"})
+    for i in range(5):
+        assert c.request({"id": str(i), "action": "listTopics"})["code"] \
+            == 200
+    time.sleep(1.1)
+    path = os.path.join(n.prefix, "ws.log")
+    assert not os.path.exists(path) or open(path).read() == ""
+    c.close()
+    wait_for(lambda: os.path.exists(path) and open(path).read(),
+             what="the access log line")
+    line = open(path).read().strip()
+    head, request, agent, rest = line.split('"')[0], line.split('"')[1], \
+        line.split('"')[3], line.split('"')[4].split()
+    status, body, sent, rtime = head.split()
+    assert status == "101"
+    assert int(body) >= 5 * 30       # the frames sent after the 101
+    assert int(sent) > int(body)     # and the 101 response itself
+    assert float(rtime) >= 1.0
+    assert request == "GET /ws HTTP/1.1"
+    assert agent == "loom-test/1"
+    assert rest[0] == "logged"
+    assert int(rest[1]) > 100
+    assert rest[2] == "127.0.0.1"
