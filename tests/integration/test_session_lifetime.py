@@ -296,9 +296,13 @@ def test_access_log_line_written_at_close(make_nginx):
     n = make_nginx(
         http="log_format ws '$status $body_bytes_sent $bytes_sent "
              "$request_time \"$request\" \"$http_user_agent\" "
-             "$http_clientid $request_length $host';",
+             "$http_clientid $request_length $host $cookie_b "
+             "$remote_user $request_method $uri $args';",
         location="access_log ws.log ws;")
-    c = n.client(headers={"ClientId": "logged", "User-Agent": "loom-test/1"})
+    c = n.client(path="/ws?x=1",
+                 headers={"ClientId": "logged", "User-Agent": "loom-test/1",
+                          "Cookie": "a=1; b=two",
+                          "Authorization": "Basic dXNlcjpwdw=="})
     for i in range(5):
         assert c.request({"id": str(i), "action": "listTopics"})["code"] \
             == 200
@@ -316,8 +320,9 @@ def test_access_log_line_written_at_close(make_nginx):
     assert int(body) >= 5 * 30       # the frames sent after the 101
     assert int(sent) > int(body)     # and the 101 response itself
     assert float(rtime) >= 1.0
-    assert request == "GET /ws HTTP/1.1"
+    assert request == "GET /ws?x=1 HTTP/1.1"
     assert agent == "loom-test/1"
     assert rest[0] == "logged"
     assert int(rest[1]) > 100
     assert rest[2] == "127.0.0.1"
+    assert rest[3:] == ["two", "user", "GET", "/ws", "x=1"]
