@@ -31,31 +31,38 @@ needs_nchan = pytest.mark.skipif(
 
 
 def dynamic_symbols(path, *flags):
+    """Names in the dynamic symbol table, with their @version if any."""
     r = subprocess.run(["nm", "-D"] + list(flags) + [path],
                        capture_output=True, text=True, check=True)
-    names = set()
-    for line in r.stdout.splitlines():
-        parts = line.split()
-        if parts:
-            names.add(parts[-1].split("@")[0])
-    return names
+    return {line.split()[-1] for line in r.stdout.splitlines()
+            if line.strip()}
+
+
+def bare(names):
+    return {n.split("@")[0] for n in names}
 
 
 def test_module_exports_only_what_the_loader_needs():
-    assert dynamic_symbols(MODULE, "--defined-only") == LOADER_SYMBOLS
+    assert bare(dynamic_symbols(MODULE, "--defined-only")) == LOADER_SYMBOLS
 
 
-def test_hiredis_and_jansson_bind_inside_the_module():
-    undefined = dynamic_symbols(MODULE, "--undefined-only")
-    leaked = sorted(s for s in undefined
-                    if s.startswith(("redis", "json_", "jansson_",
-                                     "sds", "hiredis")))
-    assert leaked == []
+def test_hiredis_is_linked_into_the_module():
+    undefined = bare(dynamic_symbols(MODULE, "--undefined-only"))
+    assert sorted(s for s in undefined
+                  if s.startswith(("redis", "sds", "hi_", "__redis"))) == []
     r = subprocess.run(["readelf", "-d", MODULE], capture_output=True,
                        text=True, check=True)
     needed = re.findall(r"\(NEEDED\).*\[(.*)\]", r.stdout)
-    assert not [n for n in needed if "hiredis" in n or "jansson" in n], \
-        needed
+    assert [n for n in needed if "hiredis" in n] == [], needed
+
+
+def test_jansson_calls_are_bound_to_its_version():
+    # Debian's libjansson.a is not position-independent, so jansson stays
+    # shared; a call that is left undefined must carry jansson's symbol
+    # version, which only libjansson.so.4 defines
+    undefined = dynamic_symbols(MODULE, "--undefined-only")
+    jansson = [s for s in undefined if s.startswith("json_")]
+    assert [s for s in jansson if not s.endswith("@libjansson.so.4")] == []
 
 
 NCHAN_HTTP = """
