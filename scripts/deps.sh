@@ -13,7 +13,7 @@ build="nginx nginx-dev build-essential libhiredis-dev libjansson-dev
        libssl-dev libpcre2-dev zlib1g-dev"
 run="redis-server curl procps"
 test="python3 python3-pytest python3-pytest-timeout python3-websockets
-      python3-redis libcmocka-dev openssl"
+      python3-redis libcmocka-dev openssl libnginx-mod-nchan"
 check="clang valgrind"
 bench="$run jq iproute2"
 
