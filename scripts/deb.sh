@@ -8,9 +8,10 @@
 #    build/deb/lintian.txt (lintian errors fail the build).
 #
 # The version is NGX_HTTP_LOOM_VERSION of
-# ngx_loom_module/ngx_http_loom_module.h.  The package is built by dpkg-buildpackage and dh-sequence-nginx in a copy
-# of the source (tracked and untracked, not ignored files) in a temporary
-# directory, so the work tree stays clean.
+# ngx_loom_module/ngx_http_loom_module.h.  The package is built by
+# dpkg-buildpackage and dh-sequence-nginx in a copy of the source (tracked
+# and untracked, not ignored files) in a temporary directory, so the work
+# tree stays clean.
 
 set -euo pipefail
 
