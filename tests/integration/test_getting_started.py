@@ -62,7 +62,7 @@ def test_getting_started_steps(workdir, redis_server, neighbours):
         old_workers = root.workers()
 
         # 1. install the module
-        step = doc_block(doc, "copy it where Debian keeps nginx modules:")
+        step = doc_block(doc, "keeps nginx modules:")
         step = step.replace("build/default/ngx_http_loom_module.so", MODULE)
         r = root.sh(root.map(step))
         assert r.returncode == 0, r.stderr
