@@ -7,17 +7,20 @@ the documents mapped into it.  Nothing outside the fake root is written."""
 import json
 import os
 import re
+import shlex
 import signal
 import ssl
 import subprocess
 import textwrap
 import urllib.request
 
-from conftest import NGINX, NGINX_ENV, ROOT, free_port, pid_alive, wait_for
+from conftest import (BAD_LOG, NGINX, NGINX_ENV, ROOT, free_port, pid_alive,
+                      wait_for)
 
 DOC = os.path.join(ROOT, "docs", "getting-started.md")
 
-BAD = re.compile(r"\[(alert|crit|emerg)\]|signal 11|exited on signal")
+# conftest's bad lines (sanitizer reports included), and any crash
+BAD = re.compile(BAD_LOG.pattern + r"|signal 11|exited on signal")
 
 # Debian 12's /etc/nginx/nginx.conf without its comments; the temp paths
 # are the only addition, so that nothing is written to /var/lib/nginx
@@ -123,12 +126,22 @@ class FakeRoot:
 
     def sh(self, script):
         """Runs the document's shell text with nginx and paths mapped."""
-        env = dict(os.environ)
-        env.update(NGINX_ENV)
-        prelude = "nginx() { %s \"$@\"; }\nset -e\n" % " ".join(
-            "'%s'" % a for a in self.nginx_args())
+        # only nginx gets NGINX_ENV (a sanitizer's LD_PRELOAD); nginx
+        # does not free everything in `nginx -t` or `-s`, as in conftest
+        run = self.env_args(NGINX_ENV)
+        quick = dict(NGINX_ENV)
+        if "ASAN_OPTIONS" in quick:
+            quick["ASAN_OPTIONS"] += ":detect_leaks=0"
+        prelude = ("nginx() {\n"
+                   "    if [ $# = 0 ]; then %s; else %s \"$@\"; fi\n"
+                   "}\nset -e\n" % (run, self.env_args(quick)))
         return subprocess.run(["bash", "-c", prelude + script], cwd=ROOT,
-                              env=env, capture_output=True, text=True)
+                              capture_output=True, text=True)
+
+    def env_args(self, env):
+        args = ["env"] + ["%s=%s" % kv for kv in env.items()] \
+            + self.nginx_args()
+        return " ".join(shlex.quote(a) for a in args)
 
     def pid(self):
         try:

@@ -11,6 +11,7 @@ itself talking to the same Redis, and run the protocol smoke.
 import os
 import re
 import subprocess
+import urllib.error
 import urllib.request
 
 import pytest
@@ -78,6 +79,16 @@ NCHAN_SERVER = """
 """
 
 
+def nchan_publish(port):
+    req = urllib.request.Request("http://127.0.0.1:%d/nchan/pub" % port,
+                                 data=b"hello", method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 @needs_nchan
 @pytest.mark.parametrize("order", ["nchan_first", "loom_first"])
 def test_protocol_with_nchan_loaded(workdir, redis_server, order):
@@ -101,13 +112,12 @@ def test_protocol_with_nchan_loaded(workdir, redis_server, order):
 
         protocol_smoke("127.0.0.1", n.port)
 
-        # nchan, in the same workers, publishes through its own hiredis
-        req = urllib.request.Request(
-            "http://127.0.0.1:%d/nchan/pub" % n.port, data=b"hello",
-            method="POST")
-        with urllib.request.urlopen(req, timeout=10) as r:
-            assert r.status in (201, 202), r.status
-            body = r.read().decode()
+        # nchan, in the same workers, publishes through its own hiredis;
+        # it answers 503 until its own Redis link is up
+        status, body = wait_for(lambda: (lambda a: a if a[0] != 503
+                                         else None)(nchan_publish(n.port)),
+                                timeout=15, what="nchan's redis link")
+        assert status in (201, 202), (status, body)
         assert "queued messages: 1" in body, body
 
         # every worker that started is still the same one
