@@ -139,6 +139,12 @@ def test_nginx_loads_the_packaged_module(deb, workdir, redis_server):
 
     with open(root.at(SNIPPET)) as f:
         assert f.read() == "load_module modules/ngx_http_loom_module.so;\n"
+    # the packaged module is built like the tested one: it exports only
+    # what nginx's loader looks up (see test_neighbours.py)
+    nm = subprocess.run(["nm", "-D", "--defined-only", root.at(MODULE_SO)],
+                        capture_output=True, text=True, check=True)
+    assert {l.split()[-1] for l in nm.stdout.splitlines() if l.strip()} \
+        == {"ngx_modules", "ngx_module_names", "ngx_module_order"}
     # what the postinst does, in the fake root
     os.symlink(root.at(SNIPPET),
                root.at("/etc/nginx/modules-enabled/50-mod-http-loom.conf"))
