@@ -38,7 +38,7 @@ def test_getting_started_steps(workdir, redis_server, neighbours):
         doc = f.read()
     root = FakeRoot(os.path.join(workdir, "root"), redis_server.port)
 
-    # the nginx that already runs: stock configuration, one static site
+    # the nginx that already runs: stock configuration, one site
     root.write("/etc/nginx/nginx.conf", STOCK_NGINX_CONF)
     if os.path.exists("/etc/nginx/mime.types"):
         shutil.copy("/etc/nginx/mime.types", root.at("/etc/nginx/"))
