@@ -33,6 +33,7 @@
  *   loomgen_work.c     the workloads: phases, barriers, pacing, the loop
  *   loomgen_report.c   totals and the report, text and JSON
  *   loomgen_hist.h     the latency histogram
+ *   loomgen_sha1.c     SHA-1 and base64 for the handshake (refcast too)
  */
 
 #include "loomgen.h"

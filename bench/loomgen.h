@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "loomgen_hist.h"
+#include "loomgen_sha1.h"
 
 #define LG_NS                1000000000ULL
 #define LG_MS                1000000ULL
@@ -37,8 +38,6 @@
 #define LG_RETRY_NS          (250 * LG_MS)
 #define LG_BARRIER_POLL_NS   (1 * LG_MS)
 #define LG_START_DELAY_NS    (20 * LG_MS)
-
-#define LG_WS_GUID           "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 #define LG_OP_CONT           0x0
 #define LG_OP_TEXT           0x1
@@ -336,7 +335,6 @@ void lg_print_problem(const char *what, const u_char *p, size_t len);
 
 /* loomgen_ws.c: the WebSocket codec (RFC 6455, client side) */
 
-size_t lg_base64(const u_char *src, size_t len, char *dst);
 int lg_send_frame(lg_loop_t *lp, lg_conn_t *c, int op, const u_char *data,
     size_t len);
 int lg_send_text(lg_loop_t *lp, lg_conn_t *c, const char *text, size_t len);
