@@ -10,41 +10,37 @@
  *
  * It does what the broker does on the fan-out path and nothing else: no
  * JSON parsing, no Redis, no schema.  Like nginx, it is N worker
- * processes (2 by default, as the benchmark's nginx) sharing one
- * listening socket, each accepting one connection per wake-up
- * (EPOLLEXCLUSIVE, no accept mutex: nginx's defaults).  A publish reaches
- * the subscribers of its own worker directly and those of the other
- * workers through a unix socket pair per pair of workers, one record per
- * sibling, framed there once (as each nginx worker frames a delivery
- * once when Redis hands it over).  Every frame queued for a connection
- * during one pass of the event loop leaves in one writev().
+ * processes (2 by default, as the benchmark's nginx), each with its own
+ * listening socket on the port (SO_REUSEPORT, as nginx's "listen ...
+ * reuseport") or, with --shared, all on one (EPOLLEXCLUSIVE, no accept
+ * mutex: nginx's defaults), accepting one connection per wake-up (nginx's
+ * multi_accept off).  A publish reaches the subscribers of its own worker
+ * directly and those of the other workers through a unix socket pair per
+ * pair of workers, one record per sibling, framed there once (as each
+ * nginx worker frames a delivery once when Redis hands it over).  Every
+ * frame queued for a connection during one pass of the event loop leaves
+ * in one writev().
  *
- * The master forwards SIGTERM and SIGINT to the workers; each worker
- * prints its counters to stderr when it exits.
+ * This file is a worker: its event loop, connections and output.  The
+ * master (refcast_master.c) sets up the sockets, starts the workers,
+ * forwards SIGTERM and SIGINT to them, and each worker prints its
+ * counters to stderr when it exits; refcast_proto.c is what they say.
  */
 
 #include "refcast.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
-#include <sys/random.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 
-#define RC_MAX_WORKERS       64
 #define RC_MAX_EVENTS        512
 
 
@@ -53,14 +49,14 @@ rc_conn_t              **rc_peers;
 uint32_t                 rc_npeers;
 
 static int               rc_ep;
-static int               rc_worker;
-static uint64_t          rc_rng;
+int                      rc_worker;
+uint64_t                 rc_rng;
 static u_char           *rc_rbuf;
 static rc_conn_t       **rc_dirty;
 static uint32_t          rc_ndirty;
 static uint32_t          rc_dirty_cap;
 static rc_conn_t        *rc_dead;        /* closed during this pass */
-static volatile sig_atomic_t  rc_quit;
+volatile sig_atomic_t    rc_quit;
 
 
 rc_buf_t *
@@ -477,7 +473,7 @@ rc_read(rc_conn_t *c)
 }
 
 
-static void
+void
 rc_on_signal(int signo)
 {
     if (signo != SIGCHLD) {
@@ -486,7 +482,7 @@ rc_on_signal(int signo)
 }
 
 
-static void
+void
 rc_worker_run(int lfd, int *links, uint32_t nlinks)
 {
     int                  n, i;
@@ -508,7 +504,7 @@ rc_worker_run(int lfd, int *links, uint32_t nlinks)
     listener.fd = lfd;
     listener.kind = RC_K_LISTEN;
 
-    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;   /* harmless when not shared */
     ev.data.ptr = &listener;
 
     if (epoll_ctl(rc_ep, EPOLL_CTL_ADD, lfd, &ev) == -1) {
@@ -588,181 +584,4 @@ rc_worker_run(int lfd, int *links, uint32_t nlinks)
             (unsigned long) rc_stats.writes, (unsigned long) rc_stats.slow);
 
     exit(0);
-}
-
-
-static void
-rc_usage(FILE *f)
-{
-    fprintf(f, "usage: refcast --port PORT [--host ADDR] [--workers N]\n"
-               "  --host ADDR     listen address (default 127.0.0.1)\n"
-               "  --port PORT     listen port\n"
-               "  --workers N     worker processes (default 2)\n");
-}
-
-
-int
-main(int argc, char **argv)
-{
-    int                  opt, lfd, one, status, w, i, j, pair[2];
-    int                  links[RC_MAX_WORKERS][RC_MAX_WORKERS];
-    long                 port, workers;
-    pid_t                pid[RC_MAX_WORKERS], p;
-    uint32_t             n;
-    sigset_t             mask, old;
-    const char          *host;
-    struct rlimit        rl;
-    struct sigaction     sa;
-    struct sockaddr_in   sin;
-    static struct option  opts[] = {
-        { "host", required_argument, NULL, 'H' },
-        { "port", required_argument, NULL, 'p' },
-        { "workers", required_argument, NULL, 'w' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-
-    host = "127.0.0.1";
-    port = 0;
-    workers = 2;
-
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'H': host = optarg; break;
-        case 'p': port = strtol(optarg, NULL, 10); break;
-        case 'w': workers = strtol(optarg, NULL, 10); break;
-        case 'h': rc_usage(stdout); return 0;
-        default: rc_usage(stderr); return 1;
-        }
-    }
-
-    if (optind != argc || port <= 0 || port > 65535 || workers < 1
-        || workers > RC_MAX_WORKERS)
-    {
-        rc_usage(stderr);
-        return 1;
-    }
-
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t) port);
-
-    if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
-        fprintf(stderr, "refcast: invalid address \"%s\"\n", host);
-        return 1;
-    }
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void) setrlimit(RLIMIT_NOFILE, &rl);
-    }
-
-    /* one listening socket, shared by the workers as nginx's is */
-
-    lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    one = 1;
-
-    if (lfd == -1
-        || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one))
-        || bind(lfd, (struct sockaddr *) &sin, sizeof(sin))
-        || listen(lfd, 511))
-    {
-        perror("refcast: listen");
-        return 1;
-    }
-
-    /* a stream socket pair between every two workers */
-
-    for (i = 0; i < workers; i++) {
-        for (j = i + 1; j < workers; j++) {
-            if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK
-                                    | SOCK_CLOEXEC, 0, pair) == -1)
-            {
-                perror("refcast: socketpair");
-                return 1;
-            }
-
-            links[i][j] = pair[0];
-            links[j][i] = pair[1];
-        }
-    }
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = rc_on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGCHLD, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &mask, &old);
-
-    for (i = 0; i < workers; i++) {
-        p = fork();
-
-        if (p == -1) {
-            perror("refcast: fork");
-            rc_quit = 1;
-            break;
-        }
-
-        if (p == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGTERM);
-            sigprocmask(SIG_SETMASK, &old, NULL);
-
-            rc_worker = i;
-            rc_rng = 0x9e3779b97f4a7c15ULL * (uint64_t) (i + 1);
-
-            if (getrandom(&rc_rng, sizeof(rc_rng), 0) != sizeof(rc_rng)) {
-                rc_rng ^= (uint64_t) getpid();
-            }
-
-            rc_rng |= 1;
-
-            for (n = 0, j = 0; j < workers; j++) {
-                if (j != i) {
-                    links[i][n++] = links[i][j];
-                }
-            }
-
-            for (j = 0; j < workers; j++) {
-                for (w = 0; w < workers; w++) {
-                    if (j != i && w != j) {
-                        close(links[j][w]);
-                    }
-                }
-            }
-
-            rc_worker_run(lfd, links[i], n);
-        }
-
-        pid[i] = p;
-    }
-
-    /* the master: waits for a signal or a worker's end, stops them all */
-
-    n = (uint32_t) i;
-
-    while (!rc_quit) {
-        sigsuspend(&old);
-
-        if (waitpid(-1, &status, WNOHANG) > 0) {
-            fprintf(stderr, "refcast: a worker exited\n");
-            break;
-        }
-    }
-
-    for (i = 0; i < (int) n; i++) {
-        kill(pid[i], SIGTERM);
-    }
-
-    while (wait(&status) > 0) {
-        /* void */
-    }
-
-    return 0;
 }

@@ -9,6 +9,7 @@
 
 #define _GNU_SOURCE
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -109,11 +110,17 @@ typedef struct {
 } rc_stats_t;
 
 
-/* refcast.c: the worker's connections and output */
+/* refcast.c: a worker's event loop, connections and output */
 
 extern rc_stats_t        rc_stats;
 extern rc_conn_t       **rc_peers;
 extern uint32_t          rc_npeers;
+extern int               rc_worker;
+extern uint64_t          rc_rng;
+extern volatile sig_atomic_t  rc_quit;
+
+void rc_worker_run(int lfd, int *links, uint32_t nlinks);
+void rc_on_signal(int signo);
 
 rc_buf_t *rc_buf_alloc(size_t len);
 void rc_enqueue(rc_conn_t *c, rc_buf_t *b);
