@@ -20,7 +20,12 @@
 # started when it exits.
 # Set LOOM_BENCH_KEEP=1 to keep the temporary directory (logs, configs),
 # LOOM_BENCH_LOCATION to add directives to the WebSocket location (to
-# measure a setting, e.g. "tcp_nodelay off;").
+# measure a setting, e.g. "tcp_nodelay off;"), LOOM_BENCH_PROFILE=DIR to
+# profile every pub/sub run, broker and reference alike, from 2 s after
+# the generator starts to 1 s before publishing ends: a system-wide
+# `perf record -e cpu-clock -g` (DIR/NAME.perf.data) and counts of the
+# main system calls of each server worker (`perf stat` on syscall
+# tracepoints, counted in the kernel: DIR/NAME.syscalls.txt).
 
 set -euo pipefail
 
@@ -445,6 +450,28 @@ worker_writes() {
     echo "$total"
 }
 
+# CPU time (user + system, clock ticks) used so far by process $1 or,
+# with --children, by the children of $1
+clk_tck=$(getconf CLK_TCK)
+
+cpu_ticks() {
+    local pid pids=$1 total=0 t
+    if [ "$1" = --children ]; then
+        pids=$(ps -o pid= --ppid "$2" 2> /dev/null || true)
+    fi
+    for pid in $pids; do
+        # the fields after "(comm)": utime and stime are the 12th and 13th
+        t=$(sed 's/.*) //' "/proc/$pid/stat" 2> /dev/null \
+            | awk '{ print $12 + $13 }') || continue
+        total=$(( total + ${t:-0} ))
+    done
+    echo "$total"
+}
+
+seconds() {
+    awk -v t="$1" -v hz="$clk_tck" 'BEGIN { printf "%.2f", t / hz }'
+}
+
 bad_log='\[(alert|crit|emerg)\]|exited on signal'
 
 run_workload() {
@@ -468,24 +495,37 @@ run_workload() {
     echo "bench: ${commands[$name]}"
 
     writes_before=$(worker_writes "$nginx_master")
+    cpu_before=$(cpu_ticks --children "$nginx_master")
+    redis_before=$(cpu_ticks "$redis_pid")
 
     rm -f "$tmp/workers.json"
     sample_workers "$tmp/workers.json" &
     sampler=$!
+    profiler=
+    case "$name" in
+        idle*) ;;
+        *) profile_start "$name" "$nginx_master" ;;
+    esac
 
     rc=0
     "${cmd[@]}" || rc=$?
 
     kill "$sampler" 2> /dev/null || true
     wait "$sampler" 2> /dev/null || true
+    [ -z "$profiler" ] || wait "$profiler" 2> /dev/null || true
     writes[$name]=$(( $(worker_writes "$nginx_master") - writes_before ))
+    cpu_s=$(seconds $(( $(cpu_ticks --children "$nginx_master") \
+                        - cpu_before )))
+    redis_s=$(seconds $(( $(cpu_ticks "$redis_pid") - redis_before )))
 
     # the generator's JSON, with the server's counters afterwards
     if [ -s "$raw" ]; then
         jq --argjson status "$(server_status)" --argjson rc "$rc" \
            --argjson w "$(cat "$tmp/workers.json" 2> /dev/null || echo null)" \
+           --argjson cpu "$cpu_s" --argjson redis "$redis_s" \
            '. + {exit_code: $rc, server_status: $status,
-                 server_workers_busiest: $w}' "$raw" > "$json"
+                 server_workers_busiest: $w, server_cpu_s: $cpu,
+                 redis_cpu_s: $redis}' "$raw" > "$json"
         results[$name]=ok
     else
         echo "{\"workload\": \"$name\", \"exit_code\": $rc}" > "$json"
@@ -507,6 +547,38 @@ run_workload() {
 }
 
 
+# LOOM_BENCH_PROFILE: profiles the middle of a run of workload $1 whose
+# server master is $2; $profiler is the pid to wait for
+profiler=
+
+profile_syscalls() {
+    local call list=
+    for call in writev write sendto read recvfrom epoll_wait epoll_ctl; do
+        list+=${list:+,}syscalls:sys_enter_$call
+    done
+    echo "$list"
+}
+
+profile_start() {
+    local name=$1 master=$2 dir=${LOOM_BENCH_PROFILE:-} secs pids
+    profiler=
+    [ -n "$dir" ] || return 0
+    secs=$(awk -v d="$duration" 'BEGIN { s = int(d) - 3;
+                                         print (s < 1 ? 1 : s) }')
+    mkdir -p "$dir"
+    (
+        sleep 2
+        pids=$(ps -o pid= --ppid "$master" | tr -s ' \n' ',' \
+               | sed 's/^,//; s/,$//')
+        perf stat --per-thread -p "$pids" -o "$dir/$name.syscalls.txt" \
+            -e "$(profile_syscalls)" -- sleep "$secs" > /dev/null 2>&1 &
+        perf record -q -e cpu-clock -a -g -o "$dir/$name.perf.data" \
+            -- sleep "$secs" > /dev/null 2>&1
+        wait
+    ) > /dev/null 2>&1 &
+    profiler=$!
+}
+
 # the same generator command against refcast, right after the broker's run
 run_reference() {
     local name=$1 ref=$1-reference rc args cmd
@@ -525,17 +597,24 @@ run_reference() {
     echo "bench: ${commands[$ref]}"
 
     writes_before=$(worker_writes "$refcast_pid")
+    cpu_before=$(cpu_ticks --children "$refcast_pid")
+    profile_start "$ref" "$refcast_pid"
 
     rc=0
     "${cmd[@]}" || rc=$?
 
+    [ -z "$profiler" ] || wait "$profiler" 2> /dev/null || true
+
     writes[$ref]=$(( $(worker_writes "$refcast_pid") - writes_before ))
+    cpu_s=$(seconds $(( $(cpu_ticks --children "$refcast_pid") \
+                        - cpu_before )))
     stop_refcast
 
     if [ -s "$raw" ]; then
         jq --argjson rc "$rc" --argjson w "$(refcast_counters)" \
+           --argjson cpu "$cpu_s" \
            '. + {exit_code: $rc, server: "bench/refcast",
-                 refcast_workers: $w}' "$raw" > "$json"
+                 refcast_workers: $w, server_cpu_s: $cpu}' "$raw" > "$json"
         results[$ref]=ok
     else
         echo "{\"workload\": \"$ref\", \"exit_code\": $rc}" > "$json"
@@ -597,6 +676,14 @@ table_pubsub() {
            "\(.server_status.slow_consumers // "n/a");" +
            " generator CPU: \(.cpu_user_s) s user," +
            " \(.cpu_system_s) s system." +
+           (if .server_cpu_s then
+              " CPU of the nginx workers during the run:" +
+              " \(.server_cpu_s) s, of Redis: \(.redis_cpu_s) s" +
+              (if .delivered > 0 then
+                 " (\((.server_cpu_s + .redis_cpu_s) * 1e6 / .delivered
+                     * 100 | round / 100) us per delivery)"
+               else "" end) + "."
+            else "" end) +
            (if (.server_workers_busiest | type) == "array" then
               " Connections per nginx worker at the busiest sample: " +
               (.server_workers_busiest | map("\(.connections)")
@@ -649,6 +736,14 @@ ratio3() {
         | join(" / ")'
 }
 
+# server CPU (nginx and Redis, or refcast) per delivery, in us
+cpu_per_delivery() {
+    jq -r 'if (.server_cpu_s | type) == "number" and .delivered > 0
+           then ((.server_cpu_s + (.redis_cpu_s // 0)) * 1e6 / .delivered
+                 * 100 | round / 100)
+           else "n/a" end' "$1"
+}
+
 # the broker next to the reference, every fan-out workload run with both
 table_reference_summary() {
     local name j r any=0
@@ -669,16 +764,22 @@ table_reference_summary() {
             echo "processes as nginx (no JSON parsing, no Redis; see"
             echo "\`bench/refcast.c\`).  The ratio is broker / reference:"
             echo "what the broker adds to what the machine costs anyway."
+            echo "Server CPU is the user and system time of the server's"
+            echo "processes during the run (for the broker, nginx's workers"
+            echo "and Redis) over the deliveries: unlike latency, it hardly"
+            echo "depends on what else the machine is doing."
             echo
             echo "| workload | broker p50 / p99 / max ms |" \
                  "reference p50 / p99 / max ms |" \
-                 "ratio p50 / p99 / max | lost broker / reference |"
-            echo "|---|---:|---:|---:|---:|"
+                 "ratio p50 / p99 / max | lost broker / reference |" \
+                 "server CPU us per delivery, broker / reference |"
+            echo "|---|---:|---:|---:|---:|---:|"
             any=1
         fi
 
         echo "| $name | $(lat3 "$j") | $(lat3 "$r") | $(ratio3 "$j" "$r") |" \
-             "$(num "$j" lost) / $(num "$r" lost) |"
+             "$(num "$j" lost) / $(num "$r" lost) |" \
+             "$(cpu_per_delivery "$j") / $(cpu_per_delivery "$r") |"
     done
 
     if [ "$any" = 1 ]; then
@@ -707,6 +808,14 @@ table_reference() {
           (if $w > 0 then
              " refcast made \($w) write system calls for \($frames)" +
              " frames: \($frames / $w * 10 | round / 10) frames per write."
+           else "" end) +
+          (if .server_cpu_s then
+             " CPU of the refcast workers during the run:" +
+             " \(.server_cpu_s) s" +
+             (if .delivered > 0 then
+                " (\(.server_cpu_s * 1e6 / .delivered * 100 | round / 100)" +
+                " us per delivery)"
+              else "" end) + "."
            else "" end) +
           (if ($ws | length) > 0 then
              " Connections per refcast worker: " +
