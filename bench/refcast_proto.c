@@ -339,11 +339,18 @@ rc_publish(rc_conn_t *c, const u_char *p, size_t len, const u_char *topic,
 
     rc_stats.publishes++;
 
-    rc_deliver(rc_topic(topic, tlen, 0), d, dlen);
+    /*
+     * The siblings first: a connection is written in the order it got
+     * something to write, so the record leaves before this worker's own
+     * subscribers are written to, and the other workers deliver in
+     * parallel (as every nginx worker gets Redis's message at once).
+     */
 
     for (i = 0; i < rc_npeers; i++) {
         rc_enqueue(rc_peers[i], b);
     }
+
+    rc_deliver(rc_topic(topic, tlen, 0), d, dlen);
 
     if (b->refs == 0) {
         free(b);

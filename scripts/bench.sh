@@ -6,6 +6,7 @@
 #
 #   --duration S     seconds of publishing per workload (default 15)
 #   --only NAME      run one workload: fanout-<rate> (e.g. fanout-1000),
+#                    fanout-<rate>x<subscribers> (e.g. fanout-100x100),
 #                    topics-100, flood, idle or idle-lean
 #   --out FILE       the report (default docs/performance.md); the raw JSON
 #                    of each workload goes to bench/ next to it
@@ -23,9 +24,11 @@
 # measure a setting, e.g. "tcp_nodelay off;"), LOOM_BENCH_PROFILE=DIR to
 # profile every pub/sub run, broker and reference alike, from 2 s after
 # the generator starts to 1 s before publishing ends: a system-wide
-# `perf record -e cpu-clock -g` (DIR/NAME.perf.data) and counts of the
+# `perf record -e cpu-clock -g` (DIR/NAME.perf.data), counts of the
 # main system calls of each server worker (`perf stat` on syscall
-# tracepoints, counted in the kernel: DIR/NAME.syscalls.txt).
+# tracepoints, counted in the kernel: DIR/NAME.syscalls.txt), and every
+# entry and exit of epoll_wait() in the workers, to time the event-loop
+# passes (DIR/NAME.passes.data, read with bench/passes.py).
 
 set -euo pipefail
 
@@ -46,7 +49,7 @@ reference=1
 out="$root/docs/performance.md"
 
 usage() {
-    sed -n '2,13s/^# \{0,1\}//p' "$0"
+    sed -n '2,14s/^# \{0,1\}//p' "$0"
 }
 
 die() {
@@ -80,7 +83,7 @@ if [ -n "$only" ]; then
     for w in "${all_workloads[@]}"; do
         [ "$w" = "$only" ] && found=1
     done
-    [[ "$only" =~ ^fanout-[0-9]+$ ]] && found=1
+    [[ "$only" =~ ^fanout-[1-9][0-9]*(x[1-9][0-9]*)?$ ]] && found=1
     [ "$found" = 1 ] || die "unknown workload \"$only\"" \
                             "(one of: ${all_workloads[*]})"
     workloads=("$only")
@@ -396,11 +399,23 @@ fd_hard=$(ulimit -Hn)
 idle_conns=$(( (fd_hard < nofile ? fd_hard : nofile) - 500 ))
 stamp=$(date -u +%Y%m%d%H%M%S)
 
+# fanout-<rate>[x<subscribers>]: the rate, the subscribers
+fanout_rate() {
+    local r=${1#fanout-}
+    echo "${r%x*}"
+}
+
+fanout_subscribers() {
+    local r=${1#fanout-}
+    [[ "$r" == *x* ]] && echo "${r#*x}" || echo 1000
+}
+
 describe() {
+    local rate subs
     case "$1" in
-        fanout-*) echo "1 publisher, 1 topic, 1,000 subscribers," \
-                       "${1#fanout-} msg/s ($(( ${1#fanout-} * 1000 ))" \
-                       "deliveries/s)" ;;
+        fanout-*) rate=$(fanout_rate "$1") subs=$(fanout_subscribers "$1")
+                  echo "1 publisher, 1 topic, $subs subscribers," \
+                       "$rate msg/s ($(( rate * subs )) deliveries/s)" ;;
         topics-100) echo "100 topics x 10 subscribers, 100 publishers x" \
                          "50 msg/s (5,000 publishes/s, 50,000" \
                          "deliveries/s)" ;;
@@ -418,8 +433,9 @@ workload_args() {
     local name=$1
     case "$name" in
         fanout-*)
-            echo --topics 1 --subscribers 1000 --publishers 1 \
-                 --rate "${name#fanout-}" --duration "$duration" ;;
+            echo --topics 1 --subscribers "$(fanout_subscribers "$name")" \
+                 --publishers 1 --rate "$(fanout_rate "$name")" \
+                 --duration "$duration" ;;
         topics-100)
             echo --topics 100 --subscribers 1000 --publishers 100 \
                  --rate 50 --duration "$duration" ;;
@@ -572,6 +588,9 @@ profile_start() {
                | sed 's/^,//; s/,$//')
         perf stat --per-thread -p "$pids" -o "$dir/$name.syscalls.txt" \
             -e "$(profile_syscalls)" -- sleep "$secs" > /dev/null 2>&1 &
+        perf record -q -p "$pids" -o "$dir/$name.passes.data" \
+            -e syscalls:sys_enter_epoll_wait,syscalls:sys_exit_epoll_wait \
+            -- sleep "$secs" > /dev/null 2>&1 &
         perf record -q -e cpu-clock -a -g -o "$dir/$name.perf.data" \
             -- sleep "$secs" > /dev/null 2>&1
         wait
@@ -837,6 +856,7 @@ summary() {
         [ "${results[$name]:-failed}" = failed ] && continue
 
         case "$name" in
+            fanout-*x*) ;;
             fanout-*)
                 rate=${name#fanout-}
                 p99=$(ms "$j" p99)
