@@ -85,12 +85,12 @@ rc_buf_release(rc_buf_t *b)
 }
 
 
-void
+static void
 rc_random_sender(char *dst)
 {
-    int       i;
-    uint64_t  r;
-    static const char  hex[] = "0123456789abcdef";
+    int                 i;
+    uint64_t            r;
+    static const char   hex[] = "0123456789abcdef";
 
     /* a version 4 UUID in form; xorshift64*, not for secrets */
 

@@ -126,7 +126,6 @@ rc_buf_t *rc_buf_alloc(size_t len);
 void rc_enqueue(rc_conn_t *c, rc_buf_t *b);
 void rc_send_raw(rc_conn_t *c, const u_char *data, size_t len);
 void rc_close(rc_conn_t *c);
-void rc_random_sender(char *dst);
 
 
 /* refcast_proto.c: the WebSocket server side and the messages */

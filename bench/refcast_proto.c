@@ -173,7 +173,7 @@ rc_unsubscribe_all(rc_conn_t *c)
 /* an unmasked server frame around len bytes, in one shared buffer */
 
 static rc_buf_t *
-rc_frame(int op, const u_char *data, size_t len, u_char **payload)
+rc_frame(int op, const u_char *data, size_t len)
 {
     u_char    *p;
     rc_buf_t  *b;
@@ -204,13 +204,7 @@ rc_frame(int op, const u_char *data, size_t len, u_char **payload)
         *p++ = (u_char) len;
     }
 
-    if (data) {
-        memcpy(p, data, len);
-    }
-
-    if (payload) {
-        *payload = p;
-    }
+    memcpy(p, data, len);
 
     return b;
 }
@@ -221,7 +215,7 @@ rc_send(rc_conn_t *c, int op, const u_char *data, size_t len)
 {
     rc_buf_t  *b;
 
-    b = rc_frame(op, data, len, NULL);
+    b = rc_frame(op, data, len);
     if (b == NULL) {
         rc_close(c);
         return;
@@ -270,7 +264,7 @@ rc_deliver(rc_topic_t *t, const u_char *text, size_t len)
         return;
     }
 
-    b = rc_frame(RC_OP_TEXT, text, len, NULL);
+    b = rc_frame(RC_OP_TEXT, text, len);
     if (b == NULL) {
         return;
     }

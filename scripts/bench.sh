@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks the broker with bench/loomgen and writes docs/performance.md.
+# Benchmarks the broker with bench/loomgen, next to the bare reference
+# broadcaster bench/refcast, and writes docs/performance.md.
 #
 #   scripts/bench.sh [--duration S] [--only NAME] [--out FILE]
 #                    [--no-reference]
@@ -49,7 +50,7 @@ reference=1
 out="$root/docs/performance.md"
 
 usage() {
-    sed -n '2,14s/^# \{0,1\}//p' "$0"
+    sed -n '2,15s/^# \{0,1\}//p' "$0"
 }
 
 die() {
