@@ -21,6 +21,7 @@
 #include "loomgen_hist.h"
 #include "loomgen_sha1.h"
 
+
 #define LG_NS                1000000000ULL
 #define LG_MS                1000000ULL
 
