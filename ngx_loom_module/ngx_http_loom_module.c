@@ -24,6 +24,8 @@ static char *ngx_http_loom_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 
 static char *ngx_http_loom(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_loom_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_loom_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_loom_redis_address(ngx_conf_t *cf,
@@ -67,6 +69,13 @@ static ngx_command_t  ngx_http_loom_commands[] = {
     { ngx_string("loom"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_loom,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loom_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_loom_metrics,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -491,6 +500,23 @@ ngx_http_loom(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_loom_module);
     lmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_loom_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler == ngx_http_loom_metrics_handler) {
+        return "is duplicate";
+    }
+
+    clcf->handler = ngx_http_loom_metrics_handler;
 
     return NGX_CONF_OK;
 }

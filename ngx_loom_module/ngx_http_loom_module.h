@@ -112,6 +112,9 @@ ngx_int_t ngx_http_loom_handshake_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_loom_auth_check(ngx_http_request_t *r,
     ngx_array_t *keys);
 
+/* ngx_http_loom_metrics.c */
+ngx_int_t ngx_http_loom_metrics_handler(ngx_http_request_t *r);
+
 /* ngx_http_loom_status.c */
 ngx_int_t ngx_http_loom_status_handler(ngx_http_request_t *r);
 
