@@ -36,6 +36,15 @@
 #define NGX_HTTP_LOOM_JS_ANY      0x7f
 
 
+/* groups of keywords a node has, so validation skips the others */
+#define NGX_HTTP_LOOM_JS_CHK_VALUE   0x01      /* enum, const */
+#define NGX_HTTP_LOOM_JS_CHK_STRING  0x02
+#define NGX_HTTP_LOOM_JS_CHK_NUMBER  0x04
+#define NGX_HTTP_LOOM_JS_CHK_OBJECT  0x08
+#define NGX_HTTP_LOOM_JS_CHK_ARRAY   0x10
+#define NGX_HTTP_LOOM_JS_CHK_APPLY   0x20      /* in-place applicators */
+
+
 /* the formats known; 0 is none or an unknown one (an annotation) */
 enum {
     NGX_HTTP_LOOM_JS_FMT_NONE = 0,
@@ -92,6 +101,7 @@ struct ngx_http_loom_js_node_s {
     unsigned                     visiting:1;
     unsigned                     done:1;
 
+    ngx_uint_t                   checks;       /* the groups present */
     ngx_uint_t                   types;        /* 0: no "type" */
     ngx_uint_t                   format;
 

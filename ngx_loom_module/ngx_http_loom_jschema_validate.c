@@ -565,24 +565,13 @@ ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
         }
     }
 
-    if (n->npatterns == 0 && n->additional == NULL
+    if (n->nprops == 0 && n->npatterns == 0 && n->additional == NULL
         && n->property_names == NULL)
     {
-        /* the common case: look the named properties up */
-
-        for (i = 0; i < n->nprops; i++) {
-            p = &n->props[i];
-
-            value = json_object_getn(inst, p->name, p->len);
-
-            if (value) {
-                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v,
-                                       p->node, value, p->name, p->len));
-            }
-        }
-
         return rc;
     }
+
+    /* one pass over the members: cheaper than a hash lookup per name */
 
     json_object_keylen_foreach(inst, key, len, value) {
 
@@ -799,10 +788,42 @@ ngx_http_loom_js_applicators(ngx_http_loom_js_vctx_t *v,
 
 
 static ngx_int_t
+ngx_http_loom_js_values(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
+    size_t     i;
+    ngx_int_t  rc;
+
+    rc = NGX_OK;
+
+    if (n->has_const && !ngx_http_loom_js_equal(n->const_value, inst)) {
+        rc = ngx_http_loom_js_failed(v, "const", "not the constant value");
+        if (!ngx_http_loom_js_go_on(v)) {
+            return rc;
+        }
+    }
+
+    if (n->enum_values) {
+        for (i = 0; i < json_array_size(n->enum_values); i++) {
+            if (ngx_http_loom_js_equal(json_array_get(n->enum_values, i),
+                                       inst))
+            {
+                return rc;
+            }
+        }
+
+        rc = ngx_http_loom_js_failed(v, "enum", "not one of the allowed "
+                                     "values");
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
 ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst)
 {
-    size_t      i;
     ngx_int_t   rc, type;
 
     if (n->is_bool) {
@@ -832,25 +853,9 @@ ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
         }
     }
 
-    if (n->has_const && !ngx_http_loom_js_equal(n->const_value, inst)) {
-        rc = ngx_http_loom_js_failed(v, "const", "not the constant value");
-        if (!ngx_http_loom_js_go_on(v)) {
-            goto done;
-        }
-    }
-
-    if (n->enum_values) {
-        for (i = 0; i < json_array_size(n->enum_values); i++) {
-            if (ngx_http_loom_js_equal(json_array_get(n->enum_values, i),
-                                       inst))
-            {
-                break;
-            }
-        }
-
-        if (i == json_array_size(n->enum_values)) {
-            rc = ngx_http_loom_js_failed(v, "enum", "not one of the allowed "
-                                         "values");
+    if (n->checks & NGX_HTTP_LOOM_JS_CHK_VALUE) {
+        if (ngx_http_loom_js_values(v, n, inst) != NGX_OK) {
+            rc = NGX_DECLINED;
             if (!ngx_http_loom_js_go_on(v)) {
                 goto done;
             }
@@ -859,26 +864,34 @@ ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
 
     switch (type) {
     case NGX_HTTP_LOOM_JS_OBJECT:
-        if (ngx_http_loom_js_object(v, n, inst) != NGX_OK) {
+        if ((n->checks & NGX_HTTP_LOOM_JS_CHK_OBJECT)
+            && ngx_http_loom_js_object(v, n, inst) != NGX_OK)
+        {
             rc = NGX_DECLINED;
         }
         break;
 
     case NGX_HTTP_LOOM_JS_ARRAY:
-        if (ngx_http_loom_js_array(v, n, inst) != NGX_OK) {
+        if ((n->checks & NGX_HTTP_LOOM_JS_CHK_ARRAY)
+            && ngx_http_loom_js_array(v, n, inst) != NGX_OK)
+        {
             rc = NGX_DECLINED;
         }
         break;
 
     case NGX_HTTP_LOOM_JS_STRING:
-        if (ngx_http_loom_js_string(v, n, inst) != NGX_OK) {
+        if ((n->checks & NGX_HTTP_LOOM_JS_CHK_STRING)
+            && ngx_http_loom_js_string(v, n, inst) != NGX_OK)
+        {
             rc = NGX_DECLINED;
         }
         break;
 
     case NGX_HTTP_LOOM_JS_NUMBER:
     case NGX_HTTP_LOOM_JS_INTEGER:
-        if (ngx_http_loom_js_number(v, n, inst) != NGX_OK) {
+        if ((n->checks & NGX_HTTP_LOOM_JS_CHK_NUMBER)
+            && ngx_http_loom_js_number(v, n, inst) != NGX_OK)
+        {
             rc = NGX_DECLINED;
         }
         break;
@@ -888,7 +901,9 @@ ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
         goto done;
     }
 
-    if (ngx_http_loom_js_applicators(v, n, inst) != NGX_OK) {
+    if ((n->checks & NGX_HTTP_LOOM_JS_CHK_APPLY)
+        && ngx_http_loom_js_applicators(v, n, inst) != NGX_OK)
+    {
         rc = NGX_DECLINED;
     }
 
