@@ -233,6 +233,26 @@ ngx_int_t ngx_http_loom_js_push(ngx_http_loom_js_cctx_t *c,
 void *ngx_http_loom_js_grow(void *elts, ngx_uint_t *nalloc, ngx_uint_t n,
     size_t size);
 char *ngx_http_loom_js_strndup(const char *s, size_t len);
+ngx_int_t ngx_http_loom_js_kw_names(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+ngx_int_t ngx_http_loom_js_kw_dep_required(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+ngx_int_t ngx_http_loom_js_kw_schema(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+ngx_int_t ngx_http_loom_js_kw_schemas(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+ngx_int_t ngx_http_loom_js_kw_map(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+ngx_int_t ngx_http_loom_js_kw_ref(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+pcre2_code *ngx_http_loom_js_regex(ngx_http_loom_js_cctx_t *c,
+    const char *s, size_t len);
 ngx_int_t ngx_http_loom_js_resolve(ngx_http_loom_js_cctx_t *c,
     ngx_http_loom_js_pending_t *p);
 ngx_int_t ngx_http_loom_js_cycles(ngx_http_loom_js_cctx_t *c,
@@ -301,6 +321,51 @@ ngx_uint_t ngx_http_loom_jsc_prop(ngx_http_loom_jsc_t *c,
     ngx_uint_t max);
 ngx_int_t ngx_http_loom_jsc_any(ngx_http_loom_jsc_t *c, json_t **as,
     ngx_uint_t n, json_t *b, const char *kw, const char *seg, size_t len);
+
+
+/* the state of one validation (ngx_http_loom_jschema_{validate,container}.c) */
+
+typedef struct {
+    const ngx_http_loom_jschema_t   *s;
+    ngx_http_loom_jschema_errors_t  *errors;
+    char                            *path;
+    size_t                           plen;
+    size_t                           pcap;
+    ngx_uint_t                       depth;
+    unsigned                         nomem:1;
+} ngx_http_loom_js_vctx_t;
+
+
+/* whether to go on after a failure */
+
+#define ngx_http_loom_js_go_on(v)                                            \
+    ((v)->errors && !(v)->nomem && (v)->errors->nelts < (v)->errors->max)
+
+/* a check that failed: stop, unless collecting */
+#define ngx_http_loom_js_check(v, rc, expr)                                  \
+    if ((expr) != NGX_OK) {                                                  \
+        rc = NGX_DECLINED;                                                   \
+        if (!ngx_http_loom_js_go_on(v)) {                                    \
+            return NGX_DECLINED;                                             \
+        }                                                                    \
+    }
+
+
+ngx_int_t ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
+ngx_int_t ngx_http_loom_js_failed(ngx_http_loom_js_vctx_t *v, const char *kw,
+    const char *fmt, ...);
+ngx_int_t ngx_http_loom_js_member(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst, const char *seg,
+    size_t len);
+ngx_int_t ngx_http_loom_js_item(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst, size_t i);
+ngx_int_t ngx_http_loom_js_try(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
+ngx_int_t ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
+ngx_int_t ngx_http_loom_js_array(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
 
 
 /* limits of one regular expression match (backtracking and depth) */

@@ -22,24 +22,9 @@
  */
 
 
-typedef struct {
-    const ngx_http_loom_jschema_t   *s;
-    ngx_http_loom_jschema_errors_t  *errors;
-    char                            *path;
-    size_t                           plen;
-    size_t                           pcap;
-    ngx_uint_t                       depth;
-    unsigned                         nomem:1;
-} ngx_http_loom_js_vctx_t;
-
-
-static ngx_int_t ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
-    const ngx_http_loom_js_node_t *n, json_t *inst);
-
-
 /* NGX_DECLINED, and the failure recorded when there is a collector */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_loom_js_failed(ngx_http_loom_js_vctx_t *v, const char *kw,
     const char *fmt, ...)
 {
@@ -81,12 +66,6 @@ ngx_http_loom_js_failed(ngx_http_loom_js_vctx_t *v, const char *kw,
 
     return NGX_DECLINED;
 }
-
-
-/* whether to go on after a failure */
-
-#define ngx_http_loom_js_go_on(v)                                            \
-    ((v)->errors && !(v)->nomem && (v)->errors->nelts < (v)->errors->max)
 
 
 static ngx_int_t
@@ -131,7 +110,7 @@ ngx_http_loom_js_vpush(ngx_http_loom_js_vctx_t *v, const char *seg,
 
 /* validates a member: the path gets seg for the time of it */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_loom_js_member(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst, const char *seg,
     size_t len)
@@ -152,7 +131,7 @@ ngx_http_loom_js_member(ngx_http_loom_js_vctx_t *v,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_loom_js_item(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst, size_t i)
 {
@@ -171,7 +150,7 @@ ngx_http_loom_js_item(ngx_http_loom_js_vctx_t *v,
 
 /* a trial: the outcome only, nothing recorded */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_loom_js_try(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst)
 {
@@ -452,271 +431,6 @@ ngx_http_loom_js_number(ngx_http_loom_js_vctx_t *v,
 }
 
 
-static const ngx_http_loom_js_prop_t *
-ngx_http_loom_js_find(const ngx_http_loom_js_node_t *n, const char *key,
-    size_t len)
-{
-    int                             c;
-    ngx_uint_t                      lo, hi, mid;
-    const ngx_http_loom_js_prop_t  *p;
-
-    lo = 0;
-    hi = n->nprops;
-
-    while (lo < hi) {
-        mid = lo + (hi - lo) / 2;
-        p = &n->props[mid];
-
-        if (p->len != len) {
-            c = (len < p->len) ? -1 : 1;
-
-        } else {
-            c = memcmp(key, p->name, len);
-        }
-
-        if (c == 0) {
-            return p;
-        }
-
-        if (c < 0) {
-            hi = mid;
-
-        } else {
-            lo = mid + 1;
-        }
-    }
-
-    return NULL;
-}
-
-
-#define ngx_http_loom_js_check(v, rc, expr)                                  \
-    if ((expr) != NGX_OK) {                                                  \
-        rc = NGX_DECLINED;                                                   \
-        if (!ngx_http_loom_js_go_on(v)) {                                    \
-            return NGX_DECLINED;                                             \
-        }                                                                    \
-    }
-
-
-static ngx_int_t
-ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
-    const ngx_http_loom_js_node_t *n, json_t *inst)
-{
-    int                             m;
-    size_t                          len, size;
-    json_t                         *value, *name;
-    ngx_int_t                       rc, r;
-    ngx_uint_t                      i, k, matched;
-    const char                     *key;
-    const ngx_http_loom_js_dep_t   *d;
-    const ngx_http_loom_js_prop_t  *p;
-
-    rc = NGX_OK;
-    size = json_object_size(inst);
-
-    if (n->min_props >= 0 && size < (size_t) n->min_props) {
-        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                               "minProperties", "fewer than %ld properties",
-                               (long) n->min_props));
-    }
-
-    if (n->max_props >= 0 && size > (size_t) n->max_props) {
-        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                               "maxProperties", "more than %ld properties",
-                               (long) n->max_props));
-    }
-
-    for (i = 0; i < n->nrequired; i++) {
-        p = &n->required[i];
-
-        if (json_object_getn(inst, p->name, p->len) == NULL) {
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                   "required", "property \"%.40s\" missing",
-                                   p->name));
-        }
-    }
-
-    for (i = 0; i < n->ndep_required; i++) {
-        d = &n->dep_required[i];
-
-        if (json_object_getn(inst, d->name, d->len) == NULL) {
-            continue;
-        }
-
-        for (k = 0; k < d->nrequired; k++) {
-            p = &d->required[k];
-
-            if (json_object_getn(inst, p->name, p->len) == NULL) {
-                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                       "dependentRequired", "property "
-                                       "\"%.30s\" missing (needed by "
-                                       "\"%.30s\")", p->name, d->name));
-            }
-        }
-    }
-
-    for (i = 0; i < n->ndep_schemas; i++) {
-        p = &n->dep_schemas[i];
-
-        if (json_object_getn(inst, p->name, p->len) != NULL) {
-            ngx_http_loom_js_check(v, rc,
-                                   ngx_http_loom_js_eval(v, p->node, inst));
-        }
-    }
-
-    if (n->nprops == 0 && n->npatterns == 0 && n->additional == NULL
-        && n->property_names == NULL)
-    {
-        return rc;
-    }
-
-    /* one pass over the members: cheaper than a hash lookup per name */
-
-    json_object_keylen_foreach(inst, key, len, value) {
-
-        if (n->property_names) {
-            name = json_stringn_nocheck(key, len);
-            if (name == NULL) {
-                v->nomem = 1;
-                return NGX_DECLINED;
-            }
-
-            r = ngx_http_loom_js_try(v, n->property_names, name);
-            json_decref(name);
-
-            if (r != NGX_OK) {
-                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                       "propertyNames", "property name "
-                                       "\"%.40s\" not allowed", key));
-            }
-        }
-
-        matched = 0;
-
-        p = ngx_http_loom_js_find(n, key, len);
-
-        if (p) {
-            matched = 1;
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v, p->node,
-                                   value, key, len));
-        }
-
-        for (i = 0; i < n->npatterns; i++) {
-            m = ngx_http_loom_js_regex_match(v->s, n->patterns[i].re, key,
-                                             len);
-            if (m == 0) {
-                continue;
-            }
-
-            if (m < 0) {
-                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                       "patternProperties", "pattern match "
-                                       "gave up (limit)"));
-                continue;
-            }
-
-            matched = 1;
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v,
-                                   n->patterns[i].node, value, key, len));
-        }
-
-        if (!matched && n->additional) {
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v,
-                                   n->additional, value, key, len));
-        }
-    }
-
-    return rc;
-}
-
-
-static ngx_int_t
-ngx_http_loom_js_array(ngx_http_loom_js_vctx_t *v,
-    const ngx_http_loom_js_node_t *n, json_t *inst)
-{
-    size_t      i, k, size, found;
-    json_t     *item;
-    ngx_int_t   rc, min;
-
-    rc = NGX_OK;
-    size = json_array_size(inst);
-
-    if (n->min_items >= 0 && size < (size_t) n->min_items) {
-        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v, "minItems",
-                               "fewer than %ld items", (long) n->min_items));
-    }
-
-    if (n->max_items >= 0 && size > (size_t) n->max_items) {
-        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v, "maxItems",
-                               "more than %ld items", (long) n->max_items));
-    }
-
-    if (n->unique_items) {
-        for (i = 1; i < size; i++) {
-            for (k = 0; k < i; k++) {
-                if (ngx_http_loom_js_equal(json_array_get(inst, i),
-                                           json_array_get(inst, k)))
-                {
-                    break;
-                }
-            }
-
-            if (k < i) {
-                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                       "uniqueItems", "items %lu and %lu "
-                                       "are equal", (unsigned long) k,
-                                       (unsigned long) i));
-                break;
-            }
-        }
-    }
-
-    json_array_foreach(inst, i, item) {
-        if (i < n->nprefix) {
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_item(v,
-                                   n->prefix[i], item, i));
-
-        } else if (n->items) {
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_item(v, n->items,
-                                   item, i));
-        }
-    }
-
-    if (n->contains) {
-        found = 0;
-        min = (n->min_contains >= 0) ? n->min_contains : 1;
-
-        json_array_foreach(inst, i, item) {
-            if (ngx_http_loom_js_try(v, n->contains, item) == NGX_OK) {
-                found++;
-
-                if (n->max_contains < 0 && found >= (size_t) min) {
-                    break;
-                }
-            }
-        }
-
-        if (found < (size_t) min) {
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                   n->min_contains >= 0 ? "minContains"
-                                                        : "contains",
-                                   "fewer than %ld items match \"contains\"",
-                                   (long) min));
-        }
-
-        if (n->max_contains >= 0 && found > (size_t) n->max_contains) {
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                   "maxContains", "more than %ld items "
-                                   "match \"contains\"",
-                                   (long) n->max_contains));
-        }
-    }
-
-    return rc;
-}
-
-
 static ngx_int_t
 ngx_http_loom_js_applicators(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst)
@@ -820,7 +534,7 @@ ngx_http_loom_js_values(ngx_http_loom_js_vctx_t *v,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst)
 {
