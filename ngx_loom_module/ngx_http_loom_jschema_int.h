@@ -293,6 +293,7 @@ typedef struct {
     ngx_uint_t                      n;
     ngx_uint_t                      types;
     unsigned                        never:1;
+    unsigned                        unknown:1;
 } ngx_http_loom_jsc_conj_t;
 
 

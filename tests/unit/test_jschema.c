@@ -551,6 +551,16 @@ test_compat_values(void **state)
                             "{\"properties\":{\"a\":{\"type\":\"string\"}}}",
                             FULL), NGX_OK);
 
+    /* anchors and percent-escaped pointers too; a remote one breaks */
+    breaks("{\"$defs\":{\"a b\":{\"$anchor\":\"s\",\"type\":\"string\"}},"
+           "\"properties\":{\"a\":{\"$ref\":\"#/$defs/a%20b\"}}}",
+           "{\"$defs\":{\"n\":{\"$anchor\":\"n\",\"maxLength\":2}},"
+           "\"properties\":{\"a\":{\"$ref\":\"#n\"}}}", B, "/properties/a",
+           "\"maxLength\" added or lowered: the new schema refuses values "
+           "the old one allows");
+    breaks("{}", "{\"$ref\":\"http://example.com/s\"}", B, "",
+           "a $ref that cannot be followed cannot be compared");
+
     /* annotations do not matter */
     assert_int_equal(compat("{\"title\":\"a\",\"type\":\"string\"}",
                             "{\"description\":\"b\",\"type\":\"string\"}",
