@@ -360,8 +360,8 @@ ngx_http_loom_jsc_collect(json_t *root, json_t *s,
     ngx_http_loom_jsc_conj_t *cj)
 {
     size_t      i;
-    json_t     *v;
-    ngx_uint_t  k;
+    json_t     *v, *e;
+    ngx_uint_t  k, mask;
 
     if (json_is_false(s)) {
         cj->never = 1;
@@ -383,6 +383,24 @@ ngx_http_loom_jsc_collect(json_t *root, json_t *s,
     v = json_object_get(s, "type");
     if (v) {
         cj->types &= ngx_http_loom_jsc_types(v);
+    }
+
+    /* the values of enum or const have types too */
+
+    v = json_object_get(s, "const");
+    if (v) {
+        cj->types &= ngx_http_loom_js_type_of(v);
+    }
+
+    v = json_object_get(s, "enum");
+    if (json_is_array(v)) {
+        mask = 0;
+
+        json_array_foreach(v, i, e) {
+            mask |= ngx_http_loom_js_type_of(e);
+        }
+
+        cj->types &= mask;
     }
 
     v = json_object_get(s, "$ref");

@@ -505,6 +505,12 @@ test_compat_values(void **state)
     assert_int_equal(compat("{\"const\":\"a\"}", "{\"enum\":[\"a\",\"b\"]}",
                             B), NGX_OK);
 
+    /* the values of enum have types: 1 and 2.0 are integers */
+    assert_int_equal(compat("{\"enum\":[1,2.0]}", "{\"type\":\"integer\"}",
+                            B), NGX_OK);
+    assert_int_equal(compat("{\"enum\":[1,\"2\"]}",
+                            "{\"type\":\"integer\"}", B), NGX_DECLINED);
+
     assert_int_equal(compat("{\"minimum\":5}", "{\"minimum\":1}", B), NGX_OK);
     breaks("{\"minimum\":1}", "{\"minimum\":5}", B, "",
            "\"minimum\" added or made stricter: the new schema refuses "
