@@ -127,6 +127,9 @@ failed:
 static void
 ngx_http_loom_js_checks(ngx_http_loom_js_node_t *n)
 {
+    ngx_uint_t                i;
+    ngx_http_loom_js_prop_t  *p;
+
     if (n->enum_values || n->has_const) {
         n->checks |= NGX_HTTP_LOOM_JS_CHK_VALUE;
     }
@@ -141,6 +144,23 @@ ngx_http_loom_js_checks(ngx_http_loom_js_node_t *n)
         || n->exclusive_max.set || n->multiple_of.set)
     {
         n->checks |= NGX_HTTP_LOOM_JS_CHK_NUMBER;
+    }
+
+    /* required names that are all properties are counted in one pass */
+
+    if (n->nrequired && n->nprops) {
+        for (i = 0; i < n->nrequired; i++) {
+            p = (ngx_http_loom_js_prop_t *) ngx_http_loom_js_find(n,
+                                                n->required[i].name,
+                                                n->required[i].len);
+            if (p == NULL) {
+                break;
+            }
+
+            p->required = 1;
+        }
+
+        n->required_in_props = (i == n->nrequired);
     }
 
     if (n->nprops || n->npatterns || n->additional || n->property_names

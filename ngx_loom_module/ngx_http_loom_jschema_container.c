@@ -14,7 +14,7 @@
  */
 
 
-static const ngx_http_loom_js_prop_t *
+const ngx_http_loom_js_prop_t *
 ngx_http_loom_js_find(const ngx_http_loom_js_node_t *n, const char *key,
     size_t len)
 {
@@ -52,6 +52,30 @@ ngx_http_loom_js_find(const ngx_http_loom_js_node_t *n, const char *key,
 }
 
 
+static ngx_int_t
+ngx_http_loom_js_required(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
+    ngx_int_t                       rc;
+    ngx_uint_t                      i;
+    const ngx_http_loom_js_prop_t  *p;
+
+    rc = NGX_OK;
+
+    for (i = 0; i < n->nrequired; i++) {
+        p = &n->required[i];
+
+        if (json_object_getn(inst, p->name, p->len) == NULL) {
+            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
+                                   "required", "property \"%.40s\" missing",
+                                   p->name));
+        }
+    }
+
+    return rc;
+}
+
+
 ngx_int_t
 ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst)
@@ -60,12 +84,13 @@ ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
     size_t                          len, size;
     json_t                         *value, *name;
     ngx_int_t                       rc, r;
-    ngx_uint_t                      i, k, matched;
+    ngx_uint_t                      i, k, matched, found;
     const char                     *key;
     const ngx_http_loom_js_dep_t   *d;
     const ngx_http_loom_js_prop_t  *p;
 
     rc = NGX_OK;
+    found = 0;
     size = json_object_size(inst);
 
     if (n->min_props >= 0 && size < (size_t) n->min_props) {
@@ -80,14 +105,9 @@ ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
                                (long) n->max_props));
     }
 
-    for (i = 0; i < n->nrequired; i++) {
-        p = &n->required[i];
-
-        if (json_object_getn(inst, p->name, p->len) == NULL) {
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                   "required", "property \"%.40s\" missing",
-                                   p->name));
-        }
+    if (n->nrequired && !n->required_in_props) {
+        ngx_http_loom_js_check(v, rc,
+                               ngx_http_loom_js_required(v, n, inst));
     }
 
     for (i = 0; i < n->ndep_required; i++) {
@@ -151,6 +171,7 @@ ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
 
         if (p) {
             matched = 1;
+            found += p->required;
             ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v, p->node,
                                    value, key, len));
         }
@@ -178,6 +199,13 @@ ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
             ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v,
                                    n->additional, value, key, len));
         }
+    }
+
+    /* every required name is a property: the pass counted them */
+
+    if (n->required_in_props && found < n->nrequired) {
+        ngx_http_loom_js_check(v, rc,
+                               ngx_http_loom_js_required(v, n, inst));
     }
 
     return rc;

@@ -75,6 +75,7 @@ typedef struct {
     const char               *name;
     size_t                    len;
     ngx_http_loom_js_node_t  *node;
+    ngx_uint_t                required;     /* 1: also in "required" */
 } ngx_http_loom_js_prop_t;
 
 
@@ -100,6 +101,7 @@ struct ngx_http_loom_js_node_s {
     unsigned                     format_assert:1;
     unsigned                     visiting:1;
     unsigned                     done:1;
+    unsigned                     required_in_props:1;
 
     ngx_uint_t                   checks;       /* the groups present */
     ngx_uint_t                   types;        /* 0: no "type" */
@@ -363,6 +365,8 @@ ngx_int_t ngx_http_loom_js_item(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst, size_t i);
 ngx_int_t ngx_http_loom_js_try(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst);
+const ngx_http_loom_js_prop_t *ngx_http_loom_js_find(
+    const ngx_http_loom_js_node_t *n, const char *key, size_t len);
 ngx_int_t ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst);
 ngx_int_t ngx_http_loom_js_array(ngx_http_loom_js_vctx_t *v,

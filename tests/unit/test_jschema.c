@@ -298,18 +298,21 @@ test_errors(void **state)
     end = ngx_http_loom_jschema_errors_json(&errors, buf);
     assert_int_equal(end - buf, len);
 
-    /* object members come in jansson's insertion order */
+    /*
+     * members in the message's order; "required" after them, as its
+     * names are all properties (counted in the same pass)
+     */
     assert_memory_equal(buf,
-        "[{\"instancePath\":\"\",\"keyword\":\"required\","
-        "\"message\":\"property \\\"id\\\" missing\"},"
-        "{\"instancePath\":\"/name\",\"keyword\":\"pattern\","
+        "[{\"instancePath\":\"/name\",\"keyword\":\"pattern\","
         "\"message\":\"does not match the pattern\"},"
         "{\"instancePath\":\"/tags/1\",\"keyword\":\"maxLength\","
         "\"message\":\"longer than 3 characters\"},"
         "{\"instancePath\":\"/tags/2\",\"keyword\":\"type\","
         "\"message\":\"wrong type\"},"
         "{\"instancePath\":\"/x\",\"keyword\":\"false\","
-        "\"message\":\"no value is allowed\"}]", len);
+        "\"message\":\"no value is allowed\"},"
+        "{\"instancePath\":\"\",\"keyword\":\"required\","
+        "\"message\":\"property \\\"id\\\" missing\"}]", len);
     free(buf);
 
     /* the cap */
