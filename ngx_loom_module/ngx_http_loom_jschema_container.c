@@ -84,6 +84,7 @@ ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
     size_t                          len, size;
     json_t                         *value, *name;
     ngx_int_t                       rc, r;
+    size_t                          idx;
     ngx_uint_t                      i, k, matched, found;
     const char                     *key;
     const ngx_http_loom_js_dep_t   *d;
@@ -134,7 +135,8 @@ ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
 
         if (json_object_getn(inst, p->name, p->len) != NULL) {
             ngx_http_loom_js_check(v, rc,
-                                   ngx_http_loom_js_eval(v, p->node, inst));
+                                   ngx_http_loom_js_inplace(v, p->node, inst,
+                                                            0));
         }
     }
 
@@ -145,6 +147,8 @@ ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
     }
 
     /* one pass over the members: cheaper than a hash lookup per name */
+
+    idx = 0;
 
     json_object_keylen_foreach(inst, key, len, value) {
 
@@ -196,9 +200,16 @@ ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
         }
 
         if (!matched && n->additional) {
+            matched = 1;
             ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v,
                                    n->additional, value, key, len));
         }
+
+        if (matched) {
+            ngx_http_loom_js_mark(v->ev, idx);
+        }
+
+        idx++;
     }
 
     /* every required name is a property: the pass counted them */
@@ -255,12 +266,17 @@ ngx_http_loom_js_array(ngx_http_loom_js_vctx_t *v,
 
     json_array_foreach(inst, i, item) {
         if (i < n->nprefix) {
+            ngx_http_loom_js_mark(v->ev, i);
             ngx_http_loom_js_check(v, rc, ngx_http_loom_js_item(v,
                                    n->prefix[i], item, i));
 
         } else if (n->items) {
+            ngx_http_loom_js_mark(v->ev, i);
             ngx_http_loom_js_check(v, rc, ngx_http_loom_js_item(v, n->items,
                                    item, i));
+
+        } else {
+            break;
         }
     }
 
@@ -271,8 +287,12 @@ ngx_http_loom_js_array(ngx_http_loom_js_vctx_t *v,
         json_array_foreach(inst, i, item) {
             if (ngx_http_loom_js_try(v, n->contains, item) == NGX_OK) {
                 found++;
+                ngx_http_loom_js_mark(v->ev, i);
 
-                if (n->max_contains < 0 && found >= (size_t) min) {
+                /* all of them are counted for maxContains and unevaluated */
+                if (n->max_contains < 0 && v->ev == NULL
+                    && found >= (size_t) min)
+                {
                     break;
                 }
             }

@@ -161,6 +161,10 @@ struct ngx_http_loom_js_node_s {
     ngx_http_loom_js_node_t     *then_;
     ngx_http_loom_js_node_t     *else_;
     ngx_http_loom_js_node_t     *ref;
+
+    /* members or items no other keyword evaluated */
+    ngx_http_loom_js_node_t     *unevaluated_props;
+    ngx_http_loom_js_node_t     *unevaluated_items;
 };
 
 
@@ -326,6 +330,17 @@ ngx_int_t ngx_http_loom_jsc_any(ngx_http_loom_jsc_t *c, json_t **as,
     ngx_uint_t n, json_t *b, const char *kw, const char *seg, size_t len);
 
 
+/* the members or items of one instance some keyword evaluated */
+typedef struct {
+    uint64_t                        *bits;
+    size_t                           n;
+} ngx_http_loom_js_ev_t;
+
+
+#define ngx_http_loom_js_mark(ev, i)                                         \
+    if (ev) { (ev)->bits[(i) / 64] |= (uint64_t) 1 << ((i) % 64); }
+
+
 /* the state of one validation (ngx_http_loom_jschema_{validate,container}.c) */
 
 typedef struct {
@@ -335,6 +350,7 @@ typedef struct {
     size_t                           plen;
     size_t                           pcap;
     ngx_uint_t                       depth;
+    ngx_http_loom_js_ev_t           *ev;      /* needed by unevaluated* */
     unsigned                         nomem:1;
 } ngx_http_loom_js_vctx_t;
 
@@ -365,6 +381,8 @@ ngx_int_t ngx_http_loom_js_item(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst, size_t i);
 ngx_int_t ngx_http_loom_js_try(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst);
+ngx_int_t ngx_http_loom_js_inplace(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst, ngx_uint_t trial);
 const ngx_http_loom_js_prop_t *ngx_http_loom_js_find(
     const ngx_http_loom_js_node_t *n, const char *key, size_t len);
 ngx_int_t ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,

@@ -105,6 +105,8 @@ static ngx_http_loom_js_keyword_t  ngx_http_loom_js_keywords[] = {
     { "allOf", ngx_http_loom_js_kw_schemas },
     { "anyOf", ngx_http_loom_js_kw_schemas },
     { "oneOf", ngx_http_loom_js_kw_schemas },
+    { "unevaluatedProperties", ngx_http_loom_js_kw_schema },
+    { "unevaluatedItems", ngx_http_loom_js_kw_schema },
     { NULL, NULL }
 };
 

@@ -148,6 +148,10 @@ ngx_http_loom_js_kw_schema(ngx_http_loom_js_cctx_t *c,
     }
 
     switch (kw[0]) {
+    case 'u':
+        where = (kw[11] == 'P') ? &n->unevaluated_props
+                                : &n->unevaluated_items;
+        break;
     case 'a':
         where = &n->additional;
         break;

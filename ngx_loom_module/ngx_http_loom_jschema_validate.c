@@ -118,13 +118,21 @@ ngx_http_loom_js_member(ngx_http_loom_js_vctx_t *v,
     size_t     save;
     ngx_int_t  rc;
 
+    ngx_http_loom_js_ev_t  *ev;
+
     save = v->plen;
 
     if (ngx_http_loom_js_vpush(v, seg, len) != NGX_OK) {
         return NGX_DECLINED;
     }
 
+    /* another instance: its own evaluated members */
+    ev = v->ev;
+    v->ev = NULL;
+
     rc = ngx_http_loom_js_eval(v, n, inst);
+
+    v->ev = ev;
     v->plen = save;
 
     return rc;
@@ -135,11 +143,18 @@ ngx_int_t
 ngx_http_loom_js_item(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst, size_t i)
 {
-    char  seg[NGX_INT_T_LEN + 1];
-    int   len;
+    char                    seg[NGX_INT_T_LEN + 1];
+    int                     len;
+    ngx_int_t               rc;
+    ngx_http_loom_js_ev_t  *ev;
 
     if (v->errors == NULL) {
-        return ngx_http_loom_js_eval(v, n, inst);
+        ev = v->ev;
+        v->ev = NULL;
+        rc = ngx_http_loom_js_eval(v, n, inst);
+        v->ev = ev;
+
+        return rc;
     }
 
     len = snprintf(seg, sizeof(seg), "%lu", (unsigned long) i);
@@ -148,19 +163,78 @@ ngx_http_loom_js_item(ngx_http_loom_js_vctx_t *v,
 }
 
 
-/* a trial: the outcome only, nothing recorded */
+/* a trial: the outcome only, nothing recorded, nothing evaluated */
 
 ngx_int_t
 ngx_http_loom_js_try(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst)
 {
     ngx_int_t                        rc;
+    ngx_http_loom_js_ev_t           *ev;
     ngx_http_loom_jschema_errors_t  *errors;
 
     errors = v->errors;
+    ev = v->ev;
     v->errors = NULL;
+    v->ev = NULL;
+
     rc = ngx_http_loom_js_eval(v, n, inst);
+
     v->errors = errors;
+    v->ev = ev;
+
+    return rc;
+}
+
+
+/*
+ * An in-place subschema (a trial or not): with unevaluated* in force,
+ * what it evaluates counts only when it passes.
+ */
+
+ngx_int_t
+ngx_http_loom_js_inplace(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst, ngx_uint_t trial)
+{
+    size_t                           i, words;
+    ngx_int_t                        rc;
+    ngx_http_loom_js_ev_t           *outer, own;
+    ngx_http_loom_jschema_errors_t  *errors;
+
+    outer = v->ev;
+    errors = v->errors;
+
+    if (outer == NULL) {
+        return trial ? ngx_http_loom_js_try(v, n, inst)
+                     : ngx_http_loom_js_eval(v, n, inst);
+    }
+
+    words = outer->n / 64 + 1;
+
+    own.n = outer->n;
+    own.bits = calloc(words, sizeof(uint64_t));
+    if (own.bits == NULL) {
+        v->nomem = 1;
+        return NGX_DECLINED;
+    }
+
+    v->ev = &own;
+    if (trial) {
+        v->errors = NULL;
+    }
+
+    rc = ngx_http_loom_js_eval(v, n, inst);
+
+    v->ev = outer;
+    v->errors = errors;
+
+    if (rc == NGX_OK) {
+        for (i = 0; i < words; i++) {
+            outer->bits[i] |= own.bits[i];
+        }
+    }
+
+    free(own.bits);
 
     return rc;
 }
@@ -441,22 +515,28 @@ ngx_http_loom_js_applicators(ngx_http_loom_js_vctx_t *v,
     rc = NGX_OK;
 
     if (n->ref) {
-        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_eval(v, n->ref, inst));
+        ngx_http_loom_js_check(v, rc,
+                               ngx_http_loom_js_inplace(v, n->ref, inst, 0));
     }
 
     for (i = 0; i < n->nall_of; i++) {
         ngx_http_loom_js_check(v, rc,
-                               ngx_http_loom_js_eval(v, n->all_of[i], inst));
+                               ngx_http_loom_js_inplace(v, n->all_of[i], inst,
+                                                        0));
     }
 
     if (n->nany_of) {
-        for (i = 0; i < n->nany_of; i++) {
-            if (ngx_http_loom_js_try(v, n->any_of[i], inst) == NGX_OK) {
-                break;
+        passed = 0;
+
+        /* every branch, when what they evaluate is needed */
+
+        for (i = 0; i < n->nany_of && (passed == 0 || v->ev); i++) {
+            if (ngx_http_loom_js_inplace(v, n->any_of[i], inst, 1) == NGX_OK) {
+                passed++;
             }
         }
 
-        if (i == n->nany_of) {
+        if (passed == 0) {
             ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v, "anyOf",
                                    "matches none of the schemas"));
         }
@@ -466,7 +546,7 @@ ngx_http_loom_js_applicators(ngx_http_loom_js_vctx_t *v,
         passed = 0;
 
         for (i = 0; i < n->none_of && passed < 2; i++) {
-            if (ngx_http_loom_js_try(v, n->one_of[i], inst) == NGX_OK) {
+            if (ngx_http_loom_js_inplace(v, n->one_of[i], inst, 1) == NGX_OK) {
                 passed++;
             }
         }
@@ -478,22 +558,123 @@ ngx_http_loom_js_applicators(ngx_http_loom_js_vctx_t *v,
         }
     }
 
+    /* not: what it evaluates never counts */
+
     if (n->not && ngx_http_loom_js_try(v, n->not, inst) == NGX_OK) {
         ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v, "not",
                                "matches a schema it must not match"));
     }
 
     if (n->if_) {
-        if (ngx_http_loom_js_try(v, n->if_, inst) == NGX_OK) {
+        if (ngx_http_loom_js_inplace(v, n->if_, inst, 1) == NGX_OK) {
             if (n->then_) {
                 ngx_http_loom_js_check(v, rc,
-                                       ngx_http_loom_js_eval(v, n->then_,
-                                                             inst));
+                                       ngx_http_loom_js_inplace(v, n->then_,
+                                                                inst, 0));
             }
 
         } else if (n->else_) {
             ngx_http_loom_js_check(v, rc,
-                                   ngx_http_loom_js_eval(v, n->else_, inst));
+                                   ngx_http_loom_js_inplace(v, n->else_,
+                                                            inst, 0));
+        }
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t ngx_http_loom_js_unevaluated(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
+static ngx_int_t ngx_http_loom_js_node_eval(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
+
+
+ngx_int_t
+ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
+    size_t                  i, words;
+    ngx_int_t               rc;
+    ngx_http_loom_js_ev_t  *outer, own;
+
+    if ((n->unevaluated_props == NULL || !json_is_object(inst))
+        && (n->unevaluated_items == NULL || !json_is_array(inst)))
+    {
+        return ngx_http_loom_js_node_eval(v, n, inst);
+    }
+
+    /* unevaluated*: the other keywords say what they evaluated */
+
+    own.n = json_is_object(inst) ? json_object_size(inst)
+                                 : json_array_size(inst);
+    words = own.n / 64 + 1;
+
+    own.bits = calloc(words, sizeof(uint64_t));
+    if (own.bits == NULL) {
+        v->nomem = 1;
+        return NGX_DECLINED;
+    }
+
+    outer = v->ev;
+    v->ev = &own;
+
+    rc = ngx_http_loom_js_node_eval(v, n, inst);
+
+    if (rc == NGX_OK || ngx_http_loom_js_go_on(v)) {
+        if (ngx_http_loom_js_unevaluated(v, n, inst) != NGX_OK) {
+            rc = NGX_DECLINED;
+        }
+    }
+
+    v->ev = outer;
+
+    if (rc == NGX_OK && outer) {
+        for (i = 0; i < words; i++) {
+            outer->bits[i] |= own.bits[i];
+        }
+    }
+
+    free(own.bits);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_loom_js_unevaluated(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
+    size_t                  i, len;
+    json_t                 *value;
+    ngx_int_t               rc;
+    const char             *key;
+    ngx_http_loom_js_ev_t  *ev;
+
+    rc = NGX_OK;
+    ev = v->ev;
+    i = 0;
+
+    if (json_is_object(inst)) {
+        json_object_keylen_foreach(inst, key, len, value) {
+            if (!(ev->bits[i / 64] & ((uint64_t) 1 << (i % 64)))) {
+                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v,
+                                       n->unevaluated_props, value, key,
+                                       len));
+                ngx_http_loom_js_mark(ev, i);
+            }
+
+            i++;
+        }
+
+        return rc;
+    }
+
+    json_array_foreach(inst, i, value) {
+        if (!(ev->bits[i / 64] & ((uint64_t) 1 << (i % 64)))) {
+            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_item(v,
+                                   n->unevaluated_items, value, i));
+            ngx_http_loom_js_mark(ev, i);
         }
     }
 
@@ -534,8 +715,8 @@ ngx_http_loom_js_values(ngx_http_loom_js_vctx_t *v,
 }
 
 
-ngx_int_t
-ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
+static ngx_int_t
+ngx_http_loom_js_node_eval(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst)
 {
     ngx_int_t   rc, type;
@@ -642,6 +823,7 @@ ngx_http_loom_jschema_validate(const ngx_http_loom_jschema_t *s,
     v.plen = 0;
     v.pcap = 0;
     v.depth = 0;
+    v.ev = NULL;
     v.nomem = 0;
 
     rc = ngx_http_loom_js_eval(&v, s->root, instance);

@@ -104,10 +104,10 @@ valid(const char *schema, const char *data)
 static void
 test_refusals(void **state)
 {
-    refused("{\"properties\":{\"a\":{\"unevaluatedItems\":false}}}",
-            "unsupported keyword \"unevaluatedItems\" at /properties/a");
-    refused("{\"unevaluatedProperties\":false}",
-            "unsupported keyword \"unevaluatedProperties\" at the root");
+    refused("{\"properties\":{\"a\":{\"$dynamicRef\":\"#x\"}}}",
+            "unsupported keyword \"$dynamicRef\" at /properties/a");
+    refused("{\"definitions\":{}}",
+            "unsupported keyword \"definitions\" at the root");
     refused("{\"items\":[{\"type\":\"string\"}]}",
             "\"items\" must be a schema (an array of schemas is "
             "\"prefixItems\" in draft 2020-12) at the root");
@@ -186,6 +186,35 @@ test_recursion_and_refs(void **state)
                          NGX_DECLINED);
         free(deep);
     }
+}
+
+
+static void
+test_unevaluated(void **state)
+{
+    const char  *s;
+
+    /* what allOf, if/then and $ref evaluate counts; a failed anyOf not */
+
+    s = "{\"$defs\":{\"c\":{\"properties\":{\"c\":{}}}},"
+        "\"allOf\":[{\"properties\":{\"a\":{}}}],"
+        "\"if\":{\"required\":[\"a\"]},\"then\":{\"properties\":"
+        "{\"b\":{}}},\"$ref\":\"#/$defs/c\","
+        "\"anyOf\":[true,{\"properties\":{\"d\":false}}],"
+        "\"unevaluatedProperties\":false}";
+
+    assert_int_equal(valid(s, "{\"a\":1,\"b\":2,\"c\":3}"), NGX_OK);
+    assert_int_equal(valid(s, "{\"b\":2}"), NGX_DECLINED);
+    assert_int_equal(valid(s, "{\"a\":1,\"d\":4}"), NGX_DECLINED);
+
+    /* items: prefixItems, items and contains evaluate */
+
+    s = "{\"prefixItems\":[{\"type\":\"string\"}],"
+        "\"contains\":{\"type\":\"null\"},"
+        "\"unevaluatedItems\":{\"type\":\"integer\"}}";
+
+    assert_int_equal(valid(s, "[\"a\",null,1,null,2]"), NGX_OK);
+    assert_int_equal(valid(s, "[\"a\",null,1.5]"), NGX_DECLINED);
 }
 
 
@@ -619,6 +648,7 @@ main(void)
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_recursion_and_refs),
+        cmocka_unit_test(test_unevaluated),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_formats),
         cmocka_unit_test(test_errors),
