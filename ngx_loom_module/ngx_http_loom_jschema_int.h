@@ -178,6 +178,13 @@ struct ngx_http_loom_jschema_s {
 };
 
 
+/*
+ * the longest chain of in-place applicators (validation could not go
+ * deeper anyway); the cycle check walks it recursively
+ */
+#define NGX_HTTP_LOOM_JS_MAX_CHAIN  NGX_HTTP_LOOM_JSCHEMA_MAX_EVAL_DEPTH
+
+
 /* the state of one compilation */
 
 typedef struct {
@@ -216,6 +223,7 @@ typedef struct {
     ngx_http_loom_js_pending_t   *refs;
     ngx_uint_t                    nrefs;
     ngx_uint_t                    arefs;
+    ngx_uint_t                    chain;
 } ngx_http_loom_js_cctx_t;
 
 

@@ -242,6 +242,40 @@ test_limits(void **state)
                         "levels at /not/not/not");
     json_decref(schema);
 
+    /* a chain of references longer than the cycle check walks */
+    {
+        char     name[32], ref[32];
+        json_t  *defs;
+        size_t   i;
+
+        defs = json_object();
+        assert_non_null(defs);
+
+        for (i = 0; i < 3000; i++) {
+            snprintf(name, sizeof(name), "d%lu", (unsigned long) i);
+            snprintf(ref, sizeof(ref), "#/$defs/d%lu", (unsigned long) i + 1);
+            assert_int_equal(json_object_set_new(defs, name,
+                                                 json_pack("{ss}", "$ref",
+                                                           ref)), 0);
+        }
+
+        snprintf(name, sizeof(name), "d%lu", (unsigned long) i);
+        assert_int_equal(json_object_set_new(defs, name, json_true()), 0);
+
+        /* d0 -> d1 -> ... -> d3000 */
+        schema = json_pack("{so}", "$defs", defs);
+        assert_non_null(schema);
+
+        limits.max_depth = 0;
+        limits.max_subschemas = 10000;
+        s = ngx_http_loom_jschema_compile(schema, &limits, &err);
+        assert_null(s);
+        assert_string_equal((char *) err.text, "$ref and in-place "
+                            "applicators chained more than 256 deep at the "
+                            "root");
+        json_decref(schema);
+    }
+
     limits.max_depth = 0;
     limits.max_subschemas = 3;
 
