@@ -575,7 +575,6 @@ ngx_http_loom_api_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_loom_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                  i;
     ngx_http_loom_worker_t     *w;
     ngx_http_loom_main_conf_t  *lmcf;
 
@@ -611,19 +610,6 @@ ngx_http_loom_init_process(ngx_cycle_t *cycle)
     w->recv_buf = ngx_palloc(cycle->pool, w->recv_size);
     if (w->recv_buf == NULL) {
         return NGX_ERROR;
-    }
-
-    w->out_chain = ngx_pcalloc(cycle->pool,
-                               NGX_HTTP_LOOM_IOVS * sizeof(ngx_chain_t));
-    w->out_bufs = ngx_pcalloc(cycle->pool,
-                              NGX_HTTP_LOOM_IOVS * sizeof(ngx_buf_t));
-    if (w->out_chain == NULL || w->out_bufs == NULL) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < NGX_HTTP_LOOM_IOVS; i++) {
-        w->out_chain[i].buf = &w->out_bufs[i];
-        w->out_bufs[i].memory = 1;
     }
 
     ngx_http_loom_topic_init(w);

@@ -88,15 +88,8 @@ struct ngx_http_loom_worker_s {
     u_char                     *scratch;
     size_t                      scratch_size;
 
-    /* the links and buffers a session write hands to c->send_chain() */
-    ngx_chain_t                *out_chain;
-    ngx_buf_t                  *out_bufs;
-
     uint64_t                    seed[2];          /* for ids and tags */
 };
-
-
-#define NGX_HTTP_LOOM_IOVS       64
 
 
 /* ngx_http_loom_module.c */

@@ -38,6 +38,7 @@ static ngx_uint_t ngx_http_loom_session_may_read(ngx_http_loom_session_t *s);
 static void ngx_http_loom_session_control_frame(ngx_http_loom_session_t *s,
     ngx_uint_t opcode, u_char *data, size_t len);
 static void ngx_http_loom_session_finalize(ngx_http_loom_session_t *s);
+static void ngx_http_loom_session_overflow(ngx_http_loom_out_t *o);
 
 
 ngx_http_loom_session_t *
@@ -65,6 +66,11 @@ ngx_http_loom_session_create(ngx_http_request_t *r)
     s->request = r;
 
     ngx_http_loom_ws_parser_init(&s->parser, llcf->max_message_size);
+
+    s->out.connection = c;
+    s->out.limit = llcf->max_send_queue;
+    s->out.overflow = ngx_http_loom_session_overflow;
+    s->out.data = s;
 
     ngx_queue_init(&s->requests);
     ngx_queue_init(&s->subscriptions);
@@ -490,7 +496,7 @@ ngx_http_loom_session_may_read(ngx_http_loom_session_t *s)
         return 0;
     }
 
-    return s->out_bytes < s->conf->max_send_queue / 2;
+    return s->out.bytes < s->conf->max_send_queue / 2;
 }
 
 
@@ -804,9 +810,48 @@ ngx_http_loom_session_control_frame(ngx_http_loom_session_t *s,
     }
 
     /* control frames are small and bypass the queue limit */
-    (void) ngx_http_loom_output_queue(s, f);
+    (void) ngx_http_loom_out_queue(&s->out, f);
 
     ngx_http_loom_frame_release(f);
+
+    if (opcode == NGX_HTTP_LOOM_WS_CLOSE) {
+        /* nothing goes after a close frame */
+        s->out.closed = 1;
+    }
+}
+
+
+ngx_int_t
+ngx_http_loom_session_send(ngx_http_loom_session_t *s,
+    ngx_http_loom_frame_t *f)
+{
+    if (s->closing || s->finalized) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_loom_out_send(&s->out, f);
+}
+
+
+/* the client does not read what it is sent: the ring is over its limit */
+
+static void
+ngx_http_loom_session_overflow(ngx_http_loom_out_t *o)
+{
+    ngx_http_loom_session_t  *s;
+
+    s = o->data;
+
+    ngx_log_error(NGX_LOG_INFO, o->connection->log, 0,
+                  "client does not read fast enough, %uz bytes queued: "
+                  "closing", o->bytes);
+
+    if (s->worker->stats) {
+        s->worker->stats->slow_consumers++;
+    }
+
+    ngx_http_loom_session_close(s, NGX_HTTP_LOOM_WS_SLOW_CONSUMER,
+                                "slow consumer");
 }
 
 
@@ -834,7 +879,7 @@ ngx_http_loom_session_close(ngx_http_loom_session_t *s, ngx_uint_t code,
             || code == NGX_HTTP_LOOM_WS_GOING_AWAY);
 
     if (!keep) {
-        ngx_http_loom_output_drop(s);
+        ngx_http_loom_out_drop(&s->out);
     }
 
     len = reason ? ngx_strlen(reason) : 0;
@@ -955,7 +1000,7 @@ ngx_http_loom_session_write_handler(ngx_event_t *wev)
         return;
     }
 
-    rc = ngx_http_loom_output_flush(s);
+    rc = ngx_http_loom_out_flush(&s->out);
 
     if (rc == NGX_ERROR) {
         ngx_http_loom_session_finalize(s);
@@ -1052,16 +1097,7 @@ ngx_http_loom_session_finalize(ngx_http_loom_session_t *s)
     }
 
     s->closing = 0;
-    ngx_http_loom_output_drop(s);
-
-    if (s->out_count) {
-        /* the frame that was partly written */
-        ngx_http_loom_frame_release(s->out[s->out_head]);
-    }
-
-    if (s->out) {
-        ngx_free(s->out);
-    }
+    ngx_http_loom_out_free(&s->out);
 
     if (s->message) {
         ngx_free(s->message);

@@ -12,6 +12,7 @@
 #include <ngx_http.h>
 #include "ngx_http_loom_module.h"
 #include "ngx_http_loom_ws.h"
+#include "ngx_http_loom_output.h"
 
 
 /*
@@ -20,14 +21,6 @@
  * it and the access log gets its duration), or, with loom_keep_request
  * off, is finished and freed right after the handshake.
  */
-
-
-/* a complete server frame, shared by every session it is queued to */
-typedef struct {
-    ngx_uint_t                  refs;
-    size_t                      len;
-    u_char                      data[1];
-} ngx_http_loom_frame_t;
 
 
 struct ngx_http_loom_session_s {
@@ -54,13 +47,7 @@ struct ngx_http_loom_session_s {
     size_t                      control_len;
     u_char                      control[NGX_HTTP_LOOM_WS_MAX_CONTROL];
 
-    /* output: a ring of frames */
-    ngx_http_loom_frame_t     **out;
-    ngx_uint_t                  out_size;
-    ngx_uint_t                  out_head;
-    ngx_uint_t                  out_count;
-    size_t                      out_sent;         /* of the head frame */
-    size_t                      out_bytes;
+    ngx_http_loom_out_t         out;
 
     /* protocol */
     ngx_queue_t                 requests;         /* in the order received */
@@ -88,7 +75,11 @@ ngx_http_loom_session_t *ngx_http_loom_session_create(ngx_http_request_t *r);
 void ngx_http_loom_session_start(ngx_http_loom_session_t *s);
 void ngx_http_loom_session_abort(ngx_http_loom_session_t *s);
 
-/* queues a frame (the session takes a reference); NGX_ERROR: not queued */
+/*
+ * queues a frame (the ring takes a reference); NGX_ERROR: not queued,
+ * because the session is closing or the client reads too slowly (the
+ * session is closed with 4008 then)
+ */
 ngx_int_t ngx_http_loom_session_send(ngx_http_loom_session_t *s,
     ngx_http_loom_frame_t *f);
 
@@ -98,19 +89,6 @@ void ngx_http_loom_session_close(ngx_http_loom_session_t *s,
 
 /* the protocol layer has room for more requests again */
 void ngx_http_loom_session_resume(ngx_http_loom_session_t *s);
-
-/* ngx_http_loom_output.c */
-ngx_http_loom_frame_t *ngx_http_loom_frame_alloc(ngx_uint_t opcode,
-    size_t len, u_char **payload);
-void ngx_http_loom_frame_release(ngx_http_loom_frame_t *f);
-
-/* queues without the size limit (control frames); NGX_ERROR: not queued */
-ngx_int_t ngx_http_loom_output_queue(ngx_http_loom_session_t *s,
-    ngx_http_loom_frame_t *f);
-/* writes what the socket takes: NGX_OK all of it, NGX_AGAIN, NGX_ERROR */
-ngx_int_t ngx_http_loom_output_flush(ngx_http_loom_session_t *s);
-/* drops queued frames, but a frame partly written */
-void ngx_http_loom_output_drop(ngx_http_loom_session_t *s);
 
 
 #endif /* _NGX_HTTP_LOOM_SESSION_H_INCLUDED_ */
