@@ -7,11 +7,22 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_http_loom_topic.h"
-#include "ngx_http_loom_session.h"
 #include "ngx_http_loom_store.h"
 #include "ngx_http_loom_shm.h"
+#include "ngx_http_loom_ws.h"
 
 
+/* a re-check of a topic's registration, after the subscriber link was down */
+typedef struct {
+    ngx_http_loom_store_call_t   call;            /* must be first */
+    ngx_http_loom_worker_t      *worker;
+    ngx_str_t                    name;
+} ngx_http_loom_topic_recheck_t;
+
+
+static void ngx_http_loom_topic_keep(ngx_http_loom_topic_t *t,
+    ngx_uint_t evict);
+static void ngx_http_loom_topic_evict(ngx_http_loom_worker_t *w);
 static void ngx_http_loom_topic_free(ngx_http_loom_topic_t *t);
 static void ngx_http_loom_topic_remove(ngx_http_loom_sub_t *sub);
 static void ngx_http_loom_topic_unused(ngx_http_loom_topic_t *t,
@@ -22,6 +33,13 @@ static void ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t,
     uint64_t seq, u_char *json, size_t len);
 static void ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
     ngx_str_t *registration);
+static void ngx_http_loom_topic_end(ngx_http_loom_topic_t *t,
+    ngx_str_t *registration, ngx_uint_t current);
+static void ngx_http_loom_topic_seq_registration(ngx_http_loom_topic_t *t,
+    ngx_str_t *registration);
+static void ngx_http_loom_topic_recheck(ngx_http_loom_topic_t *t);
+static void ngx_http_loom_topic_recheck_reply(
+    ngx_http_loom_store_call_t *call, redisReply *reply);
 static void ngx_http_loom_topic_release_held(ngx_http_loom_topic_t *t,
     uint64_t seq, ngx_queue_t *released);
 static void ngx_http_loom_topic_answer(ngx_queue_t *released,
@@ -126,7 +144,19 @@ ngx_http_loom_topic_get(ngx_http_loom_worker_t *w, ngx_str_t *name)
 void
 ngx_http_loom_topic_check(ngx_http_loom_topic_t *t)
 {
-    ngx_queue_t             *q;
+    ngx_http_loom_topic_keep(t, 1);
+}
+
+
+/*
+ * Keeps the topic, caches it or frees it; a walk of the topic tree keeps
+ * the cache from evicting (it could evict the next node of the walk) and
+ * evicts once it is done.
+ */
+
+static void
+ngx_http_loom_topic_keep(ngx_http_loom_topic_t *t, ngx_uint_t evict)
+{
     ngx_http_loom_worker_t  *w;
 
     w = t->worker;
@@ -162,6 +192,17 @@ ngx_http_loom_topic_check(ngx_http_loom_topic_t *t)
 
     ngx_queue_insert_tail(&w->idle_topics, &t->idle);
 
+    if (evict) {
+        ngx_http_loom_topic_evict(w);
+    }
+}
+
+
+static void
+ngx_http_loom_topic_evict(ngx_http_loom_worker_t *w)
+{
+    ngx_queue_t  *q;
+
     while (w->nidle > w->conf->topic_cache) {
         q = ngx_queue_head(&w->idle_topics);
         ngx_http_loom_topic_free(ngx_queue_data(q, ngx_http_loom_topic_t,
@@ -190,21 +231,33 @@ ngx_http_loom_topic_free(ngx_http_loom_topic_t *t)
 }
 
 
+void
+ngx_http_loom_subscriber_init(ngx_http_loom_subscriber_t *sr,
+    ngx_http_loom_out_t *out, ngx_log_t *log)
+{
+    ngx_queue_init(&sr->subscriptions);
+    sr->nsubscriptions = 0;
+    sr->out = out;
+    sr->log = log;
+}
+
+
 ngx_http_loom_sub_t *
-ngx_http_loom_topic_find(ngx_http_loom_session_t *s, ngx_http_loom_topic_t *t)
+ngx_http_loom_topic_find(ngx_http_loom_subscriber_t *sr,
+    ngx_http_loom_topic_t *t)
 {
     ngx_queue_t          *q;
     ngx_http_loom_sub_t  *sub;
 
     /* walk the shorter list */
 
-    if (s->nsubscriptions <= t->nsubscribers) {
+    if (sr->nsubscriptions <= t->nsubscribers) {
 
-        for (q = ngx_queue_head(&s->subscriptions);
-             q != ngx_queue_sentinel(&s->subscriptions);
+        for (q = ngx_queue_head(&sr->subscriptions);
+             q != ngx_queue_sentinel(&sr->subscriptions);
              q = ngx_queue_next(q))
         {
-            sub = ngx_queue_data(q, ngx_http_loom_sub_t, session_link);
+            sub = ngx_queue_data(q, ngx_http_loom_sub_t, subscriber_link);
 
             if (sub->topic == t) {
                 return sub;
@@ -220,7 +273,7 @@ ngx_http_loom_topic_find(ngx_http_loom_session_t *s, ngx_http_loom_topic_t *t)
     {
         sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
 
-        if (sub->session == s) {
+        if (sub->subscriber == sr) {
             return sub;
         }
     }
@@ -231,7 +284,7 @@ ngx_http_loom_topic_find(ngx_http_loom_session_t *s, ngx_http_loom_topic_t *t)
 
 ngx_int_t
 ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
-    ngx_http_loom_session_t *s, ngx_http_loom_request_t *r,
+    ngx_http_loom_subscriber_t *sr, ngx_http_loom_waiter_t *wt,
     ngx_str_t *registration)
 {
     ngx_http_loom_sub_t     *sub;
@@ -249,22 +302,25 @@ ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
         t->channel_state = NGX_HTTP_LOOM_CHANNEL_PENDING;
     }
 
-    sub = ngx_alloc(sizeof(ngx_http_loom_sub_t), s->connection->log);
+    sub = ngx_alloc(sizeof(ngx_http_loom_sub_t), sr->log);
     if (sub == NULL) {
         ngx_http_loom_topic_check(t);
         return NGX_ERROR;
     }
 
     sub->topic = t;
-    sub->session = s;
+    sub->subscriber = sr;
     ngx_http_loom_topic_registration(sub, registration);
 
     ngx_queue_insert_tail(&t->subscribers, &sub->topic_link);
-    ngx_queue_insert_tail(&s->subscriptions, &sub->session_link);
+    ngx_queue_insert_tail(&sr->subscriptions, &sub->subscriber_link);
     t->nsubscribers++;
-    s->nsubscriptions++;
+    sr->nsubscriptions++;
 
-    ngx_http_loom_shm_subscribers(w->shm, &t->sn.str, 1, s->connection->log);
+    ngx_http_loom_shm_subscribers(w->shm, &t->sn.str, 1, sr->log);
+
+    /* what Redis said just now is the registration deliveries count in */
+    ngx_http_loom_topic_seq_registration(t, registration);
 
     ngx_http_loom_topic_check(t);
 
@@ -274,9 +330,8 @@ ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
 
     /* answered when Redis confirms the channel */
 
-    r->state = NGX_HTTP_LOOM_REQ_WAITING;
-    r->topic = t;
-    ngx_queue_insert_tail(&t->waiting, &r->link);
+    wt->topic = t;
+    ngx_queue_insert_tail(&t->waiting, &wt->link);
 
     return NGX_AGAIN;
 }
@@ -291,22 +346,68 @@ ngx_http_loom_topic_registration(ngx_http_loom_sub_t *sub,
 }
 
 
+void
+ngx_http_loom_topic_tag_registration(ngx_str_t *tag, ngx_str_t *registration)
+{
+    u_char  *colon;
+
+    colon = ngx_strlchr(tag->data, tag->data + tag->len, ':');
+
+    registration->data = tag->data;
+    registration->len = ngx_min((size_t) ((colon ? colon : tag->data
+                                                           + tag->len)
+                                          - tag->data),
+                                NGX_HTTP_LOOM_ID_LEN);
+}
+
+
+/*
+ * Sequence numbers count per registration: a topic registered anew (or
+ * lost by Redis and registered again) starts from 0.
+ */
+
+static void
+ngx_http_loom_topic_seq_registration(ngx_http_loom_topic_t *t,
+    ngx_str_t *registration)
+{
+    size_t  len;
+
+    len = ngx_min(registration->len, NGX_HTTP_LOOM_ID_LEN);
+
+    if (len == 0) {
+        return;
+    }
+
+    if (t->seq_registration_len == len
+        && ngx_memcmp(t->seq_registration, registration->data, len) == 0)
+    {
+        return;
+    }
+
+    if (t->seq_registration_len) {
+        t->seq = 0;
+    }
+
+    ngx_memcpy(t->seq_registration, registration->data, len);
+    t->seq_registration_len = len;
+}
+
+
 static void
 ngx_http_loom_topic_remove(ngx_http_loom_sub_t *sub)
 {
-    ngx_http_loom_topic_t    *t;
-    ngx_http_loom_session_t  *s;
+    ngx_http_loom_topic_t       *t;
+    ngx_http_loom_subscriber_t  *sr;
 
     t = sub->topic;
-    s = sub->session;
+    sr = sub->subscriber;
 
     ngx_queue_remove(&sub->topic_link);
-    ngx_queue_remove(&sub->session_link);
+    ngx_queue_remove(&sub->subscriber_link);
     t->nsubscribers--;
-    s->nsubscriptions--;
+    sr->nsubscriptions--;
 
-    ngx_http_loom_shm_subscribers(t->worker->shm, &t->sn.str, -1,
-                                  s->connection->log);
+    ngx_http_loom_shm_subscribers(t->worker->shm, &t->sn.str, -1, sr->log);
 
     ngx_free(sub);
 }
@@ -350,14 +451,14 @@ ngx_http_loom_topic_unsubscribe(ngx_http_loom_sub_t *sub)
 
 
 void
-ngx_http_loom_topic_unsubscribe_all(ngx_http_loom_session_t *s)
+ngx_http_loom_topic_unsubscribe_all(ngx_http_loom_subscriber_t *sr)
 {
     ngx_queue_t          *q;
     ngx_http_loom_sub_t  *sub;
 
-    while (!ngx_queue_empty(&s->subscriptions)) {
-        q = ngx_queue_head(&s->subscriptions);
-        sub = ngx_queue_data(q, ngx_http_loom_sub_t, session_link);
+    while (!ngx_queue_empty(&sr->subscriptions)) {
+        q = ngx_queue_head(&sr->subscriptions);
+        sub = ngx_queue_data(q, ngx_http_loom_sub_t, subscriber_link);
 
         ngx_http_loom_topic_unsubscribe(sub);
     }
@@ -365,23 +466,44 @@ ngx_http_loom_topic_unsubscribe_all(ngx_http_loom_session_t *s)
 
 
 ngx_uint_t
-ngx_http_loom_topic_hold(ngx_http_loom_topic_t *t, ngx_http_loom_session_t *s,
-    ngx_http_loom_request_t *r, uint64_t seq)
+ngx_http_loom_topic_hold(ngx_http_loom_topic_t *t,
+    ngx_http_loom_subscriber_t *sr, ngx_http_loom_waiter_t *wt, uint64_t seq,
+    ngx_str_t *registration)
 {
-    if (t->channel_state != NGX_HTTP_LOOM_CHANNEL_ON || t->seq >= seq) {
+    if (t->channel_state != NGX_HTTP_LOOM_CHANNEL_ON) {
         return 0;
     }
 
-    if (ngx_http_loom_topic_find(s, t) == NULL) {
+    /* a seq of another registration than the one counted so far */
+    ngx_http_loom_topic_seq_registration(t, registration);
+
+    if (t->seq >= seq || ngx_http_loom_topic_find(sr, t) == NULL) {
         return 0;
     }
 
-    r->state = NGX_HTTP_LOOM_REQ_HELD;
-    r->seq = seq;
-    r->topic = t;
-    ngx_queue_insert_tail(&t->held, &r->link);
+    wt->seq = seq;
+    wt->topic = t;
+    ngx_queue_insert_tail(&t->held, &wt->link);
 
     return 1;
+}
+
+
+void
+ngx_http_loom_topic_cancel(ngx_http_loom_waiter_t *wt)
+{
+    ngx_http_loom_topic_t  *t;
+
+    t = wt->topic;
+
+    if (t == NULL) {
+        return;
+    }
+
+    ngx_queue_remove(&wt->link);
+    wt->topic = NULL;
+
+    ngx_http_loom_topic_check(t);
 }
 
 
@@ -500,7 +622,7 @@ ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t, uint64_t seq,
 {
     u_char                 *p;
     ngx_uint_t              n;
-    ngx_queue_t            *q, released;
+    ngx_queue_t            *q, *next, released;
     ngx_http_loom_sub_t    *sub;
     ngx_http_loom_frame_t  *f;
 
@@ -515,13 +637,18 @@ ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t, uint64_t seq,
         if (f) {
             ngx_memcpy(p, json, len);
 
+            /* a subscriber over its limit may be closed, not freed */
+
             for (q = ngx_queue_head(&t->subscribers);
                  q != ngx_queue_sentinel(&t->subscribers);
-                 q = ngx_queue_next(q))
+                 q = next)
             {
+                next = ngx_queue_next(q);
                 sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
 
-                if (ngx_http_loom_session_send(sub->session, f) == NGX_OK) {
+                if (ngx_http_loom_out_send(sub->subscriber->out, f)
+                    == NGX_OK)
+                {
                     n++;
                 }
             }
@@ -534,15 +661,21 @@ ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t, uint64_t seq,
         t->worker->stats->deliveries += n;
     }
 
-    if (seq > t->seq) {
-        t->seq = seq;
-    }
-
-    if (ngx_queue_empty(&t->held)) {
-        return;
-    }
-
     ngx_queue_init(&released);
+
+    if (seq < t->seq) {
+        /*
+         * The count started again: Redis lost the topic and it was
+         * registered anew.  The deliveries held acks wait for are gone,
+         * and which registration counts now is not known here: the next
+         * publish answered here tells.
+         */
+        ngx_http_loom_topic_release_held(t, (uint64_t) -1, &released);
+        t->seq_registration_len = 0;
+    }
+
+    t->seq = seq;
+
     ngx_http_loom_topic_release_held(t, t->seq, &released);
     ngx_http_loom_topic_answer(&released, NULL);
 }
@@ -552,41 +685,41 @@ static void
 ngx_http_loom_topic_release_held(ngx_http_loom_topic_t *t, uint64_t seq,
     ngx_queue_t *released)
 {
-    ngx_queue_t              *q;
-    ngx_http_loom_request_t  *r;
+    ngx_queue_t             *q;
+    ngx_http_loom_waiter_t  *wt;
 
     while (!ngx_queue_empty(&t->held)) {
         q = ngx_queue_head(&t->held);
-        r = ngx_queue_data(q, ngx_http_loom_request_t, link);
+        wt = ngx_queue_data(q, ngx_http_loom_waiter_t, link);
 
-        if (r->seq > seq) {
+        if (wt->seq > seq) {
             break;
         }
 
         ngx_queue_remove(q);
-        r->topic = NULL;
+        wt->topic = NULL;
         ngx_queue_insert_tail(released, q);
     }
 }
 
 
 /*
- * Requests leave the topic's queues before they are answered: answering
+ * Waiters leave the topic's queues before their handlers run: a handler
  * may change or free the topic.
  */
 
 static void
 ngx_http_loom_topic_answer(ngx_queue_t *released, ngx_queue_t *failed)
 {
-    ngx_queue_t              *q;
-    ngx_http_loom_request_t  *r;
+    ngx_queue_t             *q;
+    ngx_http_loom_waiter_t  *wt;
 
     while (!ngx_queue_empty(released)) {
         q = ngx_queue_head(released);
         ngx_queue_remove(q);
-        r = ngx_queue_data(q, ngx_http_loom_request_t, link);
+        wt = ngx_queue_data(q, ngx_http_loom_waiter_t, link);
 
-        ngx_http_loom_protocol_release(r);
+        wt->handler(wt, NGX_OK);
     }
 
     if (failed == NULL) {
@@ -596,9 +729,9 @@ ngx_http_loom_topic_answer(ngx_queue_t *released, ngx_queue_t *failed)
     while (!ngx_queue_empty(failed)) {
         q = ngx_queue_head(failed);
         ngx_queue_remove(q);
-        r = ngx_queue_data(q, ngx_http_loom_request_t, link);
+        wt = ngx_queue_data(q, ngx_http_loom_waiter_t, link);
 
-        ngx_http_loom_protocol_subscribed(r, NGX_ERROR);
+        wt->handler(wt, NGX_ERROR);
     }
 }
 
@@ -607,15 +740,43 @@ static void
 ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
     ngx_str_t *registration)
 {
-    ngx_queue_t          *q, *next, released;
-    ngx_http_loom_sub_t  *sub;
-
     /*
      * as in the original, subscribers are dropped without a word; those
      * that subscribed to a newer registration of the name stay
      */
 
+    ngx_http_loom_topic_drop_schema(t);
+
+    if (t->seq_registration_len == registration->len
+        && ngx_memcmp(t->seq_registration, registration->data,
+                      registration->len) == 0)
+    {
+        /* the next registration counts from 0 */
+        t->seq = 0;
+        t->seq_registration_len = 0;
+    }
+
+    ngx_http_loom_topic_end(t, registration, 0);
+}
+
+
+/*
+ * Ends the subscriptions to a registration that ended (an unregister
+ * notice), or those to any but the current one (a re-check); the caller
+ * must not use t afterwards
+ */
+
+static void
+ngx_http_loom_topic_end(ngx_http_loom_topic_t *t, ngx_str_t *registration,
+    ngx_uint_t current)
+{
+    ngx_uint_t            same, n;
+    ngx_queue_t          *q, *next, released;
+    ngx_http_loom_sub_t  *sub;
+
     ngx_queue_init(&released);
+
+    n = 0;
 
     for (q = ngx_queue_head(&t->subscribers);
          q != ngx_queue_sentinel(&t->subscribers);
@@ -624,15 +785,22 @@ ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
         next = ngx_queue_next(q);
         sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
 
-        if (sub->registration_len == registration->len
-            && ngx_memcmp(sub->registration, registration->data,
-                          registration->len) == 0)
-        {
+        same = (sub->registration_len == registration->len
+                && ngx_memcmp(sub->registration, registration->data,
+                              registration->len) == 0);
+
+        if (same != current) {
             ngx_http_loom_topic_remove(sub);
+            n++;
         }
     }
 
-    ngx_http_loom_topic_drop_schema(t);
+    if (n && current) {
+        ngx_log_error(NGX_LOG_INFO, t->worker->log, 0,
+                      "loom: \"%V\" was unregistered while the subscriber "
+                      "link was down: %ui subscriptions end", &t->sn.str, n);
+    }
+
     ngx_http_loom_topic_unused(t, &released);
     ngx_http_loom_topic_check(t);
 
@@ -643,9 +811,9 @@ ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
 void
 ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w, ngx_str_t *channel)
 {
-    ngx_queue_t              *q, done;
-    ngx_http_loom_request_t  *r;
-    ngx_http_loom_topic_t    *t;
+    ngx_queue_t             *q, done;
+    ngx_http_loom_topic_t   *t;
+    ngx_http_loom_waiter_t  *wt;
 
     t = ngx_http_loom_topic_by_channel(w, channel);
 
@@ -660,8 +828,8 @@ ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w, ngx_str_t *channel)
     while (!ngx_queue_empty(&t->waiting)) {
         q = ngx_queue_head(&t->waiting);
         ngx_queue_remove(q);
-        r = ngx_queue_data(q, ngx_http_loom_request_t, link);
-        r->topic = NULL;
+        wt = ngx_queue_data(q, ngx_http_loom_waiter_t, link);
+        wt->topic = NULL;
         ngx_queue_insert_tail(&done, q);
     }
 
@@ -673,13 +841,7 @@ ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w, ngx_str_t *channel)
 
     ngx_http_loom_topic_check(t);
 
-    while (!ngx_queue_empty(&done)) {
-        q = ngx_queue_head(&done);
-        ngx_queue_remove(q);
-        r = ngx_queue_data(q, ngx_http_loom_request_t, link);
-
-        ngx_http_loom_protocol_subscribed(r, NGX_OK);
-    }
+    ngx_http_loom_topic_answer(&done, NULL);
 }
 
 
@@ -692,10 +854,10 @@ ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w, ngx_str_t *channel)
 void
 ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w)
 {
-    ngx_queue_t              *q, released, failed;
-    ngx_rbtree_node_t        *node, *next;
-    ngx_http_loom_topic_t    *t;
-    ngx_http_loom_request_t  *r;
+    ngx_queue_t             *q, released, failed;
+    ngx_rbtree_node_t       *node, *next;
+    ngx_http_loom_topic_t   *t;
+    ngx_http_loom_waiter_t  *wt;
 
     ngx_queue_init(&released);
     ngx_queue_init(&failed);
@@ -715,15 +877,18 @@ ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w)
         while (!ngx_queue_empty(&t->waiting)) {
             q = ngx_queue_head(&t->waiting);
             ngx_queue_remove(q);
-            r = ngx_queue_data(q, ngx_http_loom_request_t, link);
-            r->topic = NULL;
+            wt = ngx_queue_data(q, ngx_http_loom_waiter_t, link);
+            wt->topic = NULL;
             ngx_queue_insert_tail(&failed, q);
         }
 
         ngx_http_loom_topic_release_held(t, (uint64_t) -1, &released);
     }
 
-    /* topics that were only waiting for a confirmation may go now */
+    /*
+     * Topics that were only waiting for a confirmation may go now.  Only
+     * the node at hand may be freed: the cache evicts after the walk.
+     */
 
     for (node = ngx_rbtree_min(w->topics.root, w->topics.sentinel);
          node;
@@ -733,7 +898,7 @@ ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w)
         t = (ngx_http_loom_topic_t *) node;
 
         if (t->nsubscribers == 0) {
-            ngx_http_loom_topic_check(t);
+            ngx_http_loom_topic_keep(t, 0);
         }
 
         if (w->topics.root == w->topics.sentinel) {
@@ -741,9 +906,17 @@ ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w)
         }
     }
 
+    ngx_http_loom_topic_evict(w);
+
     ngx_http_loom_topic_answer(&released, &failed);
 }
 
+
+/*
+ * The subscriber link is back: the channels are subscribed again, and
+ * each topic's registration is asked for, since an unregister notice sent
+ * while the link was down never came here.
+ */
 
 void
 ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w)
@@ -772,7 +945,97 @@ ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w)
         }
 
         t->channel_state = NGX_HTTP_LOOM_CHANNEL_PENDING;
+
+        ngx_http_loom_topic_recheck(t);
     }
+}
+
+
+static void
+ngx_http_loom_topic_recheck(ngx_http_loom_topic_t *t)
+{
+    size_t                          argvlen[3];
+    const char                     *argv[3], *reason;
+    ngx_http_loom_worker_t         *w;
+    ngx_http_loom_topic_recheck_t  *rc;
+
+    w = t->worker;
+
+    rc = ngx_alloc(sizeof(ngx_http_loom_topic_recheck_t) + t->sn.str.len,
+                   w->log);
+    if (rc == NULL) {
+        return;
+    }
+
+    rc->call.handler = ngx_http_loom_topic_recheck_reply;
+    rc->worker = w;
+    rc->name.data = (u_char *) rc + sizeof(ngx_http_loom_topic_recheck_t);
+    rc->name.len = t->sn.str.len;
+    ngx_memcpy(rc->name.data, t->sn.str.data, t->sn.str.len);
+
+    argv[0] = "HGET";
+    argvlen[0] = 4;
+    argv[1] = (char *) t->key.data;
+    argvlen[1] = t->key.len;
+    argv[2] = "tag";
+    argvlen[2] = 3;
+
+    if (ngx_http_loom_store_command(w->store, &rc->call, 3, argv, argvlen,
+                                    &reason)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, w->log, 0,
+                      "loom: cannot check the registration of \"%V\": %s",
+                      &t->sn.str, reason);
+        ngx_free(rc);
+    }
+}
+
+
+/*
+ * Every subscription present now was made with a registration read
+ * before this reply on the same link: one that differs has ended.
+ */
+
+static void
+ngx_http_loom_topic_recheck_reply(ngx_http_loom_store_call_t *call,
+    redisReply *reply)
+{
+    ngx_str_t                       tag, current;
+    ngx_http_loom_topic_t          *t;
+    ngx_http_loom_topic_recheck_t  *rc;
+
+    rc = (ngx_http_loom_topic_recheck_t *) call;
+
+    if (reply == NULL
+        || (reply->type != REDIS_REPLY_STRING
+            && reply->type != REDIS_REPLY_NIL))
+    {
+        ngx_free(rc);
+        return;
+    }
+
+    t = ngx_http_loom_topic_lookup(rc->worker, &rc->name);
+    ngx_free(rc);
+
+    if (t == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_NIL) {
+        ngx_str_null(&current);
+        t->seq = 0;
+        t->seq_registration_len = 0;
+
+    } else {
+        tag.data = (u_char *) reply->str;
+        tag.len = reply->len;
+        ngx_http_loom_topic_tag_registration(&tag, &current);
+    }
+
+    ngx_http_loom_topic_seq_registration(t, &current);
+
+    ngx_http_loom_topic_end(t, &current, 1);
 }
 
 
