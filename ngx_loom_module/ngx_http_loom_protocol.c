@@ -32,7 +32,7 @@ static ngx_int_t ngx_http_loom_protocol_check(ngx_http_loom_ctx_t *ctx,
     ngx_uint_t check);
 static ngx_http_loom_frame_t *ngx_http_loom_frame(ngx_http_loom_worker_t *w,
     ngx_str_t *id, ngx_str_t *action, ngx_uint_t code, ngx_str_t *msg,
-    ngx_uint_t n, ngx_str_t *data);
+    ngx_uint_t n, ngx_str_t *data, ngx_str_t *cursor);
 static ngx_uint_t ngx_http_loom_blank(ngx_str_t *s);
 
 
@@ -532,7 +532,8 @@ ngx_http_loom_answer_error(ngx_http_loom_ctx_t *ctx, ngx_uint_t code,
     ngx_http_loom_requests_answer(&ctx->session->requests, ctx->position,
                                   ngx_http_loom_frame(ctx->worker, &ctx->id,
                                                       &ctx->action_quoted,
-                                                      code, msg, n, NULL));
+                                                      code, msg, n, NULL,
+                                                      NULL));
 }
 
 
@@ -553,19 +554,31 @@ ngx_http_loom_response(ngx_http_loom_request_t *r, ngx_uint_t code,
 {
     return ngx_http_loom_frame(r->session->worker, &r->id,
                                &ngx_http_loom_actions[r->action].quoted,
-                               code, msg, n, data);
+                               code, msg, n, data, NULL);
+}
+
+
+ngx_http_loom_frame_t *
+ngx_http_loom_response_more(ngx_http_loom_request_t *r, ngx_str_t *data,
+    ngx_str_t *cursor)
+{
+    return ngx_http_loom_frame(r->session->worker, &r->id,
+                               &ngx_http_loom_actions[r->action].quoted,
+                               200, NULL, 0, data,
+                               cursor->len ? cursor : NULL);
 }
 
 
 /*
- * {"id":..,"action":..,"code":..,"message":"..","data":..,"type":"response"}
- * with the id and action as the client sent them
+ * {"id":..,"action":..,"code":..,"message":"..","data":..,"cursor":"..",
+ * "type":"response"} with the id and action as the client sent them; the
+ * cursor (digits) only on a listTopics page with more after it
  */
 
 static ngx_http_loom_frame_t *
 ngx_http_loom_frame(ngx_http_loom_worker_t *w, ngx_str_t *id,
     ngx_str_t *action, ngx_uint_t code, ngx_str_t *msg, ngx_uint_t n,
-    ngx_str_t *data)
+    ngx_str_t *data, ngx_str_t *cursor)
 {
     u_char                 *p;
     size_t                  len;
@@ -585,6 +598,10 @@ ngx_http_loom_frame(ngx_http_loom_worker_t *w, ngx_str_t *id,
 
     if (data) {
         len += sizeof(",\"data\":") - 1 + data->len;
+    }
+
+    if (cursor) {
+        len += sizeof(",\"cursor\":\"\"") - 1 + cursor->len;
     }
 
     f = ngx_http_loom_frame_alloc(NGX_HTTP_LOOM_WS_TEXT, len, &p);
@@ -611,6 +628,12 @@ ngx_http_loom_frame(ngx_http_loom_worker_t *w, ngx_str_t *id,
     if (data) {
         p = ngx_cpymem(p, ",\"data\":", 8);
         p = ngx_cpymem(p, data->data, data->len);
+    }
+
+    if (cursor) {
+        p = ngx_cpymem(p, ",\"cursor\":\"", 11);
+        p = ngx_cpymem(p, cursor->data, cursor->len);
+        *p++ = '"';
     }
 
     p = ngx_cpymem(p, ",\"type\":\"response\"}\n", 20);

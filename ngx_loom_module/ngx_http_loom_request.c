@@ -110,6 +110,10 @@ ngx_http_loom_request_alloc(ngx_http_loom_requests_t *rq, size_t size,
 static void
 ngx_http_loom_request_free(ngx_http_loom_request_t *r)
 {
+    if (r->cleanup) {
+        r->cleanup(r);
+    }
+
     if (r->barrier && r->requests && r->requests->barriers) {
         r->requests->barriers--;
     }

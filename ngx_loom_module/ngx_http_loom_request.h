@@ -82,6 +82,7 @@ struct ngx_http_loom_request_s {
     ngx_http_loom_session_t     *session;       /* NULL: the client left */
     ngx_http_loom_waiter_t       waiter;        /* WAITING, HELD */
     ngx_http_loom_request_pt     run;           /* PARKED: its turn */
+    ngx_http_loom_request_pt     cleanup;       /* before it is freed */
     ngx_http_loom_frame_t       *response;      /* NULL: nothing to send */
 
     ngx_uint_t                   action;
