@@ -145,7 +145,19 @@ void ngx_http_loom_topic_drop_schema(ngx_http_loom_topic_t *t);
 void ngx_http_loom_topic_tag_registration(ngx_str_t *tag,
     ngx_str_t *registration);
 
-/* from the subscriber link */
+/* for ngx_http_loom_channel.c, which shares the topics' insides */
+void ngx_http_loom_topic_keep(ngx_http_loom_topic_t *t, ngx_uint_t evict);
+void ngx_http_loom_topic_evict(ngx_http_loom_worker_t *w);
+void ngx_http_loom_topic_remove(ngx_http_loom_sub_t *sub);
+void ngx_http_loom_topic_unused(ngx_http_loom_topic_t *t,
+    ngx_queue_t *released);
+void ngx_http_loom_topic_seq_registration(ngx_http_loom_topic_t *t,
+    ngx_str_t *registration);
+void ngx_http_loom_topic_release_held(ngx_http_loom_topic_t *t,
+    uint64_t seq, ngx_queue_t *released);
+void ngx_http_loom_topic_answer(ngx_queue_t *released, ngx_queue_t *failed);
+
+/* from the subscriber link (ngx_http_loom_channel.c) */
 void ngx_http_loom_topic_message(ngx_http_loom_worker_t *w,
     ngx_str_t *channel, ngx_str_t *payload);
 void ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w,

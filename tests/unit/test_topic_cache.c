@@ -1,4 +1,4 @@
-/* SOURCES: ngx_http_loom_topic.c */
+/* SOURCES: ngx_http_loom_topic.c ngx_http_loom_channel.c */
 
 /*
  * A worker's topics on their own: the schema cache (least recently used
