@@ -88,7 +88,7 @@ void ngx_http_loom_unregister(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_list(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_update(ngx_http_loom_ctx_t *ctx);
 
-/* requests, for the actions */
+/* ngx_http_loom_answer.c: requests and answers, for the actions */
 ngx_http_loom_request_t *ngx_http_loom_request_create(
     ngx_http_loom_ctx_t *ctx, ngx_uint_t extra);
 /*

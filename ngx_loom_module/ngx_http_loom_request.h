@@ -86,6 +86,7 @@ struct ngx_http_loom_request_s {
     ngx_http_loom_frame_t       *response;      /* NULL: nothing to send */
 
     ngx_uint_t                   action;
+    ngx_str_t                   *action_name;   /* quoted, for answers */
     ngx_uint_t                   state;
     ngx_uint_t                   attempts;
 
