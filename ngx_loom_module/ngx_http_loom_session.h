@@ -18,18 +18,30 @@
 
 /*
  * One WebSocket connection after the handshake.  The HTTP request that
- * opened it stays until the connection closes (so that limit_conn counts
- * it and the access log gets its duration), or, with loom_keep_request
- * off, is finished and freed right after the handshake.
+ * opened it is finished right after the handshake, unless a subrequest
+ * still holds it (ngx_http_loom_upgrade.c); what limit_conn and the
+ * access log need of it stays with the connection.
+ *
+ * Everything a session takes (its ClientId, its place in the gauges,
+ * subscriptions, memory) is given back by one function, which a cleanup
+ * of the connection's pool runs too: a connection that nginx closes by
+ * itself leaves nothing behind.
  */
+
+
+typedef void (*ngx_http_loom_session_handler_pt)(ngx_http_loom_session_t *s);
 
 
 struct ngx_http_loom_session_s {
     ngx_connection_t           *connection;
     ngx_http_loom_worker_t     *worker;
     ngx_http_loom_loc_conf_t   *conf;
-    ngx_http_request_t         *request;          /* until taken over */
+    ngx_http_request_t         *request;          /* while it is in use */
     ngx_event_t                 takeover;
+    void                       *record;           /* for the access log */
+
+    /* the end of the connection, set by the takeover */
+    ngx_http_loom_session_handler_pt  close_handler;
 
     ngx_msec_t                  send_timeout;
 
@@ -61,14 +73,22 @@ struct ngx_http_loom_session_s {
     unsigned                    close_received:1;
     unsigned                    read_paused:1;
     unsigned                    finalized:1;
+    unsigned                    counted:1;        /* in the gauges */
+    unsigned                    released:1;
 };
 
 
 ngx_http_loom_session_t *ngx_http_loom_session_create(ngx_http_request_t *r);
 
-/* after the 101 response: the session takes the connection over */
-void ngx_http_loom_session_start(ngx_http_loom_session_t *s);
-void ngx_http_loom_session_abort(ngx_http_loom_session_t *s);
+/* the connection is the session's now: reading and timers start */
+void ngx_http_loom_session_run(ngx_http_loom_session_t *s);
+
+/* the connection's events */
+void ngx_http_loom_session_read_event(ngx_http_loom_session_t *s);
+void ngx_http_loom_session_write_event(ngx_http_loom_session_t *s);
+
+/* gives back what the session holds; the connection is left alone */
+void ngx_http_loom_session_release(ngx_http_loom_session_t *s);
 
 /*
  * queues a frame (the ring takes a reference); NGX_ERROR: not queued,
