@@ -38,7 +38,8 @@ ngx_http_loom_request_create(ngx_http_loom_ctx_t *ctx, ngx_uint_t extra)
 
     r = ngx_http_loom_request_alloc(&s->requests,
                                     sizeof(ngx_http_loom_request_t)
-                                    + ctx->id.len + name->len + extra
+                                    + ctx->id.len + name->len
+                                    + NGX_ALIGNMENT - 1 + extra
                                     + prefix->len + name->len
                                     + sizeof("{t:}:msg") - 1,
                                     ctx->position);
@@ -63,6 +64,8 @@ ngx_http_loom_request_create(ngx_http_loom_ctx_t *ctx, ngx_uint_t extra)
     r->name.len = name->len;
     p = ngx_cpymem(p, name->data, name->len);
 
+    /* aligned: an action may keep a struct there */
+    p = ngx_align_ptr(p, NGX_ALIGNMENT);
     r->payload.data = p;
     p += extra;
 
