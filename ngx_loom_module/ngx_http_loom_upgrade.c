@@ -15,15 +15,18 @@
  *
  * Once the 101 has gone out, the HTTP request is finished as a keepalive
  * request is: its pool, its header buffers and the request itself go, so
- * that an idle WebSocket keeps only the session.  What outlives it lives
- * in the connection's pool:
+ * that an idle WebSocket keeps only the session.  With loom_keep_request
+ * on, two things outlive it in the connection's pool
+ * (ngx_http_loom_record.c):
  *
- *   - with loom_keep_request on, a log record: the request line, the
- *     request headers, the times and sizes, the cached variables.  The
- *     request is logged from it when the connection closes, through the
- *     log phase handlers, with the connection's duration and bytes;
+ *   - a log record: the request line, the request headers, the times and
+ *     sizes, the cached variables.  The request is logged from it when
+ *     the connection closes, through the log phase handlers, with the
+ *     connection's duration and bytes;
  *   - the limit_conn slots of the request, so that limit_conn counts open
  *     WebSockets.
+ *
+ * With off, the request is logged at once and its slots go with it.
  *
  * The request is freed only when nothing else holds it (r->main->count is
  * the session's reference alone).  A subrequest still running at that

@@ -326,3 +326,33 @@ def test_access_log_line_written_at_close(make_nginx):
     assert int(rest[1]) > 100
     assert rest[2] == "127.0.0.1"
     assert rest[3:] == ["two", "user", "GET", "/ws", "x=1"]
+
+
+@pytest.mark.parametrize("keep", ["on", "off"])
+def test_reload_while_a_mirror_holds_the_request(make_nginx, keep):
+    backend = SlowBackend(2.0)
+    try:
+        n = make_nginx(
+            server="location = /m { internal; proxy_pass http://127.0.0.1:%d; }"
+                   % backend.port,
+            location="mirror /m; loom_keep_request %s;" % keep)
+        c = n.client(headers={"ClientId": "mirrored"})
+        assert c.request({"id": "l", "action": "listTopics"})["code"] == 200
+        wait_for(lambda: backend.requests >= 1, what="the mirror")
+        old = set(n.worker_pids())
+        n.reload()
+        assert c.expect_close(timeout=10).close_code() == 1001
+        c.send_frame(CLOSE, struct.pack("!H", 1001))
+        # the connection goes once the mirror is done
+        c.expect_eof(timeout=10)
+        wait_for(lambda: not (set(n.worker_pids()) & old), timeout=20,
+                 what="the old worker to exit")
+        assert n.status()["connections"] == 0
+        again = n.client(headers={"ClientId": "mirrored"})
+        assert again.request({"id": "l", "action": "listTopics"})["code"] \
+            == 200
+        again.close()
+        wait_for(lambda: len(access_lines(n)) == 2, what="the log lines")
+        assert "open socket" not in n.log()
+    finally:
+        backend.stop()
