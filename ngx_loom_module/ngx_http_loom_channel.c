@@ -35,7 +35,7 @@ static void ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
     ngx_str_t *registration);
 static void ngx_http_loom_topic_end(ngx_http_loom_topic_t *t,
     ngx_str_t *registration, ngx_uint_t current);
-static void ngx_http_loom_topic_recheck(ngx_http_loom_topic_t *t);
+static ngx_int_t ngx_http_loom_topic_recheck(ngx_http_loom_topic_t *t);
 static void ngx_http_loom_topic_recheck_reply(
     ngx_http_loom_store_call_t *call, redisReply *reply);
 
@@ -353,9 +353,12 @@ ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w)
 
 
 /*
- * The subscriber link is back: the channels are subscribed again, and
- * each topic's registration is asked for, since an unregister notice sent
- * while the link was down never came here.
+ * The subscriber link is back.  An unregister notice sent while it was
+ * down never came, so each topic's registration is asked for first
+ * (HGET P{t:<name>} tag on the command link); the channel is subscribed
+ * again once the subscriptions to a registration that ended are gone, so
+ * that none of them gets a delivery of the registration that followed.
+ * Without the command link the channels are subscribed at once.
  */
 
 void
@@ -380,18 +383,20 @@ ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w)
             continue;
         }
 
+        if (ngx_http_loom_topic_recheck(t) == NGX_OK) {
+            continue;
+        }
+
         if (ngx_http_loom_store_subscribe(w->store, &t->channel) != NGX_OK) {
             return;
         }
 
         t->channel_state = NGX_HTTP_LOOM_CHANNEL_PENDING;
-
-        ngx_http_loom_topic_recheck(t);
     }
 }
 
 
-static void
+static ngx_int_t
 ngx_http_loom_topic_recheck(ngx_http_loom_topic_t *t)
 {
     size_t                          argvlen[3];
@@ -404,7 +409,7 @@ ngx_http_loom_topic_recheck(ngx_http_loom_topic_t *t)
     rc = ngx_alloc(sizeof(ngx_http_loom_topic_recheck_t) + t->sn.str.len,
                    w->log);
     if (rc == NULL) {
-        return;
+        return NGX_ERROR;
     }
 
     rc->call.handler = ngx_http_loom_topic_recheck_reply;
@@ -428,7 +433,10 @@ ngx_http_loom_topic_recheck(ngx_http_loom_topic_t *t)
                       "loom: cannot check the registration of \"%V\": %s",
                       &t->sn.str, reason);
         ngx_free(rc);
+        return NGX_ERROR;
     }
+
+    return NGX_OK;
 }
 
 
@@ -447,33 +455,40 @@ ngx_http_loom_topic_recheck_reply(ngx_http_loom_store_call_t *call,
 
     rc = (ngx_http_loom_topic_recheck_t *) call;
 
-    if (reply == NULL
-        || (reply->type != REDIS_REPLY_STRING
-            && reply->type != REDIS_REPLY_NIL))
-    {
-        ngx_free(rc);
-        return;
-    }
-
     t = ngx_http_loom_topic_lookup(rc->worker, &rc->name);
+
+    if (t && reply
+        && (reply->type == REDIS_REPLY_STRING
+            || reply->type == REDIS_REPLY_NIL))
+    {
+        if (reply->type == REDIS_REPLY_NIL) {
+            ngx_str_null(&current);
+            t->seq = 0;
+            t->seq_registration_len = 0;
+
+        } else {
+            tag.data = (u_char *) reply->str;
+            tag.len = reply->len;
+            ngx_http_loom_topic_tag_registration(&tag, &current);
+        }
+
+        ngx_http_loom_topic_seq_registration(t, &current);
+
+        /* the topic may go with the subscriptions that end */
+        ngx_http_loom_topic_end(t, &current, 1);
+
+        t = ngx_http_loom_topic_lookup(rc->worker, &rc->name);
+    }
+
+    /* no answer (the command link went down): subscribed all the same */
+
+    if (t && t->nsubscribers
+        && t->channel_state == NGX_HTTP_LOOM_CHANNEL_OFF
+        && ngx_http_loom_store_subscribe(rc->worker->store, &t->channel)
+           == NGX_OK)
+    {
+        t->channel_state = NGX_HTTP_LOOM_CHANNEL_PENDING;
+    }
+
     ngx_free(rc);
-
-    if (t == NULL) {
-        return;
-    }
-
-    if (reply->type == REDIS_REPLY_NIL) {
-        ngx_str_null(&current);
-        t->seq = 0;
-        t->seq_registration_len = 0;
-
-    } else {
-        tag.data = (u_char *) reply->str;
-        tag.len = reply->len;
-        ngx_http_loom_topic_tag_registration(&tag, &current);
-    }
-
-    ngx_http_loom_topic_seq_registration(t, &current);
-
-    ngx_http_loom_topic_end(t, &current, 1);
 }

@@ -221,7 +221,7 @@ ngx_rbtree_next(ngx_rbtree_t *tree, ngx_rbtree_node_t *node)
 static ngx_str_t                    test_prefix = ngx_string("loom:");
 static ngx_uint_t                   subscribes, unsubscribes, link_up;
 static ngx_http_loom_store_call_t  *calls[8];
-static ngx_uint_t                   ncalls;
+static ngx_uint_t                   ncalls, commands_fail;
 
 
 ngx_str_t *
@@ -256,6 +256,11 @@ ngx_http_loom_store_command(ngx_http_loom_store_t *st,
     ngx_http_loom_store_call_t *call, int argc, const char **argv,
     const size_t *argvlen, const char **reason)
 {
+    if (commands_fail) {
+        *reason = "not connected to redis";
+        return NGX_DECLINED;
+    }
+
     assert_true(ncalls < 8);
     calls[ncalls++] = call;
     return NGX_OK;
@@ -780,19 +785,22 @@ test_recheck_after_the_link_came_back(void **state)
                      NGX_HTTP_LOOM_CHANNEL_OFF);
     assert_int_equal(ncalls, 0);
 
-    /* the channels again, and one question per topic, in tree order */
+    /* one question per topic, in tree order; no channel before its answer */
     subscribes = 0;
     ngx_http_loom_topic_resubscribe(&w);
-    assert_int_equal(subscribes, 2);
     assert_int_equal(ncalls, 2);
+    assert_int_equal(subscribes, 0);
 
-    /* t's current registration is R2; u was unregistered */
+    /* t's current registration is R2: its channel again, for s2 only */
     reply_string(calls[0], "R2:3");
     assert_int_equal(s1.nsubscriptions, 0);
     assert_int_equal(s2.nsubscriptions, 1);
+    assert_int_equal(subscribes, 1);
 
+    /* u was unregistered: nobody is left to subscribe for */
     reply_string(calls[1], NULL);
     assert_int_equal(s3.nsubscriptions, 0);
+    assert_int_equal(subscribes, 1);
 
     /* deliveries of t reach the subscriber of R2 only */
     confirm("t");
@@ -820,11 +828,37 @@ test_recheck_of_a_topic_gone_meanwhile(void **state)
 
     /* the client left before the answer came */
     ngx_http_loom_topic_unsubscribe_all(&sr);
-    ngx_http_loom_topic_subscribed(&w, &lookup("t")->channel);
     assert_null(lookup("t"));
 
+    subscribes = 0;
     reply_string(calls[0], "R1:0");
     assert_null(lookup("t"));
+    assert_int_equal(subscribes, 0);
+}
+
+
+static void
+test_resubscribe_without_the_command_link(void **state)
+{
+    test_out_t                   out;
+    ngx_http_loom_subscriber_t   sr;
+
+    memset(&out, 0, sizeof(out));
+    memset(&sr, 0, sizeof(sr));
+
+    subscribe("t", &sr, &out, "R1");
+    ngx_http_loom_topic_subscriber_lost(&w);
+
+    /* no question can be asked: the channel at once */
+    commands_fail = 1;
+    subscribes = 0;
+    ngx_http_loom_topic_resubscribe(&w);
+    commands_fail = 0;
+
+    assert_int_equal(ncalls, 0);
+    assert_int_equal(subscribes, 1);
+
+    ngx_http_loom_topic_unsubscribe_all(&sr);
 }
 
 
@@ -842,9 +876,13 @@ test_recheck_lost_with_the_command_link(void **state)
     ngx_http_loom_topic_resubscribe(&w);
     assert_int_equal(ncalls, 1);
 
-    /* no answer: nothing changes */
+    /* no answer: nothing changes, and the channel is subscribed anyway */
+    subscribes = 0;
     calls[0]->handler(calls[0], NULL);
     assert_int_equal(sr.nsubscriptions, 1);
+    assert_int_equal(subscribes, 1);
+    assert_int_equal(lookup("t")->channel_state,
+                     NGX_HTTP_LOOM_CHANNEL_PENDING);
 
     ngx_http_loom_topic_unsubscribe_all(&sr);
 }
@@ -879,6 +917,8 @@ main(void)
             test_recheck_after_the_link_came_back, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_recheck_of_a_topic_gone_meanwhile, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_resubscribe_without_the_command_link, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_recheck_lost_with_the_command_link, setup, teardown),
     };
