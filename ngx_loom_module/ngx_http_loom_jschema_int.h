@@ -297,7 +297,15 @@ ngx_int_t ngx_http_loom_js_cycles(ngx_http_loom_js_cctx_t *c,
 #define NGX_HTTP_LOOM_JSC_MAX_STEPS  100000
 
 
-typedef struct {
+typedef struct ngx_http_loom_jsc_s  ngx_http_loom_jsc_t;
+
+/* compares two subschemas, set by ngx_http_loom_jschema_compat.c */
+typedef ngx_int_t (*ngx_http_loom_jsc_sub_pt)(ngx_http_loom_jsc_t *c,
+    json_t *a, json_t *b);
+
+
+struct ngx_http_loom_jsc_s {
+    ngx_http_loom_jsc_sub_pt        sub;
     ngx_http_loom_jschema_diffs_t  *diffs;
     json_t                         *a_root;
     json_t                         *b_root;
@@ -316,7 +324,7 @@ typedef struct {
 
     /* the comparisons in progress: one met again holds (recursion) */
     json_t                         *stack[NGX_HTTP_LOOM_JSC_MAX_DEPTH][2];
-} ngx_http_loom_jsc_t;
+};
 
 
 typedef struct {
@@ -328,11 +336,17 @@ typedef struct {
 } ngx_http_loom_jsc_conj_t;
 
 
-ngx_int_t ngx_http_loom_jsc_sub(ngx_http_loom_jsc_t *c, json_t *a, json_t *b);
-ngx_int_t ngx_http_loom_jsc_keywords(ngx_http_loom_jsc_t *c,
-    ngx_http_loom_jsc_conj_t *a, json_t *b);
+/*
+ * Comparison, bottom to top: ngx_http_loom_jschema_compat_util.c,
+ * ngx_http_loom_jschema_compat_kw.c, ngx_http_loom_jschema_compat.c; two
+ * subschemas are compared through c->sub.
+ */
+
+/* ngx_http_loom_jschema_compat_util.c */
 ngx_int_t ngx_http_loom_jsc_diff(ngx_http_loom_jsc_t *c, const char *fmt,
     ...);
+ngx_int_t ngx_http_loom_jsc_push(ngx_http_loom_jsc_t *c, const char *kw,
+    const char *seg, size_t len);
 ngx_int_t ngx_http_loom_jsc_at(ngx_http_loom_jsc_t *c, const char *kw,
     const char *seg, size_t len, json_t *a, json_t *b);
 ngx_int_t ngx_http_loom_jsc_try(ngx_http_loom_jsc_t *c, json_t *a, json_t *b);
@@ -353,6 +367,10 @@ ngx_uint_t ngx_http_loom_jsc_prop(ngx_http_loom_jsc_t *c,
     ngx_uint_t max);
 ngx_int_t ngx_http_loom_jsc_any(ngx_http_loom_jsc_t *c, json_t **as,
     ngx_uint_t n, json_t *b, const char *kw, const char *seg, size_t len);
+
+/* ngx_http_loom_jschema_compat_kw.c */
+ngx_int_t ngx_http_loom_jsc_keywords(ngx_http_loom_jsc_t *c,
+    ngx_http_loom_jsc_conj_t *a, json_t *b);
 
 
 /* the members or items of one instance some keyword evaluated */

@@ -5,6 +5,7 @@
 /* SOURCES: ngx_http_loom_jschema_container.c ngx_http_loom_jschema_error.c */
 /* SOURCES: ngx_http_loom_jschema_vctx.c */
 /* SOURCES: ngx_http_loom_jschema_compat.c ngx_http_loom_jschema_compat_kw.c */
+/* SOURCES: ngx_http_loom_jschema_compat_util.c */
 /* SOURCES: ngx_http_loom_json.c ngx_http_loom_utf8.c */
 
 /*
