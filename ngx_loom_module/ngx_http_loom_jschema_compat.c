@@ -7,10 +7,6 @@
 #include <ngx_core.h>
 #include "ngx_http_loom_jschema_int.h"
 
-#include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
-
 
 /*
  * Schema changes, compared structurally.  ngx_http_loom_jsc_sub(a, b)

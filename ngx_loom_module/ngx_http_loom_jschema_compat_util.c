@@ -65,7 +65,7 @@ ngx_http_loom_jsc_diff(ngx_http_loom_jsc_t *c, const char *fmt, ...)
 }
 
 
-/* appends "/kw" (kw may be NULL) and an escaped "/seg" to the path */
+/* appends "/kw" and an escaped "/seg" to the path; either may be NULL */
 
 ngx_int_t
 ngx_http_loom_jsc_push(ngx_http_loom_jsc_t *c, const char *kw,

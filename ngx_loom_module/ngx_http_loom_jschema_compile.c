@@ -7,10 +7,6 @@
 #include <ngx_core.h>
 #include "ngx_http_loom_jschema_int.h"
 
-#include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
-
 
 /*
  * Compilation of a draft 2020-12 schema into nodes.  Every keyword of a

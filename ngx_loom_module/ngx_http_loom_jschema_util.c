@@ -13,10 +13,10 @@
 
 
 /*
- * Helpers at the bottom of the JSON Schema code, calling nothing of it:
- * the compilation context (failure text, schema path, arrays, regular
- * expressions, a subschema compiled through c->node) and JSON values
- * (types, equality).
+ * Helpers at the bottom of the JSON Schema code, which call no other
+ * file of it: the compilation context (failure text, schema path, arrays,
+ * regular expressions, a subschema compiled through c->node) and JSON
+ * values (types, equality).
  */
 
 

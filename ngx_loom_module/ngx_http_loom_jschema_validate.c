@@ -8,8 +8,6 @@
 #include "ngx_http_loom_jschema_int.h"
 
 #include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 
 
 /*

@@ -14,8 +14,9 @@
 /*
  * The state of one validation, shared by the keywords of
  * ngx_http_loom_jschema_validate.c and ngx_http_loom_jschema_container.c:
- * the failures recorded, the instance path, and the evaluation of a
- * subschema, which goes back to the validator through v->eval.
+ * the failures recorded, the instance path, the evaluation of a subschema
+ * (which goes back to the validator through v->eval) and a regular
+ * expression match within the schema's limits.
  */
 
 
