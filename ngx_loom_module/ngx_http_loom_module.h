@@ -118,6 +118,8 @@ ngx_int_t ngx_http_loom_metrics_handler(ngx_http_request_t *r);
 
 /* ngx_http_loom_status.c */
 ngx_int_t ngx_http_loom_status_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_loom_status_send(ngx_http_request_t *r, ngx_buf_t *b,
+    char *type);
 
 
 extern ngx_module_t  ngx_http_loom_module;
