@@ -113,6 +113,15 @@ ngx_int_t ngx_http_loom_handshake_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_loom_auth_check(ngx_http_request_t *r,
     ngx_array_t *keys);
 
+/* ngx_http_loom_redis_conf.c */
+char *ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_loom_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_loom_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_loom_redis_address(ngx_conf_t *cf,
+    ngx_http_loom_main_conf_t *lmcf);
+
 /* ngx_http_loom_metrics.c */
 ngx_int_t ngx_http_loom_metrics_handler(ngx_http_request_t *r);
 
