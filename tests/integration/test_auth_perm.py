@@ -166,3 +166,18 @@ def test_key_file_reload(make_nginx, workdir):
     assert "line 1, column" in r.stderr, r.stderr
     c = keyed(n, "k-two")
     c.close()
+
+
+def test_inherited_and_overridden(make_nginx, workdir):
+    outer = write_keyfile(os.path.join(workdir, "outer.json"),
+                          [("o", "k-outer", ADMIN)])
+    inner = write_keyfile(os.path.join(workdir, "inner.json"),
+                          [("i", "k-inner", ADMIN)])
+    n = make_nginx(http="loom_auth_file %s;" % outer)
+    keyed(n, "k-outer").close()
+    assert_unauthorized(refused(n, {"Authorization": "k-inner"}))
+    assert_unauthorized(refused(n))
+    m = make_nginx(http="loom_auth_file %s;" % outer,
+                   location="loom_auth_file %s;" % inner)
+    keyed(m, "k-inner").close()
+    assert_unauthorized(refused(m, {"Authorization": "k-outer"}))
