@@ -77,16 +77,25 @@ def test_every_action_and_permission(make_nginx, workdir):
 
 def test_denied_keeps_envelope_and_connection(make_nginx, workdir):
     kf = write_keyfile(os.path.join(workdir, "keys.json"),
-                       [("r", "k-r", {"subscribe": ["pub/**"]})])
+                       [("r", "k-r", {"subscribe": ["pub/**"]}),
+                        ("admin", "k-all", ADMIN)])
     n = make_nginx(location="loom_auth_file %s;" % kf)
+    adm = keyed(n, "k-all")
+    assert request(adm, "registerTopic", "pub/a", {"a": None})["code"] == 200
+    assert request(adm, "subscribe", "pub/a", None)["code"] == 200
     c = keyed(n, "k-r")
     c.send_json({"id": "p1", "action": "publish", "topic": "pub/a",
                  "data": {"a": 1}})
     r = c.recv_json()
     assert r == answer("p1", "publish", 403, "forbidden: pub/a")
+    r = request(c, "unregisterTopic", "pub/a", None)
+    assert r == answer("x", "unregisterTopic", 403, "forbidden: pub/a")
+    # neither took effect: no delivery, the topic and its value are there
+    adm.expect_silence()
     r = c.request({"id": "g", "action": "get", "topic": "pub/a"})
-    assert r["code"] != 403, r
+    assert r == answer("g", "get", data=None)
     c.close()
+    adm.close()
 
 
 def test_list_topics_shows_only_visible(make_nginx, workdir):
