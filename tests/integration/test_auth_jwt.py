@@ -12,7 +12,7 @@ import pytest
 
 from authtools import (SECRET, ECKey, RSAKey, bearer, claims, hs256,
                        unsigned, write)
-from conftest import NGINX, answer
+from conftest import NGINX, NGINX_ENV, answer
 from test_auth import assert_unauthorized, refused
 from wsclient import WSClient
 
@@ -198,8 +198,12 @@ def test_configuration_errors(make_nginx, workdir, rsa_key):
         path = os.path.join(workdir, "bad.conf")
         with open(path, "w") as f:
             f.write(conf)
+        env = dict(os.environ)
+        env.update(NGINX_ENV)
+        if "ASAN_OPTIONS" in env:
+            env["ASAN_OPTIONS"] += ":detect_leaks=0"
         r = subprocess.run([NGINX, "-t", "-p", n.prefix, "-c", path,
                             "-e", os.path.join(workdir, "t.log")],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=env)
         assert r.returncode != 0, directive
         assert want in r.stderr, (directive, r.stderr)
