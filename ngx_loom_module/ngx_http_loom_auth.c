@@ -421,7 +421,7 @@ ngx_http_loom_auth_cleanup(void *data)
 }
 
 
-/* loom_auth_file path; */
+/* loom_auth_file path | off; */
 
 char *
 ngx_http_loom_auth_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -438,6 +438,12 @@ ngx_http_loom_auth_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        llcf->auth_file = NULL;
+        return NGX_CONF_OK;
+    }
+
     path = value[1];
 
     if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
@@ -473,7 +479,10 @@ ngx_http_loom_auth_file_cleanup(void *data)
 }
 
 
-/* loom_jwt HS256|RS256|ES256 key_file [iss=...] [aud=...] [leeway=time]; */
+/*
+ * loom_jwt HS256|RS256|ES256 key_file [iss=...] [aud=...] [leeway=time];
+ * loom_jwt off;
+ */
 
 char *
 ngx_http_loom_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -492,6 +501,16 @@ ngx_http_loom_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        llcf->jwt = NULL;
+        llcf->jwt_leeway = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (cf->args->nelts < 3) {
+        return "needs an algorithm and a key file, or \"off\"";
+    }
 
     if (!(value[1].len == 5
           && (ngx_strcmp(value[1].data, "HS256") == 0

@@ -193,7 +193,7 @@ static ngx_command_t  ngx_http_loom_commands[] = {
       NULL },
 
     { ngx_string("loom_jwt"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_loom_jwt,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -460,6 +460,7 @@ ngx_http_loom_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->jwt = NULL;
         conf->jwt_leeway = 0;
     }
+
     ngx_conf_merge_size_value(conf->max_message_size,
                               prev->max_message_size, 1024 * 1024);
     ngx_conf_merge_size_value(conf->max_send_queue,

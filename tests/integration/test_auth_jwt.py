@@ -192,7 +192,9 @@ def test_configuration_errors(make_nginx, workdir, rsa_key):
             ("loom_jwt HS256 %s;" % pub, "loom_jwt"),
             ("loom_jwt RS256 %s leeway=2d;" % pub, "at most 1 day"),
             ("loom_jwt RS256 %s foo=1;" % pub, "invalid parameter"),
-            ("loom_jwt RS256 /nonexistent;", "loom_jwt")):
+            ("loom_jwt RS256 /nonexistent;", "loom_jwt"),
+            ("loom_jwt HS256;", "needs an algorithm and a key file"),
+            ("loom_jwt off; loom_jwt off;", "is duplicate")):
         conf = open(n.conf).read().replace(
             "loom;", "loom; " + directive, 1)
         path = os.path.join(workdir, "bad.conf")
@@ -207,3 +209,14 @@ def test_configuration_errors(make_nginx, workdir, rsa_key):
                            capture_output=True, text=True, env=env)
         assert r.returncode != 0, directive
         assert want in r.stderr, (directive, r.stderr)
+
+
+def test_jwt_off_drops_the_inherited_one(make_nginx, workdir):
+    sec = write(os.path.join(workdir, "jwt.secret"), SECRET)
+    n = make_nginx(server="loom_jwt HS256 %s;" % sec,
+                   location="loom_jwt off;")
+    c = WSClient("127.0.0.1", n.port)
+    c.close()
+    m = make_nginx(server="loom_jwt HS256 %s;" % sec)
+    assert_unauthorized(refused(m))
+    connect(m, hs256(claims())).close()

@@ -190,3 +190,9 @@ def test_inherited_and_overridden(make_nginx, workdir):
                    location="loom_auth_file %s;" % inner)
     keyed(m, "k-inner").close()
     assert_unauthorized(refused(m, {"Authorization": "k-outer"}))
+    # off drops the inherited file: open again, anything may be done
+    o = make_nginx(http="loom_auth_file %s;" % outer,
+                   location="loom_auth_file off;")
+    c = WSClient("127.0.0.1", o.port)
+    assert request(c, "registerTopic", "t", {"a": None})["code"] == 200
+    c.close()
