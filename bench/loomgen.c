@@ -131,6 +131,7 @@ lg_usage(FILE *f)
 "  --host ADDR           server address (default 127.0.0.1)\n"
 "  --port PORT           server port\n"
 "  --path PATH           WebSocket location (default /ws)\n"
+"  --header 'N: V'       one more handshake header (a credential)\n"
 "  --ramp N              new connections per second (default 2000)\n"
 "  --max-pending N       handshakes in progress at most (default 500)\n"
 "  --retries N           attempts after a failed connect (default 2)\n"
@@ -190,6 +191,7 @@ lg_configure(int argc, char **argv)
         { "host", required_argument, NULL, 'H' },
         { "port", required_argument, NULL, 'p' },
         { "path", required_argument, NULL, 'u' },
+        { "header", required_argument, NULL, 'A' },
         { "topics", required_argument, NULL, 'k' },
         { "subscribers", required_argument, NULL, 's' },
         { "publishers", required_argument, NULL, 'P' },
@@ -245,6 +247,7 @@ lg_configure(int argc, char **argv)
             lg_conf.port = (int) port;
             break;
         case 'u': lg_conf.path = optarg; break;
+        case 'A': lg_conf.header = optarg; break;
         case 'k':
             if (lg_parse_uint("topics", optarg, &lg_conf.topics)) return -1;
             break;

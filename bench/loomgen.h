@@ -90,6 +90,7 @@ typedef struct {
     const char          *host;
     int                  port;
     const char          *path;
+    const char          *header;         /* an extra header line */
     const char          *label;
     const char          *json;
     char                 run[64];

@@ -307,8 +307,11 @@ lg_conn_connected(lg_loop_t *lp, lg_conn_t *c)
                    "Connection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\n"
                    "Sec-WebSocket-Version: 13\r\n"
+                   "%s%s"
                    "\r\n",
-                   lg_conf.path, lg_conf.host_header, c->key);
+                   lg_conf.path, lg_conf.host_header, c->key,
+                   lg_conf.header ? lg_conf.header : "",
+                   lg_conf.header ? "\r\n" : "");
 
     c->wpos = 0;
     c->wlen = (uint32_t) len;

@@ -8,7 +8,7 @@
 #   --duration S     seconds of publishing per workload (default 15)
 #   --only NAME      run one workload: fanout-<rate> (e.g. fanout-1000),
 #                    fanout-<rate>x<subscribers> (e.g. fanout-100x100),
-#                    topics-100, flood, idle or idle-lean
+#                    topics-100, flood, flood-auth, idle or idle-lean
 #   --out FILE       the report (default docs/performance.md); the raw JSON
 #                    of each workload goes to bench/ next to it
 #   --no-reference   skip the reference runs of the fan-out workloads
@@ -42,7 +42,7 @@ workers=2
 nofile=20000
 
 all_workloads=(fanout-100 fanout-300 fanout-1000 fanout-2000 fanout-3000
-               fanout-4000 topics-100 flood idle idle-lean)
+               fanout-4000 topics-100 flood flood-auth idle idle-lean)
 
 duration=15
 only=""
@@ -423,6 +423,9 @@ describe() {
         flood) echo "20 topics x 1 subscriber, 20 publishers as fast as" \
                     "flow control allows (window of 64 unacknowledged" \
                     "publishes each)" ;;
+        flood-auth) echo "the same with credentials: every connection" \
+                         "sends a key of the loom_auth_file, and every" \
+                         "request is checked against its topic patterns" ;;
         idle) echo "$idle_conns idle connections (the descriptor limit" \
                    "allows $fd_hard), each checked with a ping" ;;
         idle-lean) echo "the same with loom_keep_request off: the HTTP" \
@@ -440,7 +443,7 @@ workload_args() {
         topics-100)
             echo --topics 100 --subscribers 1000 --publishers 100 \
                  --rate 50 --duration "$duration" ;;
-        flood)
+        flood|flood-auth)
             echo --topics 20 --subscribers 20 --publishers 20 \
                  --rate 0 --window 64 --duration "$duration" ;;
         idle|idle-lean)
@@ -491,6 +494,21 @@ seconds() {
 
 bad_log='\[(alert|crit|emerg)\]|exited on signal'
 
+# flood-auth: a key file whose one key may do everything on the bench's
+# topics, through the pattern matcher as any real key would
+bench_key=bench-key-for-the-permission-check
+
+auth_file() {
+    local sha
+    sha=$(printf %s "$bench_key" | sha256sum | cut -d' ' -f1)
+    printf '{"keys": [{"name": "bench", "sha256": "%s",\n' "$sha" \
+        > "$tmp/keys.json"
+    printf '  "publish": ["bench-*"], "subscribe": ["bench-*"],\n' \
+        >> "$tmp/keys.json"
+    printf '  "admin": ["bench-*"]}]}\n' >> "$tmp/keys.json"
+    echo "loom_auth_file $tmp/keys.json;"
+}
+
 run_workload() {
     local name=$1 json=$json_dir/$1.json log_lines rc args cmd
     local raw=$tmp/$name.json
@@ -498,6 +516,7 @@ run_workload() {
     # a fresh nginx for every workload: no state carried over
     location_extra=${LOOM_BENCH_LOCATION:-}
     [ "$name" = idle-lean ] && location_extra+=" loom_keep_request off;"
+    [ "$name" = flood-auth ] && location_extra+=" $(auth_file)"
     stop_nginx
     start_nginx
     log_lines=$(wc -l < "$tmp/nginx/error.log")
@@ -505,6 +524,9 @@ run_workload() {
     read -r -a args <<< "$(workload_args "$name")"
     cmd=("$loomgen" --port "$nginx_port" --label "$name"
          --run "$name-$stamp" --json "$raw" "${args[@]}")
+    if [ "$name" = flood-auth ]; then
+        cmd+=(--header "Authorization: Bearer $bench_key")
+    fi
 
     commands[$name]="bench/loomgen ${cmd[*]:1}"
     echo
@@ -896,6 +918,17 @@ summary() {
                     "$lost lost, $rate publishes/s, p99 $(ms "$j" p99) ms" \
                     "$lost == 0 and $rate >= 100000"
                 ;;
+            flood-auth)
+                rate=$(num "$j" publishes_per_s)
+                base=0
+                if [ -f "$json_dir/flood.json" ]; then
+                    base=$(num "$json_dir/flood.json" publishes_per_s)
+                fi
+                verdict flood-auth "flood with every request's permission
+                    checked: >= 98% of the flood's rate" \
+                    "$rate publishes/s, flood $base" \
+                    "$base > 0 and $rate >= 0.98 * $base"
+                ;;
             idle|idle-lean)
                 verdict "$name" "$name: >= 19,000 held, <= 4 KB each" \
                     "$(num "$j" held) held, $(num "$j" \
@@ -977,7 +1010,9 @@ write_report() {
         echo "nginx configuration (ports vary from run to run; the module"
         echo "is a copy of \`build/default/ngx_http_loom_module.so\` taken"
         echo "right after the build; \`idle-lean\` adds"
-        echo "\`loom_keep_request off;\` to the \`/ws\` location):"
+        echo "\`loom_keep_request off;\` to the \`/ws\` location, and"
+        echo "\`flood-auth\` a \`loom_auth_file\` with one key whose"
+        echo "patterns cover the bench's topics):"
         echo
         echo '```nginx'
         location_extra=${LOOM_BENCH_LOCATION:-}
