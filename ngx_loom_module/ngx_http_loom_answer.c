@@ -315,12 +315,7 @@ ngx_http_loom_frame(ngx_http_loom_worker_t *w, ngx_str_t *id,
     p = ngx_cpymem(p, ",\"type\":\"response\"}\n", 20);
 
     if (w->stats) {
-        if (code == 400) {
-            w->stats->rejected++;
-
-        } else if (code >= 500) {
-            w->stats->errors++;
-        }
+        ngx_http_loom_shm_count_answer(w->stats, code);
     }
 
     return f;

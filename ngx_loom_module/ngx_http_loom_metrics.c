@@ -79,14 +79,6 @@ static ngx_http_loom_metric_t  ngx_http_loom_metrics[] = {
       "Messages queued to subscribers (one publish, many deliveries).",
       ngx_http_loom_stat(deliveries) },
 
-    { "loom_requests_rejected_total", "counter",
-      "Requests answered with a 4xx code.",
-      ngx_http_loom_stat(rejected) },
-
-    { "loom_requests_failed_total", "counter",
-      "Requests answered with a 5xx code (storage unavailable, ...).",
-      ngx_http_loom_stat(errors) },
-
     { "loom_slow_consumer_closes_total", "counter",
       "Connections closed with 4008 because they did not read.",
       ngx_http_loom_stat(slow_consumers) },
@@ -107,6 +99,9 @@ static ngx_int_t ngx_http_loom_metrics_copy(ngx_http_request_t *r,
     ngx_http_loom_shm_t *shm, ngx_http_loom_metrics_copy_t *cp);
 static u_char *ngx_http_loom_metrics_text(u_char *p, u_char *last,
     ngx_http_loom_metrics_copy_t *cp);
+static u_char *ngx_http_loom_metrics_codes(u_char *p, u_char *last,
+    ngx_http_loom_metrics_copy_t *cp, ngx_uint_t from, ngx_uint_t to,
+    const char *name, const char *help, u_char hundred);
 static u_char *ngx_http_loom_metrics_hist(u_char *p, u_char *last,
     const char *name, const char *help, ngx_http_loom_hist_t *h);
 
@@ -271,6 +266,17 @@ ngx_http_loom_metrics_text(u_char *p, u_char *last,
                          value);
     }
 
+    p = ngx_http_loom_metrics_codes(p, last, cp, 0, 4,
+                                    "loom_requests_rejected_total",
+                                    "Requests answered with a 4xx code "
+                                    "(400: not valid or not matching the "
+                                    "schema, 403: forbidden, 409: conflict).",
+                                    '4');
+    p = ngx_http_loom_metrics_codes(p, last, cp, 4, NGX_HTTP_LOOM_CODES,
+                                    "loom_requests_failed_total",
+                                    "Requests answered with a 5xx code "
+                                    "(storage unavailable, ...).", '5');
+
     p = ngx_slprintf(p, last,
                      "# HELP loom_redis_link_up Whether a worker's Redis "
                      "link is connected and ready (1) or not (0).\n"
@@ -329,4 +335,31 @@ ngx_http_loom_metrics_hist(u_char *p, u_char *last, const char *name,
                         "%s_count %uA\n",
                         name, n, name, h->sum / 1000000, h->sum % 1000000,
                         name, h->count);
+}
+
+
+/* one family of answers by code: the codes named, then the rest */
+
+static u_char *
+ngx_http_loom_metrics_codes(u_char *p, u_char *last,
+    ngx_http_loom_metrics_copy_t *cp, ngx_uint_t from, ngx_uint_t to,
+    const char *name, const char *help, u_char hundred)
+{
+    ngx_uint_t  i;
+
+    p = ngx_slprintf(p, last, "# HELP %s %s\n# TYPE %s counter\n",
+                     name, help, name);
+
+    for (i = from; i < to; i++) {
+        if (ngx_http_loom_codes[i]) {
+            p = ngx_slprintf(p, last, "%s{code=\"%ui\"} %uA\n", name,
+                             ngx_http_loom_codes[i], cp->sum.codes[i]);
+
+        } else {
+            p = ngx_slprintf(p, last, "%s{code=\"%cxx\"} %uA\n", name,
+                             hundred, cp->sum.codes[i]);
+        }
+    }
+
+    return p;
 }

@@ -292,6 +292,8 @@ void
 ngx_http_loom_shm_stats_add(ngx_http_loom_stats_t *to,
     ngx_http_loom_stats_t *from)
 {
+    ngx_uint_t  i;
+
     to->connections_total += from->connections_total;
     to->messages += from->messages;
     to->publishes += from->publishes;
@@ -303,7 +305,45 @@ ngx_http_loom_shm_stats_add(ngx_http_loom_stats_t *to,
     to->protocol_errors += from->protocol_errors;
     to->redis_reconnects += from->redis_reconnects;
 
+    for (i = 0; i < NGX_HTTP_LOOM_CODES; i++) {
+        to->codes[i] += from->codes[i];
+    }
+
     ngx_http_loom_shm_hist_add(&to->publish_ack, &from->publish_ack);
+}
+
+
+/* the codes the metrics name; 0: the rest of that hundred */
+
+ngx_uint_t  ngx_http_loom_codes[NGX_HTTP_LOOM_CODES] = {
+    400, 403, 409, 0, 500, 0
+};
+
+
+void
+ngx_http_loom_shm_count_answer(ngx_http_loom_stats_t *st, ngx_uint_t code)
+{
+    ngx_uint_t  i;
+
+    if (code < 400) {
+        return;
+    }
+
+    if (code == 400) {
+        st->rejected++;
+
+    } else if (code >= 500) {
+        st->errors++;
+    }
+
+    for (i = 0; i < NGX_HTTP_LOOM_CODES; i++) {
+        if (ngx_http_loom_codes[i] == code) {
+            st->codes[i]++;
+            return;
+        }
+    }
+
+    st->codes[code < 500 ? 3 : 5]++;
 }
 
 

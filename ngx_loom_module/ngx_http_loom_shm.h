@@ -40,6 +40,11 @@ typedef struct {
 } ngx_http_loom_hist_t;
 
 
+/* answers by code, for the metrics: 400 403 409 4xx 500 5xx */
+
+#define NGX_HTTP_LOOM_CODES  6
+
+
 struct ngx_http_loom_stats_s {
     ngx_atomic_t                pid;
     ngx_atomic_t                worker;           /* ngx_worker */
@@ -63,6 +68,8 @@ struct ngx_http_loom_stats_s {
     ngx_atomic_t                slow_consumers;
     ngx_atomic_t                protocol_errors;
     ngx_atomic_t                redis_reconnects;
+
+    ngx_atomic_t                codes[NGX_HTTP_LOOM_CODES];
 
     ngx_http_loom_hist_t        publish_ack;      /* publish -> ack */
 };
@@ -112,6 +119,9 @@ void ngx_http_loom_shm_client_del(ngx_http_loom_shm_t *shm, ngx_str_t *id);
 
 void ngx_http_loom_shm_stats_add(ngx_http_loom_stats_t *to,
     ngx_http_loom_stats_t *from);
+void ngx_http_loom_shm_count_answer(ngx_http_loom_stats_t *st,
+    ngx_uint_t code);
+extern ngx_uint_t  ngx_http_loom_codes[NGX_HTTP_LOOM_CODES];
 void ngx_http_loom_shm_hist_add(ngx_http_loom_hist_t *to,
     ngx_http_loom_hist_t *from);
 

@@ -72,8 +72,9 @@ def test_metrics_count_what_happened(make_nginx):
     assert m["loom_subscriptions"] == 3
     assert m["loom_channels"] == 2                 # one per worker
     assert m["loom_publishes_total"] == 5
-    assert m["loom_requests_rejected_total"] == 1
-    assert m["loom_requests_failed_total"] == 0
+    assert m["loom_requests_rejected_total{code=400}"] == 1
+    assert m["loom_requests_rejected_total{code=403}"] == 0
+    assert m["loom_requests_failed_total{code=500}"] == 0
     assert m["loom_requests_waiting"] == 0
     assert m["loom_publish_ack_seconds_count"] == 5
     assert m["loom_publish_ack_seconds_bucket{le=+Inf}"] == 5

@@ -106,6 +106,12 @@ ngx_http_loom_shm_observe(ngx_http_loom_hist_t *h, ngx_msec_int_t usec)
 {
 }
 
+
+void
+ngx_http_loom_shm_count_answer(ngx_http_loom_stats_t *st, ngx_uint_t code)
+{
+}
+
 ngx_http_loom_frame_t *
 ngx_http_loom_frame_alloc(ngx_uint_t opcode, size_t len, u_char **payload)
 {
