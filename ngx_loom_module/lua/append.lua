@@ -9,12 +9,13 @@
 -- (ms, never below the topic's previous one), its value is stored, it is
 -- appended to the history (stream id "<rev>-0") and the history is
 -- trimmed by count and by age, a bounded amount per call.  Then
--- "<seq> <rev> <ts> <delivery>" is published; rev and ts are 0 for what
--- is not stored (sendWithoutSave, a topic with storage "memory").
+-- "<seq> <rev> <ts> <epoch> <delivery>" is published; rev and ts are 0
+-- for what is not stored (sendWithoutSave, a topic with storage
+-- "memory").
 -- Returns {seq, rev, ts}; {tag, schema} when the tag is not the current
 -- one (the caller checks again); nil when the topic does not exist.
 local h, s = KEYS[1], KEYS[2]
-local f = redis.call('HMGET', h, 'tag', 'st', 'hn', 'ha', 'ts')
+local f = redis.call('HMGET', h, 'tag', 'st', 'hn', 'ha', 'ts', 'epoch')
 local tag = f[1]
 if not tag then return false end
 if tag ~= ARGV[1] then
@@ -65,5 +66,5 @@ if ARGV[2] == '1' and f[2] ~= 'memory' then
   end
 end
 redis.call('PUBLISH', ARGV[6], seq .. ' ' .. rev .. ' ' .. ts .. ' '
-           .. ARGV[3])
+           .. (f[6] or string.match(tag, '^[^:]*')) .. ' ' .. ARGV[3])
 return {seq, rev, ts}

@@ -134,8 +134,9 @@ def test_revisions_are_contiguous_and_published(r):
     m = messages(ps, 20)
     assert len(m) == 20
     for i, msg in enumerate(m, 1):
-        seq, rev, ts, rest = msg.split(b" ", 3)
+        seq, rev, ts, epoch, rest = msg.split(b" ", 4)
         assert (int(seq), int(rev), int(ts)) == (i, i, stamps[i - 1])
+        assert epoch == b"reg1"
         assert rest.startswith(b'{"id":"p"') and rest.endswith(b"}\n")
     ps.close()
 
@@ -150,7 +151,7 @@ def test_send_without_save_gets_no_revision(r):
     assert t.publish('{"a":2}', store=False) == [2, 0, 0]
     assert r.hget(t.hash, "value") == b'{"a":1}'
     assert t.ids() == [1]
-    assert messages(ps, 1)[0].startswith(b"2 0 0 {")
+    assert messages(ps, 1)[0].startswith(b"2 0 0 reg1 {")
     assert t.publish('{"a":3}')[:2] == [3, 2]
     ps.close()
 
@@ -360,8 +361,10 @@ def test_resume_rules(r):
     assert r.hget(t.hash, "epoch") == b"e2"
     m = messages(ps, 1)[0]
     assert m.startswith(b"E e2 15 ") and m.endswith(b' {"a":15}')
-    # the revisions go on, in the new epoch
+    # the revisions go on, in the new epoch, which the messages name
     assert t.publish('{"a":16}')[1] == 16
+    m = messages(ps, 1)[0].split(b" ", 4)
+    assert (m[0], m[1], m[3]) == (b"16", b"16", b"e2")
     assert t.resume("e2", 15)[0] == 1
     assert Topic(r, "none").resume("reg1", 0) is None
     ps.close()
