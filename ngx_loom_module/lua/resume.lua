@@ -3,11 +3,11 @@
 -- KEYS[1] the topic's hash, KEYS[2] its history stream
 -- ARGV[1] the client's epoch, ARGV[2] its revision, ARGV[3] the most
 -- entries to return, ARGV[4] and ARGV[5] the default retention, ARGV[6]
--- a new epoch, ARGV[7] the topic's channel
+-- the topic's channel
 -- Recovered when the epoch is the topic's and every revision after rev
 -- is in the history (and not older than maxAge).  A client that has seen
 -- a revision of this epoch above the top one proves that Redis lost
--- revisions: the topic gets the new epoch, and "E <epoch> <rev> <ts>
+-- revisions: the topic gets a new epoch, and "E <epoch> <rev> <ts>
 -- <value>" on the channel tells every worker.
 -- Returns {recovered (0/1), epoch, top rev, ts, value or nil, entries}
 -- with entries as XRANGE gives them, from rev + 1 on (at most ARGV[3]:
@@ -17,6 +17,12 @@ local h, s = KEYS[1], KEYS[2]
 local f = redis.call('HMGET', h, 'tag', 'rev', 'epoch', 'ts', 'value',
                      'st', 'hn', 'ha')
 if not f[1] then return false end
+-- a new epoch: the registration id and Redis's clock in microseconds
+local function new_epoch()
+  local t = redis.call('TIME')
+  return string.match(f[1], '^[^:]*') .. '.' .. t[1]
+         .. string.format('%06d', tonumber(t[2]))
+end
 local epoch = f[3] or string.match(f[1], '^[^:]*')
 local top, ts = tonumber(f[2]) or 0, tonumber(f[4]) or 0
 local rev = tonumber(ARGV[2])
@@ -24,9 +30,9 @@ if ARGV[1] ~= epoch then
   return {0, epoch, top, ts, f[5], {}}
 end
 if rev > top then
-  epoch = ARGV[6]
+  epoch = new_epoch()
   redis.call('HSET', h, 'epoch', epoch)
-  redis.call('PUBLISH', ARGV[7], 'E ' .. epoch .. ' ' .. top .. ' ' .. ts
+  redis.call('PUBLISH', ARGV[6], 'E ' .. epoch .. ' ' .. top .. ' ' .. ts
              .. ' ' .. (f[5] or 'null'))
   return {0, epoch, top, ts, f[5], {}}
 end

@@ -65,10 +65,9 @@ class Topic:
     def snapshot(self):
         return self.eval("snapshot", [self.hash], [])
 
-    def resume(self, epoch, rev, limit=100, n=DEFAULT_N, age=DEFAULT_AGE,
-               new="epoch2"):
+    def resume(self, epoch, rev, limit=100, n=DEFAULT_N, age=DEFAULT_AGE):
         return self.eval("resume", [self.hash, self.stream],
-                         [epoch, rev, limit, n, age, new, self.channel])
+                         [epoch, rev, limit, n, age, self.channel])
 
     def history(self, since="", limit=100, reverse=False, frm="", until="",
                 n=DEFAULT_N, age=DEFAULT_AGE):
@@ -76,9 +75,9 @@ class Topic:
                          [since, limit, "1" if reverse else "0", frm, until,
                           n, age])
 
-    def epoch(self, known, delivered, new="epoch2"):
+    def epoch(self, known, delivered):
         return self.eval("epoch", [self.hash],
-                         [known, delivered, new, self.channel])
+                         [known, delivered, self.channel])
 
     def ids(self):
         return [int(i.split(b"-")[0])
@@ -356,16 +355,18 @@ def test_resume_rules(r):
     ps = r.pubsub()
     ps.subscribe(t.channel)
     ps.get_message(timeout=2)
-    got = t.resume("reg1", 20, new="e2")
-    assert got[:3] == [0, b"e2", 15]
-    assert r.hget(t.hash, "epoch") == b"e2"
+    got = t.resume("reg1", 20)
+    e2 = got[1]
+    assert got[0] == 0 and got[2] == 15
+    assert e2.startswith(b"reg1.") and len(e2) > len(b"reg1.") + 6
+    assert r.hget(t.hash, "epoch") == e2
     m = messages(ps, 1)[0]
-    assert m.startswith(b"E e2 15 ") and m.endswith(b' {"a":15}')
+    assert m.startswith(b"E " + e2 + b" 15 ") and m.endswith(b' {"a":15}')
     # the revisions go on, in the new epoch, which the messages name
     assert t.publish('{"a":16}')[1] == 16
     m = messages(ps, 1)[0].split(b" ", 4)
-    assert (m[0], m[1], m[3]) == (b"16", b"16", b"e2")
-    assert t.resume("e2", 15)[0] == 1
+    assert (m[0], m[1], m[3]) == (b"16", b"16", e2)
+    assert t.resume(e2.decode(), 15)[0] == 1
     assert Topic(r, "none").resume("reg1", 0) is None
     ps.close()
 
@@ -383,12 +384,19 @@ def test_epoch_change_rules(r):
     assert t.epoch("reg1", 3)[:3] == [0, b"reg1", 5]
     # Redis lost revisions 4 and 5 (an older copy of the data came back)
     r.hset(t.hash, "rev", 3)
-    assert t.epoch("reg1", 5, new="e2")[:3] == [1, b"e2", 3]
-    assert messages(ps, 1)[0].startswith(b"E e2 3 ")
+    got = t.epoch("reg1", 5)
+    e2 = got[1]
+    assert (got[0], got[2]) == (1, 3) and e2.startswith(b"reg1.")
+    assert messages(ps, 1)[0].startswith(b"E " + e2 + b" 3 ")
     # a second worker that saw the loss finds the epoch changed already
-    assert t.epoch("reg1", 5, new="e3")[:3] == [0, b"e2", 3]
-    assert r.hget(t.hash, "epoch") == b"e2"
+    assert t.epoch("reg1", 5)[:3] == [0, e2, 3]
+    assert r.hget(t.hash, "epoch") == e2
     assert messages(ps, 1, timeout=0.3) == []
+    # a second loss in the same epoch gives yet another one
+    r.hset(t.hash, "rev", 2)
+    e3 = t.epoch(e2.decode(), 3)[1]
+    assert e3 not in (e2, b"reg1") and e3.startswith(b"reg1.")
+    r.hset(t.hash, "rev", 3)
     # the stream still holds 4 and 5 of the lost epoch: they give way
     got = t.publish('{"a":"new4"}')
     assert got[1] == 4
