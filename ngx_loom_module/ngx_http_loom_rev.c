@@ -24,6 +24,44 @@ static ngx_int_t ngx_http_loom_rev_json_uint(json_t *j, uint64_t max,
     ngx_int_t *v);
 
 
+ngx_uint_t
+ngx_http_loom_rev_offered(ngx_str_t *value)
+{
+    u_char  *p, *last, *start, *end;
+
+    p = value->data;
+    last = p + value->len;
+
+    while (p < last) {
+
+        while (p < last && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+
+        start = p;
+
+        for (end = p; end < last && *end != ','; end++) {
+            /* void */
+        }
+
+        p = end + 1;
+
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+            end--;
+        }
+
+        if (end - start == sizeof(NGX_HTTP_LOOM_REV_PROTOCOL) - 1
+            && ngx_strncmp(start, NGX_HTTP_LOOM_REV_PROTOCOL,
+                           sizeof(NGX_HTTP_LOOM_REV_PROTOCOL) - 1) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 ngx_int_t
 ngx_http_loom_rev_parse(u_char *p, size_t len, ngx_http_loom_rev_msg_t *m)
 {

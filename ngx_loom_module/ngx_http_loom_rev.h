@@ -57,6 +57,15 @@ typedef struct {
 } ngx_http_loom_retention_t;
 
 
+#define NGX_HTTP_LOOM_REV_PROTOCOL       "dataloom.v2"
+
+
+/*
+ * Whether one Sec-WebSocket-Protocol header value (a comma-separated
+ * list) offers "dataloom.v2"; names are compared exactly (RFC 6455)
+ */
+ngx_uint_t ngx_http_loom_rev_offered(ngx_str_t *value);
+
 /* NGX_OK, or NGX_ERROR for a message of none of the forms above */
 ngx_int_t ngx_http_loom_rev_parse(u_char *p, size_t len,
     ngx_http_loom_rev_msg_t *m);

@@ -303,6 +303,29 @@ test_request_members(void **state)
 }
 
 
+static void
+test_offered(void **state)
+{
+    ngx_str_t  s;
+
+#define OFFERED(text, yes)                                                   \
+    s.data = (u_char *) text; s.len = strlen(text);                          \
+    assert_int_equal(ngx_http_loom_rev_offered(&s), yes)
+
+    OFFERED("dataloom.v2", 1);
+    OFFERED("chat, dataloom.v2", 1);
+    OFFERED("dataloom.v2,dataloom.token.abc", 1);
+    OFFERED(" \tdataloom.v2 \t, x", 1);
+    OFFERED("chat", 0);
+    OFFERED("", 0);
+    OFFERED("dataloom.v2x", 0);
+    OFFERED("dataloom.v", 0);
+    OFFERED("Dataloom.V2", 0);
+    OFFERED("dataloom.token.dataloom.v2", 0);
+    OFFERED(",,", 0);
+}
+
+
 int
 main(void)
 {
@@ -313,6 +336,7 @@ main(void)
         cmocka_unit_test(test_resync),
         cmocka_unit_test(test_uint),
         cmocka_unit_test(test_request_members),
+        cmocka_unit_test(test_offered),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
