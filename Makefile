@@ -1,6 +1,6 @@
 # Data Loom.  The two commands of the README are `make run` and `make test`.
 
-.PHONY: all build run test bench clean
+.PHONY: all build run test bench deb clean
 
 all: build
 
@@ -15,6 +15,9 @@ test:
 
 bench:
 	scripts/bench.sh
+
+deb:
+	scripts/deb.sh
 
 clean:
 	rm -rf build

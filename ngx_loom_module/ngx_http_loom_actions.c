@@ -480,6 +480,9 @@ ngx_http_loom_publish_send(ngx_http_loom_request_t *r, ngx_str_t *tag)
     argv[6] = (char *) key->data;
     argvlen[6] = key->len + 4;
 
+    /* sendWithoutSave keeps nothing: no loom_redis_wait for it */
+    r->call.ephemeral = (r->action == NGX_HTTP_LOOM_SEND);
+
     return ngx_http_loom_request_send(r, ngx_http_loom_publish_reply,
                                       NGX_HTTP_LOOM_SCRIPT_PUBLISH, 1,
                                       7, argv, argvlen);

@@ -9,6 +9,7 @@
 #include <ngx_sha1.h>
 #include "ngx_http_loom_module.h"
 #include "ngx_http_loom_session.h"
+#include "ngx_http_loom_upgrade.h"
 #include "ngx_http_loom_shm.h"
 #include "ngx_http_loom_json.h"
 
@@ -141,6 +142,7 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
     if (w->stats) {
         w->stats->connections++;
         w->stats->connections_total++;
+        s->counted = 1;
     }
 
     r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
@@ -167,21 +169,17 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
 
     r->main->count++;
 
-    ngx_http_loom_session_start(s);
+    ngx_http_loom_upgrade_start(s);
 
     return NGX_DONE;
 
 failed:
 
     if (w->stats) {
-        w->stats->connections--;
         w->stats->connections_total--;
     }
 
-    if (s->client_id_registered) {
-        ngx_http_loom_shm_client_del(w->shm, &s->client_id);
-        s->client_id_registered = 0;
-    }
+    ngx_http_loom_session_release(s);
 
     return NGX_ERROR;
 }

@@ -24,10 +24,16 @@ static char *ngx_http_loom_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 
 static char *ngx_http_loom(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_loom_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_loom_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_loom_redis_address(ngx_conf_t *cf,
     ngx_http_loom_main_conf_t *lmcf);
+static char *ngx_http_loom_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_loom_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_loom_api_key(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -36,7 +42,6 @@ static char *ngx_http_loom_api_key(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t ngx_http_loom_init_process(ngx_cycle_t *cycle);
 static void ngx_http_loom_exit_process(ngx_cycle_t *cycle);
 
-static uint64_t ngx_http_loom_random(ngx_http_loom_worker_t *w);
 
 static void ngx_http_loom_on_message(void *data, ngx_str_t *channel,
     ngx_str_t *payload);
@@ -68,6 +73,13 @@ static ngx_command_t  ngx_http_loom_commands[] = {
       0,
       NULL },
 
+    { ngx_string("loom_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_loom_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("loom_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_loom_status,
@@ -78,6 +90,13 @@ static ngx_command_t  ngx_http_loom_commands[] = {
     { ngx_string("loom_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_loom_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loom_redis_sentinel"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_loom_redis_sentinel,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -136,6 +155,13 @@ static ngx_command_t  ngx_http_loom_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_loom_main_conf_t, redis_max_buffered),
+      NULL },
+
+    { ngx_string("loom_redis_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_loom_redis_wait,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("loom_redis_max_pending"),
@@ -301,6 +327,7 @@ ngx_http_loom_create_main_conf(ngx_conf_t *cf)
     lmcf->redis_ping_interval = NGX_CONF_UNSET_MSEC;
     lmcf->redis_max_pending = NGX_CONF_UNSET_UINT;
     lmcf->redis_max_buffered = NGX_CONF_UNSET_SIZE;
+    lmcf->redis_wait_timeout = NGX_CONF_UNSET_MSEC;
     lmcf->zone_size = NGX_CONF_UNSET_SIZE;
     lmcf->topic_cache = NGX_CONF_UNSET_UINT;
 
@@ -316,7 +343,7 @@ ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf)
     size_t     min;
     ngx_str_t  name = ngx_string("loom");
 
-    if (lmcf->redis.len == 0) {
+    if (lmcf->redis.len == 0 && lmcf->redis_nsentinels == 0) {
         ngx_str_set(&lmcf->redis, "127.0.0.1:6379");
 
         if (ngx_http_loom_redis_address(cf, lmcf) != NGX_OK) {
@@ -341,6 +368,7 @@ ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(lmcf->redis_ping_interval, 10000);
     ngx_conf_init_uint_value(lmcf->redis_max_pending, 65536);
     ngx_conf_init_size_value(lmcf->redis_max_buffered, 8 * 1024 * 1024);
+    ngx_conf_init_msec_value(lmcf->redis_wait_timeout, 1000);
     ngx_conf_init_size_value(lmcf->zone_size, 16 * 1024 * 1024);
     ngx_conf_init_uint_value(lmcf->topic_cache, 4096);
 
@@ -478,6 +506,23 @@ ngx_http_loom(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
+ngx_http_loom_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler == ngx_http_loom_metrics_handler) {
+        return "is duplicate";
+    }
+
+    clcf->handler = ngx_http_loom_metrics_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
 ngx_http_loom_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_loom_loc_conf_t *llcf = conf;
@@ -505,7 +550,9 @@ ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t  *value;
 
     if (lmcf->redis.len) {
-        return "is duplicate";
+        return lmcf->redis_nsentinels ? "cannot be used with "
+                                        "\"loom_redis_sentinel\""
+                                      : "is duplicate";
     }
 
     value = cf->args->elts;
@@ -514,6 +561,137 @@ ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (ngx_http_loom_redis_address(cf, lmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/* loom_redis_wait replicas [timeout] */
+
+static char *
+ngx_http_loom_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_loom_main_conf_t *lmcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value;
+    ngx_msec_t   t;
+
+    if (lmcf->redis_wait) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n <= 0) {
+        return "needs a number of replicas of 1 or more";
+    }
+
+    lmcf->redis_wait = n;
+
+    if (cf->args->nelts == 3) {
+        t = ngx_parse_time(&value[2], 0);
+        if (t == (ngx_msec_t) NGX_ERROR || t == 0) {
+            return "has an invalid timeout";
+        }
+
+        lmcf->redis_wait_timeout = t;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * loom_redis_sentinel host:port ... master=NAME [password=SECRET]: the
+ * master is asked for at run time; the sentinels' names are resolved here
+ */
+
+static char *
+ngx_http_loom_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_loom_main_conf_t *lmcf = conf;
+
+    u_char      *p;
+    ngx_str_t   *value;
+    ngx_url_t    u;
+    ngx_uint_t   i, n;
+    ngx_addr_t  *addrs;
+
+    if (lmcf->redis.len) {
+        return lmcf->redis_nsentinels ? "is duplicate"
+                                      : "cannot be used with \"loom_redis\"";
+    }
+
+    value = cf->args->elts;
+    n = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "master=", 7) == 0) {
+            lmcf->redis_sentinel_master.data = value[i].data + 7;
+            lmcf->redis_sentinel_master.len = value[i].len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            lmcf->redis_sentinel_password.data = value[i].data + 9;
+            lmcf->redis_sentinel_password.len = value[i].len - 9;
+            continue;
+        }
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url = value[i];
+        u.default_port = 26379;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in \"%V\" of the \"loom_redis_sentinel\" "
+                               "directive", u.err ? u.err : "no address",
+                               &u.url);
+            return NGX_CONF_ERROR;
+        }
+
+        addrs = ngx_palloc(cf->pool,
+                           (n + u.naddrs) * sizeof(ngx_addr_t));
+        if (addrs == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (n) {
+            ngx_memcpy(addrs, lmcf->redis_sentinels, n * sizeof(ngx_addr_t));
+        }
+
+        ngx_memcpy(addrs + n, u.addrs, u.naddrs * sizeof(ngx_addr_t));
+        lmcf->redis_sentinels = addrs;
+        n += u.naddrs;
+    }
+
+    if (lmcf->redis_sentinel_master.len == 0) {
+        return "needs \"master=NAME\"";
+    }
+
+    if (n == 0) {
+        return "needs the address of a sentinel";
+    }
+
+    lmcf->redis_nsentinels = n;
+
+    /* for the log and the status page */
+
+    lmcf->redis.len = sizeof("sentinel master ") - 1
+                      + lmcf->redis_sentinel_master.len;
+    lmcf->redis.data = ngx_pnalloc(cf->pool, lmcf->redis.len);
+    if (lmcf->redis.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_cpymem(lmcf->redis.data, "sentinel master ",
+                   sizeof("sentinel master ") - 1);
+    ngx_memcpy(p, lmcf->redis_sentinel_master.data,
+               lmcf->redis_sentinel_master.len);
 
     return NGX_CONF_OK;
 }
@@ -604,7 +782,6 @@ ngx_http_loom_api_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_loom_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                       i;
     ngx_http_loom_worker_t          *w;
     ngx_http_loom_main_conf_t       *lmcf;
     ngx_http_loom_store_handlers_t   handlers;
@@ -641,19 +818,6 @@ ngx_http_loom_init_process(ngx_cycle_t *cycle)
     w->recv_buf = ngx_palloc(cycle->pool, w->recv_size);
     if (w->recv_buf == NULL) {
         return NGX_ERROR;
-    }
-
-    w->out_chain = ngx_pcalloc(cycle->pool,
-                               NGX_HTTP_LOOM_IOVS * sizeof(ngx_chain_t));
-    w->out_bufs = ngx_pcalloc(cycle->pool,
-                              NGX_HTTP_LOOM_IOVS * sizeof(ngx_buf_t));
-    if (w->out_chain == NULL || w->out_bufs == NULL) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < NGX_HTTP_LOOM_IOVS; i++) {
-        w->out_chain[i].buf = &w->out_bufs[i];
-        w->out_bufs[i].memory = 1;
     }
 
     ngx_http_loom_topic_init(w);
@@ -736,63 +900,4 @@ static void
 ngx_http_loom_on_ready(void *data)
 {
     ngx_http_loom_topic_resubscribe(data);
-}
-
-
-ngx_http_loom_worker_t *
-ngx_http_loom_get_worker(void)
-{
-    ngx_http_loom_main_conf_t  *lmcf;
-
-    lmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                               ngx_http_loom_module);
-
-    return lmcf ? lmcf->worker : NULL;
-}
-
-
-/* xorshift128+: ids and tags need to be unique, not secret */
-
-static uint64_t
-ngx_http_loom_random(ngx_http_loom_worker_t *w)
-{
-    uint64_t  s0, s1;
-
-    s1 = w->seed[0];
-    s0 = w->seed[1];
-
-    w->seed[0] = s0;
-    s1 ^= s1 << 23;
-    w->seed[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-
-    return w->seed[1] + s0;
-}
-
-
-void
-ngx_http_loom_random_id(ngx_http_loom_worker_t *w, u_char *buf)
-{
-    u_char      bytes[16];
-    uint64_t    r[2];
-    ngx_uint_t  i;
-
-    static u_char  hex[] = "0123456789abcdef";
-
-    r[0] = ngx_http_loom_random(w);
-    r[1] = ngx_http_loom_random(w);
-    ngx_memcpy(bytes, r, 16);
-
-    /* RFC 4122 version 4, variant 1 */
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-
-    for (i = 0; i < 16; i++) {
-
-        if (i == 4 || i == 6 || i == 8 || i == 10) {
-            *buf++ = '-';
-        }
-
-        *buf++ = hex[bytes[i] >> 4];
-        *buf++ = hex[bytes[i] & 0x0f];
-    }
 }

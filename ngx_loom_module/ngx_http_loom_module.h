@@ -27,6 +27,10 @@ typedef struct {
     ngx_str_t                   redis;            /* as configured */
     ngx_addr_t                 *redis_addrs;      /* resolved at start */
     ngx_uint_t                  redis_naddrs;
+    ngx_addr_t                 *redis_sentinels;  /* or these */
+    ngx_uint_t                  redis_nsentinels;
+    ngx_str_t                   redis_sentinel_master;
+    ngx_str_t                   redis_sentinel_password;
     ngx_str_t                   redis_user;
     ngx_str_t                   redis_password;
     ngx_int_t                   redis_db;
@@ -36,6 +40,8 @@ typedef struct {
     ngx_msec_t                  redis_ping_interval;
     ngx_uint_t                  redis_max_pending;
     size_t                      redis_max_buffered;
+    ngx_uint_t                  redis_wait;       /* replicas, 0: off */
+    ngx_msec_t                  redis_wait_timeout;
 
     size_t                      zone_size;
     ngx_shm_zone_t             *shm_zone;
@@ -89,18 +95,11 @@ struct ngx_http_loom_worker_s {
     u_char                     *scratch;
     size_t                      scratch_size;
 
-    /* the links and buffers a session write hands to c->send_chain() */
-    ngx_chain_t                *out_chain;
-    ngx_buf_t                  *out_bufs;
-
     uint64_t                    seed[2];          /* for ids and tags */
 };
 
 
-#define NGX_HTTP_LOOM_IOVS       64
-
-
-/* ngx_http_loom_module.c */
+/* ngx_http_loom_worker.c */
 ngx_http_loom_worker_t *ngx_http_loom_get_worker(void);
 void ngx_http_loom_random_id(ngx_http_loom_worker_t *w, u_char *buf);
 
@@ -112,6 +111,9 @@ ngx_int_t ngx_http_loom_handshake_handler(ngx_http_request_t *r);
 /* ngx_http_loom_auth.c */
 ngx_int_t ngx_http_loom_auth_check(ngx_http_request_t *r,
     ngx_array_t *keys);
+
+/* ngx_http_loom_metrics.c */
+ngx_int_t ngx_http_loom_metrics_handler(ngx_http_request_t *r);
 
 /* ngx_http_loom_status.c */
 ngx_int_t ngx_http_loom_status_handler(ngx_http_request_t *r);

@@ -5,41 +5,52 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_http.h>
-#include "ngx_http_loom_session.h"
-#include "ngx_http_loom_shm.h"
+#include <ngx_event.h>
+#include "ngx_http_loom_output.h"
+#include "ngx_http_loom_ws.h"
 
 
 /*
- * A session's output: a ring of frames.  Frames are reference counted, so
- * a delivery framed once is shared by every session it is queued to.  The
- * frames queued during one pass of the event loop leave together at its
- * end, in one writev() (or one TLS buffer) of up to NGX_HTTP_LOOM_IOVS.
+ * A connection's output: a ring of frames.  Frames are reference counted,
+ * so a delivery framed once is shared by every connection it is queued to.
+ * The frames queued during one pass of the event loop leave together at
+ * its end, in one writev() (or one TLS buffer) of up to NGX_HTTP_LOOM_IOVS.
  */
 
 
 #define NGX_HTTP_LOOM_OUT_MIN      8
 
 
-static void ngx_http_loom_output_schedule(ngx_http_loom_session_t *s);
+/* this worker's links and buffers a flush hands to c->send_chain() */
+
+typedef struct {
+    ngx_chain_t                    chain[NGX_HTTP_LOOM_IOVS];
+    ngx_buf_t                      bufs[NGX_HTTP_LOOM_IOVS];
+} ngx_http_loom_out_worker_t;
+
+
+static void ngx_http_loom_out_schedule(ngx_http_loom_out_t *o);
+
+
+static ngx_http_loom_out_worker_t  ngx_http_loom_out_worker;
 
 
 ngx_int_t
-ngx_http_loom_output_flush(ngx_http_loom_session_t *s)
+ngx_http_loom_out_flush(ngx_http_loom_out_t *o)
 {
-    ngx_buf_t               *b;
-    ngx_uint_t               i, n, mask;
-    ngx_chain_t             *cl;
-    ngx_connection_t        *c;
-    ngx_http_loom_frame_t   *f;
-    ngx_http_loom_worker_t  *w;
+    ngx_buf_t                   *b;
+    ngx_uint_t                   i, n, mask;
+    ngx_chain_t                 *cl;
+    ngx_connection_t            *c;
+    ngx_http_loom_frame_t       *f;
+    ngx_http_loom_out_worker_t  *ow;
 
-    c = s->connection;
-    w = s->worker;
+    c = o->connection;
+    ow = &ngx_http_loom_out_worker;
 
     for ( ;; ) {
 
-        if (s->out_count == 0) {
+        if (o->count == 0) {
 
 #if (NGX_SSL)
             if (c->buffered & NGX_SSL_BUFFERED) {
@@ -63,23 +74,27 @@ ngx_http_loom_output_flush(ngx_http_loom_session_t *s)
             return NGX_AGAIN;
         }
 
-        mask = s->out_size - 1;
-        n = ngx_min(s->out_count, NGX_HTTP_LOOM_IOVS);
+        mask = o->size - 1;
+        n = ngx_min(o->count, NGX_HTTP_LOOM_IOVS);
 
         for (i = 0; i < n; i++) {
-            f = s->out[(s->out_head + i) & mask];
-            b = &w->out_bufs[i];
+            f = o->ring[(o->head + i) & mask];
+            b = &ow->bufs[i];
 
+            ngx_memzero(b, sizeof(ngx_buf_t));
+
+            b->memory = 1;
             b->start = f->data;
-            b->pos = f->data + (i == 0 ? s->out_sent : 0);
+            b->pos = f->data + (i == 0 ? o->sent : 0);
             b->last = f->data + f->len;
             b->end = b->last;
             b->flush = (i == n - 1);
 
-            w->out_chain[i].next = (i + 1 < n) ? &w->out_chain[i + 1] : NULL;
+            ow->chain[i].buf = b;
+            ow->chain[i].next = (i + 1 < n) ? &ow->chain[i + 1] : NULL;
         }
 
-        cl = c->send_chain(c, w->out_chain, 0);
+        cl = c->send_chain(c, ow->chain, 0);
 
         if (cl == NGX_CHAIN_ERROR) {
             c->error = 1;
@@ -87,19 +102,19 @@ ngx_http_loom_output_flush(ngx_http_loom_session_t *s)
         }
 
         for (i = 0; i < n; i++) {
-            b = &w->out_bufs[i];
-            f = s->out[s->out_head];
+            b = &ow->bufs[i];
+            f = o->ring[o->head];
 
             if (b->pos < b->last) {
-                s->out_sent = b->pos - f->data;
+                o->sent = b->pos - f->data;
                 break;
             }
 
-            s->out[s->out_head] = NULL;
-            s->out_head = (s->out_head + 1) & mask;
-            s->out_count--;
-            s->out_bytes -= f->len;
-            s->out_sent = 0;
+            o->ring[o->head] = NULL;
+            o->head = (o->head + 1) & mask;
+            o->count--;
+            o->bytes -= f->len;
+            o->sent = 0;
 
             ngx_http_loom_frame_release(f);
         }
@@ -112,85 +127,74 @@ ngx_http_loom_output_flush(ngx_http_loom_session_t *s)
 
 
 ngx_int_t
-ngx_http_loom_session_send(ngx_http_loom_session_t *s,
-    ngx_http_loom_frame_t *f)
+ngx_http_loom_out_send(ngx_http_loom_out_t *o, ngx_http_loom_frame_t *f)
 {
-    ngx_connection_t  *c;
-
-    if (s->closing || s->finalized) {
+    if (o->closed) {
         return NGX_ERROR;
     }
 
-    if (s->out_count && s->out_bytes + f->len > s->conf->max_send_queue) {
-        c = s->connection;
+    if (o->count && o->bytes + f->len > o->limit) {
 
-        ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                      "client does not read fast enough, %uz bytes queued: "
-                      "closing", s->out_bytes);
-
-        if (s->worker->stats) {
-            s->worker->stats->slow_consumers++;
+        if (o->overflow) {
+            o->overflow(o);
         }
 
-        ngx_http_loom_session_close(s, NGX_HTTP_LOOM_WS_SLOW_CONSUMER,
-                                    "slow consumer");
         return NGX_ERROR;
     }
 
-    return ngx_http_loom_output_queue(s, f);
+    return ngx_http_loom_out_queue(o, f);
 }
 
 
 ngx_int_t
-ngx_http_loom_output_queue(ngx_http_loom_session_t *s,
-    ngx_http_loom_frame_t *f)
+ngx_http_loom_out_queue(ngx_http_loom_out_t *o, ngx_http_loom_frame_t *f)
 {
     ngx_uint_t               i, size;
-    ngx_http_loom_frame_t  **out;
+    ngx_http_loom_frame_t  **ring;
 
-    if (s->finalized) {
+    if (o->closed) {
         return NGX_ERROR;
     }
 
-    if (s->out_count == s->out_size) {
-        size = s->out_size ? 2 * s->out_size : NGX_HTTP_LOOM_OUT_MIN;
+    if (o->count == o->size) {
+        size = o->size ? 2 * o->size : NGX_HTTP_LOOM_OUT_MIN;
 
-        out = ngx_alloc(size * sizeof(ngx_http_loom_frame_t *),
-                        s->connection->log);
-        if (out == NULL) {
+        ring = ngx_alloc(size * sizeof(ngx_http_loom_frame_t *),
+                         o->connection->log);
+        if (ring == NULL) {
             return NGX_ERROR;
         }
 
-        for (i = 0; i < s->out_count; i++) {
-            out[i] = s->out[(s->out_head + i) & (s->out_size - 1)];
+        for (i = 0; i < o->count; i++) {
+            ring[i] = o->ring[(o->head + i) & (o->size - 1)];
         }
 
-        if (s->out) {
-            ngx_free(s->out);
+        if (o->ring) {
+            ngx_free(o->ring);
         }
 
-        s->out = out;
-        s->out_size = size;
-        s->out_head = 0;
+        o->ring = ring;
+        o->size = size;
+        o->head = 0;
     }
 
-    s->out[(s->out_head + s->out_count) & (s->out_size - 1)] = f;
-    s->out_count++;
-    s->out_bytes += f->len;
+    o->ring[(o->head + o->count) & (o->size - 1)] = f;
+    o->count++;
+    o->bytes += f->len;
     f->refs++;
 
-    ngx_http_loom_output_schedule(s);
+    ngx_http_loom_out_schedule(o);
 
     return NGX_OK;
 }
 
 
 static void
-ngx_http_loom_output_schedule(ngx_http_loom_session_t *s)
+ngx_http_loom_out_schedule(ngx_http_loom_out_t *o)
 {
     ngx_event_t  *wev;
 
-    wev = s->connection->write;
+    wev = o->connection->write;
 
     /*
      * frames queued during one pass of the event loop leave in one write
@@ -206,26 +210,56 @@ ngx_http_loom_output_schedule(ngx_http_loom_session_t *s)
 /* drops queued frames; a frame partly written must still be completed */
 
 void
-ngx_http_loom_output_drop(ngx_http_loom_session_t *s)
+ngx_http_loom_out_drop(ngx_http_loom_out_t *o)
 {
-    ngx_uint_t              keep, mask;
+    ngx_uint_t              keep, mask, last;
     ngx_http_loom_frame_t  *f;
 
-    if (s->out_count == 0) {
+    if (o->count == 0) {
         return;
     }
 
-    mask = s->out_size - 1;
-    keep = (s->out_sent > 0) ? 1 : 0;
+    mask = o->size - 1;
+    keep = (o->sent > 0) ? 1 : 0;
 
-    while (s->out_count > keep) {
-        f = s->out[(s->out_head + s->out_count - 1) & mask];
-        s->out[(s->out_head + s->out_count - 1) & mask] = NULL;
-        s->out_count--;
-        s->out_bytes -= f->len;
+    while (o->count > keep) {
+        last = (o->head + o->count - 1) & mask;
+        f = o->ring[last];
+        o->ring[last] = NULL;
+        o->count--;
+        o->bytes -= f->len;
 
         ngx_http_loom_frame_release(f);
     }
+}
+
+
+void
+ngx_http_loom_out_free(ngx_http_loom_out_t *o)
+{
+    ngx_http_loom_frame_t  *f;
+
+    o->closed = 1;
+
+    while (o->count) {
+        f = o->ring[o->head];
+        o->ring[o->head] = NULL;
+        o->head = (o->head + 1) & (o->size - 1);
+        o->count--;
+
+        ngx_http_loom_frame_release(f);
+    }
+
+    o->bytes = 0;
+    o->sent = 0;
+
+    if (o->ring) {
+        ngx_free(o->ring);
+        o->ring = NULL;
+    }
+
+    o->size = 0;
+    o->head = 0;
 }
 
 

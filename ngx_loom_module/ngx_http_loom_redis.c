@@ -516,8 +516,13 @@ ngx_http_loom_redis_read_handler(ngx_event_t *rev)
                 break;
             }
 
+            rd->keep_reply = 0;
+
             ngx_http_loom_redis_reply(rd, reply);
-            freeReplyObject(reply);
+
+            if (!rd->keep_reply) {
+                freeReplyObject(reply);
+            }
 
             if (rd->generation != generation) {
                 /* the link was dropped while a reply was handled */

@@ -113,6 +113,8 @@ struct ngx_http_loom_redis_s {
     unsigned                        pubsub:1;
     unsigned                        failed:1;        /* last try failed */
     unsigned                        closing:1;       /* no reconnect */
+    unsigned                        keep_reply:1;    /* a handler took the
+                                                        reply it was given */
 };
 
 

@@ -16,10 +16,7 @@
 #define NGX_HTTP_LOOM_READ_ROUNDS  4        /* buffers read per event */
 
 
-static void ngx_http_loom_session_takeover(ngx_event_t *ev);
-static void ngx_http_loom_session_handshake_write(ngx_http_request_t *r);
-static void ngx_http_loom_session_read_handler(ngx_event_t *rev);
-static void ngx_http_loom_session_write_handler(ngx_event_t *wev);
+static void ngx_http_loom_session_cleanup(void *data);
 static void ngx_http_loom_session_read(ngx_http_loom_session_t *s);
 static void ngx_http_loom_session_discard(ngx_http_loom_session_t *s);
 static ngx_int_t ngx_http_loom_session_process(ngx_http_loom_session_t *s,
@@ -38,12 +35,14 @@ static ngx_uint_t ngx_http_loom_session_may_read(ngx_http_loom_session_t *s);
 static void ngx_http_loom_session_control_frame(ngx_http_loom_session_t *s,
     ngx_uint_t opcode, u_char *data, size_t len);
 static void ngx_http_loom_session_finalize(ngx_http_loom_session_t *s);
+static void ngx_http_loom_session_overflow(ngx_http_loom_out_t *o);
 
 
 ngx_http_loom_session_t *
 ngx_http_loom_session_create(ngx_http_request_t *r)
 {
     ngx_connection_t          *c;
+    ngx_pool_cleanup_t        *cln;
     ngx_http_loom_session_t   *s;
     ngx_http_core_loc_conf_t  *clcf;
     ngx_http_loom_loc_conf_t  *llcf;
@@ -59,6 +58,14 @@ ngx_http_loom_session_create(ngx_http_request_t *r)
         return NULL;
     }
 
+    cln = ngx_pool_cleanup_add(c->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_loom_session_cleanup;
+    cln->data = s;
+
     s->connection = c;
     s->worker = ngx_http_loom_get_worker();
     s->conf = llcf;
@@ -66,143 +73,31 @@ ngx_http_loom_session_create(ngx_http_request_t *r)
 
     ngx_http_loom_ws_parser_init(&s->parser, llcf->max_message_size);
 
+    s->out.connection = c;
+    s->out.limit = llcf->max_send_queue;
+    s->out.overflow = ngx_http_loom_session_overflow;
+    s->out.data = s;
+
     ngx_queue_init(&s->requests);
     ngx_queue_init(&s->subscriptions);
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
     s->send_timeout = clcf->send_timeout;
 
-    s->takeover.handler = ngx_http_loom_session_takeover;
-    s->takeover.data = s;
-    s->takeover.log = c->log;
-
     return s;
 }
 
 
-/*
- * Runs once the 101 response is on its way, after the content handler
- * returned: from here on the connection belongs to the session.
- */
+/* after the takeover (ngx_http_loom_upgrade.c) */
 
 void
-ngx_http_loom_session_start(ngx_http_loom_session_t *s)
+ngx_http_loom_session_run(ngx_http_loom_session_t *s)
 {
-    ngx_post_event(&s->takeover, &ngx_posted_events);
-}
+    ngx_connection_t  *c;
 
-
-static void
-ngx_http_loom_session_takeover(ngx_event_t *ev)
-{
-    ngx_buf_t                 *b;
-    ngx_chain_t               *cl;
-    ngx_connection_t          *c;
-    ngx_http_request_t        *r;
-    ngx_http_connection_t     *hc;
-    ngx_http_loom_session_t   *s;
-    ngx_http_core_loc_conf_t  *clcf;
-
-    s = ev->data;
-    r = s->request;
     c = s->connection;
 
-    if (r->out || (c->buffered & NGX_HTTP_LOWLEVEL_BUFFERED)) {
-
-        /* the 101 response did not fit into the socket: wait for it */
-
-        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-        r->write_event_handler = ngx_http_loom_session_handshake_write;
-
-        if (!c->write->timer_set) {
-            ngx_add_timer(c->write, clcf->send_timeout);
-        }
-
-        if (ngx_handle_write_event(c->write, clcf->send_lowat) != NGX_OK) {
-            ngx_http_loom_session_abort(s);
-        }
-
-        return;
-    }
-
-    c->log->action = "serving loom websocket";
-
-    /*
-     * frames are written whole and batched already: Nagle would only hold
-     * a small answer back until the client's delayed ACK
-     */
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
-        ngx_http_loom_session_abort(s);
-        return;
-    }
-
-    /* bytes the client sent right behind the handshake are kept */
-
-    b = r->header_in;
-
-    if (b && b->pos < b->last) {
-        s->pending_len = b->last - b->pos;
-        s->pending = ngx_alloc(s->pending_len, c->log);
-
-        if (s->pending == NULL) {
-            ngx_http_loom_session_abort(s);
-            return;
-        }
-
-        ngx_memcpy(s->pending, b->pos, s->pending_len);
-    }
-
-    if (!s->conf->keep_request) {
-
-        /*
-         * Finish the HTTP request now: it is logged (status 101) and its
-         * pool is freed, the header buffers too, as for a keepalive
-         * connection.  An idle session is left with very little.
-         */
-
-        hc = r->http_connection;
-
-        ngx_http_free_request(r, 0);
-
-        c->destroyed = 0;
-        s->request = NULL;
-
-        if (c->buffer && c->buffer->start
-            && ngx_pfree(c->pool, c->buffer->start) == NGX_OK)
-        {
-            c->buffer = NULL;
-        }
-
-        for (cl = hc->free; cl; cl = cl->next) {
-            ngx_pfree(c->pool, cl->buf->start);
-        }
-
-        for (cl = hc->busy; cl; cl = cl->next) {
-            ngx_pfree(c->pool, cl->buf->start);
-        }
-
-        hc->free = NULL;
-        hc->busy = NULL;
-        hc->nbusy = 0;
-    }
-
     s->started = 1;
-
-    c->data = s;
-    c->read->handler = ngx_http_loom_session_read_handler;
-    c->write->handler = ngx_http_loom_session_write_handler;
-
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
-    }
-
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
-    }
 
     /* a graceful shutdown closes idle connections: ours, with 1001 */
     c->idle = 1;
@@ -227,91 +122,82 @@ ngx_http_loom_session_takeover(ngx_event_t *ev)
 }
 
 
-static void
-ngx_http_loom_session_handshake_write(ngx_http_request_t *r)
-{
-    ngx_connection_t          *c;
-    ngx_http_loom_session_t   *s;
-    ngx_http_core_loc_conf_t  *clcf;
-
-    c = r->connection;
-    s = ngx_http_get_module_ctx(r, ngx_http_loom_module);
-
-    if (c->write->timedout) {
-        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
-                      "client timed out");
-        c->timedout = 1;
-        ngx_http_loom_session_abort(s);
-        return;
-    }
-
-    if (ngx_http_output_filter(r, NULL) == NGX_ERROR) {
-        ngx_http_loom_session_abort(s);
-        return;
-    }
-
-    if (r->out || (c->buffered & NGX_HTTP_LOWLEVEL_BUFFERED)) {
-        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-        if (ngx_handle_write_event(c->write, clcf->send_lowat) != NGX_OK) {
-            ngx_http_loom_session_abort(s);
-        }
-
-        return;
-    }
-
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
-    }
-
-    r->write_event_handler = ngx_http_request_empty_handler;
-
-    ngx_http_loom_session_takeover(&s->takeover);
-}
-
-
-/* the session never got going: undo what the handshake did */
+/*
+ * What the session holds outside its own struct: the ClientId, its place
+ * in the gauges, requests, subscriptions, frames and buffers.  Once only.
+ */
 
 void
-ngx_http_loom_session_abort(ngx_http_loom_session_t *s)
+ngx_http_loom_session_release(ngx_http_loom_session_t *s)
 {
-    ngx_http_request_t  *r;
+    ngx_http_loom_worker_t  *w;
 
-    r = s->request;
+    if (s->released) {
+        return;
+    }
+
+    s->released = 1;
+    s->finalized = 1;
+
+    w = s->worker;
+
+    if (s->takeover.posted) {
+        ngx_delete_posted_event(&s->takeover);
+    }
+
+    ngx_http_loom_protocol_session_closed(s);
+    ngx_http_loom_topic_unsubscribe_all(s);
 
     if (s->client_id_registered) {
-        ngx_http_loom_shm_client_del(s->worker->shm, &s->client_id);
+        ngx_http_loom_shm_client_del(w->shm, &s->client_id);
         s->client_id_registered = 0;
     }
 
-    if (s->worker->stats) {
-        s->worker->stats->connections--;
+    if (s->counted) {
+        if (w->stats) {
+            w->stats->connections--;
+        }
+
+        s->counted = 0;
     }
 
-    s->finalized = 1;
+    s->closing = 0;
+    ngx_http_loom_out_free(&s->out);
 
-    if (!s->started) {
-        s->request = NULL;
-        ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
-        return;
+    if (s->message) {
+        ngx_free(s->message);
+        s->message = NULL;
     }
 
-    if (r) {
-        ngx_http_free_request(r, 0);
+    if (s->pending) {
+        ngx_free(s->pending);
+        s->pending = NULL;
     }
-
-    ngx_http_close_connection(s->connection);
 }
 
 
-static void
-ngx_http_loom_session_read_handler(ngx_event_t *rev)
-{
-    ngx_connection_t         *c;
-    ngx_http_loom_session_t  *s;
+/*
+ * The connection's pool goes: nginx closed the connection by itself, or
+ * the handshake failed after the session was made.
+ */
 
-    c = rev->data;
-    s = c->data;
+static void
+ngx_http_loom_session_cleanup(void *data)
+{
+    ngx_http_loom_session_t  *s = data;
+
+    ngx_http_loom_session_release(s);
+}
+
+
+void
+ngx_http_loom_session_read_event(ngx_http_loom_session_t *s)
+{
+    ngx_event_t       *rev;
+    ngx_connection_t  *c;
+
+    c = s->connection;
+    rev = c->read;
 
     if (c->close) {
         c->close = 0;
@@ -334,7 +220,7 @@ ngx_http_loom_session_read_handler(ngx_event_t *rev)
             ngx_delete_posted_event(c->write);
         }
 
-        ngx_http_loom_session_write_handler(c->write);
+        ngx_http_loom_session_write_event(s);
         return;
     }
 
@@ -490,7 +376,7 @@ ngx_http_loom_session_may_read(ngx_http_loom_session_t *s)
         return 0;
     }
 
-    return s->out_bytes < s->conf->max_send_queue / 2;
+    return s->out.bytes < s->conf->max_send_queue / 2;
 }
 
 
@@ -804,9 +690,48 @@ ngx_http_loom_session_control_frame(ngx_http_loom_session_t *s,
     }
 
     /* control frames are small and bypass the queue limit */
-    (void) ngx_http_loom_output_queue(s, f);
+    (void) ngx_http_loom_out_queue(&s->out, f);
 
     ngx_http_loom_frame_release(f);
+
+    if (opcode == NGX_HTTP_LOOM_WS_CLOSE) {
+        /* nothing goes after a close frame */
+        s->out.closed = 1;
+    }
+}
+
+
+ngx_int_t
+ngx_http_loom_session_send(ngx_http_loom_session_t *s,
+    ngx_http_loom_frame_t *f)
+{
+    if (s->closing || s->finalized) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_loom_out_send(&s->out, f);
+}
+
+
+/* the client does not read what it is sent: the ring is over its limit */
+
+static void
+ngx_http_loom_session_overflow(ngx_http_loom_out_t *o)
+{
+    ngx_http_loom_session_t  *s;
+
+    s = o->data;
+
+    ngx_log_error(NGX_LOG_INFO, o->connection->log, 0,
+                  "client does not read fast enough, %uz bytes queued: "
+                  "closing", o->bytes);
+
+    if (s->worker->stats) {
+        s->worker->stats->slow_consumers++;
+    }
+
+    ngx_http_loom_session_close(s, NGX_HTTP_LOOM_WS_SLOW_CONSUMER,
+                                "slow consumer");
 }
 
 
@@ -834,7 +759,7 @@ ngx_http_loom_session_close(ngx_http_loom_session_t *s, ngx_uint_t code,
             || code == NGX_HTTP_LOOM_WS_GOING_AWAY);
 
     if (!keep) {
-        ngx_http_loom_output_drop(s);
+        ngx_http_loom_out_drop(&s->out);
     }
 
     len = reason ? ngx_strlen(reason) : 0;
@@ -937,15 +862,15 @@ ngx_http_loom_session_timer(ngx_http_loom_session_t *s)
 }
 
 
-static void
-ngx_http_loom_session_write_handler(ngx_event_t *wev)
+void
+ngx_http_loom_session_write_event(ngx_http_loom_session_t *s)
 {
-    ngx_int_t                 rc;
-    ngx_connection_t         *c;
-    ngx_http_loom_session_t  *s;
+    ngx_int_t          rc;
+    ngx_event_t       *wev;
+    ngx_connection_t  *c;
 
-    c = wev->data;
-    s = c->data;
+    c = s->connection;
+    wev = c->write;
 
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
@@ -955,7 +880,7 @@ ngx_http_loom_session_write_handler(ngx_event_t *wev)
         return;
     }
 
-    rc = ngx_http_loom_output_flush(s);
+    rc = ngx_http_loom_out_flush(&s->out);
 
     if (rc == NGX_ERROR) {
         ngx_http_loom_session_finalize(s);
@@ -1028,57 +953,14 @@ ngx_http_loom_session_close_sent(ngx_http_loom_session_t *s)
 static void
 ngx_http_loom_session_finalize(ngx_http_loom_session_t *s)
 {
-    ngx_connection_t        *c;
-    ngx_http_loom_worker_t  *w;
-
     if (s->finalized) {
         return;
     }
 
-    s->finalized = 1;
+    ngx_http_loom_session_release(s);
 
-    c = s->connection;
-    w = s->worker;
+    s->connection->idle = 0;
 
-    ngx_http_loom_protocol_session_closed(s);
-    ngx_http_loom_topic_unsubscribe_all(s);
-
-    if (s->client_id_registered) {
-        ngx_http_loom_shm_client_del(w->shm, &s->client_id);
-    }
-
-    if (w->stats) {
-        w->stats->connections--;
-    }
-
-    s->closing = 0;
-    ngx_http_loom_output_drop(s);
-
-    if (s->out_count) {
-        /* the frame that was partly written */
-        ngx_http_loom_frame_release(s->out[s->out_head]);
-    }
-
-    if (s->out) {
-        ngx_free(s->out);
-    }
-
-    if (s->message) {
-        ngx_free(s->message);
-    }
-
-    if (s->pending) {
-        ngx_free(s->pending);
-    }
-
-    c->idle = 0;
-
-    if (s->request) {
-        /* logged now, with the connection's duration and bytes */
-        ngx_http_free_request(s->request, 0);
-        s->request = NULL;
-    }
-
-    /* the session itself is in c->pool */
-    ngx_http_close_connection(c);
+    /* the request is logged, the connection closed: the session with it */
+    s->close_handler(s);
 }

@@ -12,30 +12,35 @@
 #include <ngx_http.h>
 #include "ngx_http_loom_module.h"
 #include "ngx_http_loom_ws.h"
+#include "ngx_http_loom_output.h"
 
 
 /*
  * One WebSocket connection after the handshake.  The HTTP request that
- * opened it stays until the connection closes (so that limit_conn counts
- * it and the access log gets its duration), or, with loom_keep_request
- * off, is finished and freed right after the handshake.
+ * opened it is finished right after the handshake, unless a subrequest
+ * still holds it (ngx_http_loom_upgrade.c); what limit_conn and the
+ * access log need of it stays with the connection.
+ *
+ * Everything a session takes (its ClientId, its place in the gauges,
+ * subscriptions, memory) is given back by one function, which a cleanup
+ * of the connection's pool runs too: a connection that nginx closes by
+ * itself leaves nothing behind.
  */
 
 
-/* a complete server frame, shared by every session it is queued to */
-typedef struct {
-    ngx_uint_t                  refs;
-    size_t                      len;
-    u_char                      data[1];
-} ngx_http_loom_frame_t;
+typedef void (*ngx_http_loom_session_handler_pt)(ngx_http_loom_session_t *s);
 
 
 struct ngx_http_loom_session_s {
     ngx_connection_t           *connection;
     ngx_http_loom_worker_t     *worker;
     ngx_http_loom_loc_conf_t   *conf;
-    ngx_http_request_t         *request;          /* until taken over */
+    ngx_http_request_t         *request;          /* while it is in use */
     ngx_event_t                 takeover;
+    void                       *record;           /* for the access log */
+
+    /* the end of the connection, set by the takeover */
+    ngx_http_loom_session_handler_pt  close_handler;
 
     ngx_msec_t                  send_timeout;
 
@@ -54,13 +59,7 @@ struct ngx_http_loom_session_s {
     size_t                      control_len;
     u_char                      control[NGX_HTTP_LOOM_WS_MAX_CONTROL];
 
-    /* output: a ring of frames */
-    ngx_http_loom_frame_t     **out;
-    ngx_uint_t                  out_size;
-    ngx_uint_t                  out_head;
-    ngx_uint_t                  out_count;
-    size_t                      out_sent;         /* of the head frame */
-    size_t                      out_bytes;
+    ngx_http_loom_out_t         out;
 
     /* protocol */
     ngx_queue_t                 requests;         /* in the order received */
@@ -79,16 +78,28 @@ struct ngx_http_loom_session_s {
     unsigned                    close_received:1;
     unsigned                    read_paused:1;
     unsigned                    finalized:1;
+    unsigned                    counted:1;        /* in the gauges */
+    unsigned                    released:1;
 };
 
 
 ngx_http_loom_session_t *ngx_http_loom_session_create(ngx_http_request_t *r);
 
-/* after the 101 response: the session takes the connection over */
-void ngx_http_loom_session_start(ngx_http_loom_session_t *s);
-void ngx_http_loom_session_abort(ngx_http_loom_session_t *s);
+/* the connection is the session's now: reading and timers start */
+void ngx_http_loom_session_run(ngx_http_loom_session_t *s);
 
-/* queues a frame (the session takes a reference); NGX_ERROR: not queued */
+/* the connection's events */
+void ngx_http_loom_session_read_event(ngx_http_loom_session_t *s);
+void ngx_http_loom_session_write_event(ngx_http_loom_session_t *s);
+
+/* gives back what the session holds; the connection is left alone */
+void ngx_http_loom_session_release(ngx_http_loom_session_t *s);
+
+/*
+ * queues a frame (the ring takes a reference); NGX_ERROR: not queued,
+ * because the session is closing or the client reads too slowly (the
+ * session is closed with 4008 then)
+ */
 ngx_int_t ngx_http_loom_session_send(ngx_http_loom_session_t *s,
     ngx_http_loom_frame_t *f);
 
@@ -98,19 +109,6 @@ void ngx_http_loom_session_close(ngx_http_loom_session_t *s,
 
 /* the protocol layer has room for more requests again */
 void ngx_http_loom_session_resume(ngx_http_loom_session_t *s);
-
-/* ngx_http_loom_output.c */
-ngx_http_loom_frame_t *ngx_http_loom_frame_alloc(ngx_uint_t opcode,
-    size_t len, u_char **payload);
-void ngx_http_loom_frame_release(ngx_http_loom_frame_t *f);
-
-/* queues without the size limit (control frames); NGX_ERROR: not queued */
-ngx_int_t ngx_http_loom_output_queue(ngx_http_loom_session_t *s,
-    ngx_http_loom_frame_t *f);
-/* writes what the socket takes: NGX_OK all of it, NGX_AGAIN, NGX_ERROR */
-ngx_int_t ngx_http_loom_output_flush(ngx_http_loom_session_t *s);
-/* drops queued frames, but a frame partly written */
-void ngx_http_loom_output_drop(ngx_http_loom_session_t *s);
 
 
 #endif /* _NGX_HTTP_LOOM_SESSION_H_INCLUDED_ */

@@ -150,10 +150,12 @@ ngx_http_loom_shm_init_worker(ngx_http_loom_worker_t *w,
 
     ngx_memzero(stats, sizeof(ngx_http_loom_stats_t));
     stats->pid = ngx_pid;
+    stats->worker = ngx_worker;
 
     ngx_shmtx_unlock(&shm->shpool->mutex);
 
     w->stats = stats;
+    shm->stats = stats;
 
     shm->sweep.handler = ngx_http_loom_shm_sweep_handler;
     shm->sweep.data = w;
@@ -294,6 +296,54 @@ ngx_http_loom_shm_retire_locked(ngx_http_loom_shctx_t *sh,
     r->slow_consumers += stats->slow_consumers;
     r->protocol_errors += stats->protocol_errors;
     r->redis_reconnects += stats->redis_reconnects;
+
+    ngx_http_loom_shm_hist_add(&r->publish_ack, &stats->publish_ack);
+}
+
+
+void
+ngx_http_loom_shm_hist_add(ngx_http_loom_hist_t *to,
+    ngx_http_loom_hist_t *from)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i <= NGX_HTTP_LOOM_HIST_BUCKETS; i++) {
+        to->bucket[i] += from->bucket[i];
+    }
+
+    to->sum += from->sum;
+    to->count += from->count;
+}
+
+
+/* 0.5 ms to 5 s: the latencies of a broker, not of a disk */
+
+ngx_msec_int_t  ngx_http_loom_hist_bounds[NGX_HTTP_LOOM_HIST_BUCKETS] = {
+    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000, 5000000, 10000000
+};
+
+
+/* one worker writes its own slot: plain increments are enough */
+
+void
+ngx_http_loom_shm_observe(ngx_http_loom_hist_t *h, ngx_msec_int_t usec)
+{
+    ngx_uint_t  i;
+
+    if (usec < 0) {
+        usec = 0;
+    }
+
+    for (i = 0; i < NGX_HTTP_LOOM_HIST_BUCKETS; i++) {
+        if (usec <= ngx_http_loom_hist_bounds[i]) {
+            break;
+        }
+    }
+
+    h->bucket[i]++;
+    h->sum += usec;
+    h->count++;
 }
 
 
@@ -356,6 +406,10 @@ ngx_http_loom_shm_subscribers(ngx_http_loom_shm_t *shm, ngx_str_t *topic,
 
     hash = ngx_crc32_long(topic->data, topic->len);
 
+    if (shm->stats) {
+        shm->stats->subscriptions += delta;
+    }
+
     ngx_shmtx_lock(&shm->shpool->mutex);
 
     n = ngx_http_loom_shm_lookup(&shm->sh->topics, hash, topic->data,
@@ -385,7 +439,15 @@ ngx_http_loom_shm_subscribers(ngx_http_loom_shm_t *shm, ngx_str_t *topic,
         ngx_rbtree_delete(&shm->sh->topics, &n->node);
         ngx_slab_free_locked(shm->shpool, n);
 
+        if (shm->stats) {
+            shm->stats->channels--;
+        }
+
     } else {
+        if (n->count == 0 && shm->stats) {
+            shm->stats->channels++;
+        }
+
         n->count += delta;
     }
 

@@ -29,13 +29,28 @@
  */
 
 
+/* latency histograms: bucket bounds in microseconds, then +Inf */
+
+#define NGX_HTTP_LOOM_HIST_BUCKETS  14
+
+typedef struct {
+    ngx_atomic_t                bucket[NGX_HTTP_LOOM_HIST_BUCKETS + 1];
+    ngx_atomic_t                sum;              /* microseconds */
+    ngx_atomic_t                count;
+} ngx_http_loom_hist_t;
+
+
 struct ngx_http_loom_stats_s {
     ngx_atomic_t                pid;
+    ngx_atomic_t                worker;           /* ngx_worker */
 
     /* gauges */
     ngx_atomic_t                connections;
     ngx_atomic_t                redis_command;    /* link state */
     ngx_atomic_t                redis_subscriber;
+    ngx_atomic_t                subscriptions;
+    ngx_atomic_t                channels;         /* topics subscribed */
+    ngx_atomic_t                requests;         /* waiting for an answer */
 
     /* counters, kept over worker restarts */
     ngx_atomic_t                connections_total;
@@ -48,6 +63,8 @@ struct ngx_http_loom_stats_s {
     ngx_atomic_t                slow_consumers;
     ngx_atomic_t                protocol_errors;
     ngx_atomic_t                redis_reconnects;
+
+    ngx_http_loom_hist_t        publish_ack;      /* publish -> ack */
 };
 
 
@@ -76,6 +93,7 @@ typedef struct {
 struct ngx_http_loom_shm_s {
     ngx_http_loom_shctx_t      *sh;
     ngx_slab_pool_t            *shpool;
+    ngx_http_loom_stats_t      *stats;            /* this worker's */
     ngx_event_t                 sweep;            /* per worker */
     unsigned                    full_logged:1;
 };
@@ -91,6 +109,13 @@ void ngx_http_loom_shm_exit_worker(ngx_http_loom_worker_t *w);
 ngx_int_t ngx_http_loom_shm_client_add(ngx_http_loom_shm_t *shm,
     ngx_str_t *id, ngx_log_t *log);
 void ngx_http_loom_shm_client_del(ngx_http_loom_shm_t *shm, ngx_str_t *id);
+
+void ngx_http_loom_shm_hist_add(ngx_http_loom_hist_t *to,
+    ngx_http_loom_hist_t *from);
+
+/* a latency in microseconds into a histogram of this worker */
+void ngx_http_loom_shm_observe(ngx_http_loom_hist_t *h, ngx_msec_int_t usec);
+extern ngx_msec_int_t  ngx_http_loom_hist_bounds[NGX_HTTP_LOOM_HIST_BUCKETS];
 
 /* count this worker's subscribers of a topic up or down */
 void ngx_http_loom_shm_subscribers(ngx_http_loom_shm_t *shm,

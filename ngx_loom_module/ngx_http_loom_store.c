@@ -6,43 +6,16 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <ngx_sha1.h>
 
-#define NGX_HTTP_LOOM_SCRIPTS_BODIES
 #include "ngx_http_loom_store.h"
+#include "ngx_http_loom_store_int.h"
 #include "ngx_http_loom_shm.h"
 
 
 /*
- * The scripts keep every change of a topic atomic: a stored value and the
- * delivery that announces it can never disagree, and a publish is checked
- * against the schema version it was validated with (the tag).
+ * The worker's links to Redis: their handshakes, what the subscriber link
+ * hears, and with sentinels, where the master is.
  */
-
-
-typedef struct {
-    ngx_http_loom_redis_t       rd;
-    ngx_http_loom_store_t      *store;
-    ngx_uint_t                  handshake;      /* replies still due */
-} ngx_http_loom_store_link_t;
-
-
-struct ngx_http_loom_store_s {
-    ngx_http_loom_main_conf_t  *conf;
-    ngx_http_loom_redis_conf_t  link_conf;
-
-    ngx_http_loom_store_link_t  command;
-    ngx_http_loom_store_link_t  subscriber;
-
-    ngx_http_loom_store_handlers_t  handlers;
-
-    ngx_str_t                   index;          /* Ptopics */
-    ngx_str_t                   control;        /* Pctl */
-
-    u_char                      sha[NGX_HTTP_LOOM_SCRIPTS][41];
-
-    unsigned                    exiting:1;
-};
 
 
 static void ngx_http_loom_store_command_connected(ngx_http_loom_redis_t *rd);
@@ -50,26 +23,24 @@ static void ngx_http_loom_store_subscriber_connected(
     ngx_http_loom_redis_t *rd);
 static void ngx_http_loom_store_handshake_reply(void *data,
     redisReply *reply);
-static void ngx_http_loom_store_load_scripts(ngx_http_loom_store_link_t *l,
-    ngx_http_loom_redis_reply_pt handler);
-static void ngx_http_loom_store_reloaded(void *data, redisReply *reply);
 static void ngx_http_loom_store_subscriber_down(ngx_http_loom_redis_t *rd);
-static void ngx_http_loom_store_reply(void *data, redisReply *reply);
-static ngx_int_t ngx_http_loom_store_retry(ngx_http_loom_store_t *st,
-    ngx_http_loom_store_call_t *call);
 static void ngx_http_loom_store_push(ngx_http_loom_redis_t *rd,
     redisReply *reply);
 static ngx_uint_t ngx_http_loom_store_is(redisReply *r, char *s, size_t len);
+static ngx_int_t ngx_http_loom_store_role(ngx_http_loom_store_link_t *link,
+    ngx_http_loom_redis_reply_pt handler);
+static void ngx_http_loom_store_role_reply(void *data, redisReply *reply);
+static ngx_uint_t ngx_http_loom_store_not_master(
+    ngx_http_loom_store_link_t *link, redisReply *reply);
+static void ngx_http_loom_store_master(void *data, ngx_addr_t *master);
 
 
 ngx_int_t
 ngx_http_loom_store_init(ngx_http_loom_worker_t *w,
     ngx_http_loom_store_handlers_t *handlers)
 {
-    u_char                      digest[20];
     ngx_str_t                  *prefix;
     ngx_uint_t                  i;
-    ngx_sha1_t                  sha1;
     ngx_http_loom_store_t      *st;
     ngx_http_loom_redis_conf_t *lc;
     ngx_http_loom_store_link_t *link;
@@ -102,19 +73,17 @@ ngx_http_loom_store_init(ngx_http_loom_worker_t *w,
     ngx_memcpy(ngx_cpymem(st->control.data, prefix->data, prefix->len),
                "ctl", sizeof("ctl") - 1);
 
-    for (i = 0; i < NGX_HTTP_LOOM_SCRIPTS; i++) {
-        ngx_sha1_init(&sha1);
-        ngx_sha1_update(&sha1, ngx_http_loom_scripts[i].data,
-                        ngx_http_loom_scripts[i].len);
-        ngx_sha1_final(digest, &sha1);
-
-        ngx_hex_dump(st->sha[i], digest, 20);
-        st->sha[i][40] = '\0';
-    }
+    ngx_http_loom_store_scripts_init(st);
 
     lc = &st->link_conf;
     lc->addrs = conf->redis_addrs;
     lc->naddrs = conf->redis_naddrs;
+
+    if (conf->redis_nsentinels) {
+        /* the links connect once the sentinels have told where */
+        lc->addrs = &st->master;
+        lc->naddrs = 1;
+    }
     lc->connect_timeout = conf->redis_connect_timeout;
     lc->timeout = conf->redis_timeout;
     lc->ping_interval = conf->redis_ping_interval;
@@ -148,10 +117,147 @@ ngx_http_loom_store_init(ngx_http_loom_worker_t *w,
             link->rd.push = ngx_http_loom_store_push;
         }
 
-        ngx_http_loom_redis_connect(&link->rd);
+        if (conf->redis_nsentinels == 0) {
+            ngx_http_loom_redis_connect(&link->rd);
+        }
+    }
+
+    if (conf->redis_nsentinels) {
+        st->sentinel = ngx_pcalloc(w->cycle->pool,
+                                   sizeof(ngx_http_loom_sentinel_t));
+        if (st->sentinel == NULL) {
+            return NGX_ERROR;
+        }
+
+        st->sentinel_conf = *lc;
+        st->sentinel_conf.addrs = conf->redis_sentinels;
+        st->sentinel_conf.naddrs = conf->redis_nsentinels;
+
+        st->sentinel->handler = ngx_http_loom_store_master;
+        st->sentinel->data = st;
+
+        ngx_http_loom_sentinel_init(st->sentinel, &st->sentinel_conf,
+                                    &conf->redis_sentinel_master,
+                                    &conf->redis_sentinel_password,
+                                    &conf->redis, w->log);
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The sentinels name the master (first, or after a failover): links that
+ * are up or on their way are dropped and connect to it after their
+ * backoff; links that never started, start
+ */
+
+static void
+ngx_http_loom_store_master(void *data, ngx_addr_t *master)
+{
+    ngx_uint_t                   i;
+    ngx_http_loom_store_t       *st;
+    ngx_http_loom_store_link_t  *link;
+
+    st = data;
+
+    ngx_memcpy(&st->master_sockaddr, master->sockaddr, master->socklen);
+    st->master.sockaddr = &st->master_sockaddr.sockaddr;
+    st->master.socklen = master->socklen;
+    st->master.name.data = st->master_text;
+    st->master.name.len = master->name.len;
+    ngx_memcpy(st->master_text, master->name.data, master->name.len);
+
+    for (i = 0; i < 2; i++) {
+        link = (i == 0) ? &st->command : &st->subscriber;
+
+        if (link->rd.state != NGX_HTTP_LOOM_LINK_DOWN) {
+            ngx_http_loom_redis_fail(&link->rd, "the master moved");
+
+        } else if (!link->rd.timer.timer_set) {
+            ngx_http_loom_redis_connect(&link->rd);
+        }
+    }
+}
+
+
+/* with sentinels: what the link reached must be the master */
+
+static ngx_int_t
+ngx_http_loom_store_role(ngx_http_loom_store_link_t *link,
+    ngx_http_loom_redis_reply_pt handler)
+{
+    const char  *argv[1], *reason;
+    size_t       argvlen[1];
+
+    if (link->store->sentinel == NULL) {
+        return NGX_OK;
+    }
+
+    argv[0] = "ROLE";
+    argvlen[0] = 4;
+
+    if (ngx_http_loom_redis_send(&link->rd, 1, argv, argvlen, handler, link,
+                                 0, &reason)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (handler) {
+        link->handshake++;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_loom_store_role_reply(void *data, redisReply *reply)
+{
+    ngx_http_loom_store_link_t  *link;
+
+    link = data;
+
+    if (reply == NULL || ngx_http_loom_store_not_master(link, reply)) {
+        return;
+    }
+
+    ngx_http_loom_store_handshake_reply(data, reply);
+}
+
+
+/* a ROLE reply that is not "master": the sentinels are asked again */
+
+static ngx_uint_t
+ngx_http_loom_store_not_master(ngx_http_loom_store_link_t *link,
+    redisReply *reply)
+{
+    redisReply  *role;
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0) {
+        role = reply->element[0];
+
+        if (ngx_http_loom_store_is(role, "master", 6)) {
+            return 0;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, &link->rd.log, 0,
+                      "loom: %V is not the master but a %*s",
+                      &link->store->master.name,
+                      (size_t) (role->type == REDIS_REPLY_STRING
+                                ? role->len : 0),
+                      role->type == REDIS_REPLY_STRING ? role->str : "");
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, &link->rd.log, 0,
+                      "loom: ROLE failed on %V", &link->store->master.name);
+    }
+
+    ngx_http_loom_redis_fail(&link->rd, NULL);
+    ngx_http_loom_sentinel_refresh(link->store->sentinel);
+
+    return 1;
 }
 
 
@@ -170,6 +276,12 @@ ngx_http_loom_store_exit(ngx_http_loom_worker_t *w)
 
     ngx_http_loom_redis_close(&st->command.rd);
     ngx_http_loom_redis_close(&st->subscriber.rd);
+
+    if (st->sentinel) {
+        ngx_http_loom_sentinel_close(st->sentinel);
+    }
+
+    ngx_http_loom_store_waits_free(st);
 
     w->store = NULL;
 }
@@ -231,7 +343,9 @@ ngx_http_loom_store_command_connected(ngx_http_loom_redis_t *rd)
     link->handshake = 0;
 
     if (ngx_http_loom_store_auth(link, ngx_http_loom_store_handshake_reply)
-        != NGX_OK)
+        != NGX_OK
+        || ngx_http_loom_store_role(link, ngx_http_loom_store_role_reply)
+           != NGX_OK)
     {
         goto failed;
     }
@@ -253,41 +367,13 @@ ngx_http_loom_store_command_connected(ngx_http_loom_redis_t *rd)
         link->handshake++;
     }
 
-    ngx_http_loom_store_load_scripts(link,
-                                     ngx_http_loom_store_handshake_reply);
+    link->handshake += ngx_http_loom_store_load_scripts(link,
+                                         ngx_http_loom_store_handshake_reply);
     return;
 
 failed:
 
     ngx_http_loom_redis_fail(rd, "cannot queue the handshake");
-}
-
-
-static void
-ngx_http_loom_store_load_scripts(ngx_http_loom_store_link_t *link,
-    ngx_http_loom_redis_reply_pt handler)
-{
-    size_t       argvlen[3];
-    ngx_uint_t   i;
-    const char  *argv[3], *reason;
-
-    argv[0] = "SCRIPT";
-    argvlen[0] = 6;
-    argv[1] = "LOAD";
-    argvlen[1] = 4;
-
-    for (i = 0; i < NGX_HTTP_LOOM_SCRIPTS; i++) {
-        argv[2] = (char *) ngx_http_loom_scripts[i].data;
-        argvlen[2] = ngx_http_loom_scripts[i].len;
-
-        if (ngx_http_loom_redis_send(&link->rd, 3, argv, argvlen, handler,
-                                     link, 0, &reason)
-            == NGX_OK
-            && handler == ngx_http_loom_store_handshake_reply)
-        {
-            link->handshake++;
-        }
-    }
 }
 
 
@@ -330,7 +416,9 @@ ngx_http_loom_store_subscriber_connected(ngx_http_loom_redis_t *rd)
 
     /* the AUTH reply comes to the push handler: an error drops the link */
 
-    if (ngx_http_loom_store_auth(link, NULL) != NGX_OK) {
+    if (ngx_http_loom_store_auth(link, NULL) != NGX_OK
+        || ngx_http_loom_store_role(link, NULL) != NGX_OK)
+    {
         goto failed;
     }
 
@@ -408,6 +496,14 @@ ngx_http_loom_store_push(ngx_http_loom_redis_t *rd, redisReply *reply)
     kind = reply->element[0];
     channel = reply->element[1];
 
+    if (st->sentinel && rd->state == NGX_HTTP_LOOM_LINK_HANDSHAKE
+        && !ngx_http_loom_store_is(kind, "subscribe", 9))
+    {
+        /* the answer to ROLE */
+        (void) ngx_http_loom_store_not_master(link, reply);
+        return;
+    }
+
     if (channel->type != REDIS_REPLY_STRING) {
         return;
     }
@@ -454,192 +550,6 @@ ngx_http_loom_store_push(ngx_http_loom_redis_t *rd, redisReply *reply)
     }
 
     /* pong, unsubscribe: nothing to do beyond the reply count */
-}
-
-
-ngx_int_t
-ngx_http_loom_store_command(ngx_http_loom_store_t *st,
-    ngx_http_loom_store_call_t *call, int argc, const char **argv,
-    const size_t *argvlen, const char **reason)
-{
-    ngx_http_loom_redis_t  *rd;
-
-    rd = &st->command.rd;
-
-    if (rd->state != NGX_HTTP_LOOM_LINK_READY) {
-        *reason = "not connected to redis";
-        return NGX_DECLINED;
-    }
-
-    call->store = st;
-
-    return ngx_http_loom_redis_send(rd, argc, argv, argvlen,
-                                    ngx_http_loom_store_reply, call, 0,
-                                    reason);
-}
-
-
-ngx_int_t
-ngx_http_loom_store_script(ngx_http_loom_store_t *st,
-    ngx_http_loom_store_call_t *call, ngx_uint_t script, int nkeys,
-    int argc, const char **argv, const size_t *argvlen,
-    const char **reason)
-{
-    int                     i;
-    size_t                  lens[16];
-    u_char                  nk[NGX_INT_T_LEN];
-    const char             *args[16];
-    ngx_http_loom_redis_t  *rd;
-
-    rd = &st->command.rd;
-
-    if (argc + 3 > 16) {
-        *reason = "too many script arguments";
-        return NGX_ERROR;
-    }
-
-    if (rd->state != NGX_HTTP_LOOM_LINK_READY) {
-        *reason = "not connected to redis";
-        return NGX_DECLINED;
-    }
-
-    args[0] = "EVALSHA";
-    lens[0] = 7;
-    args[1] = (char *) st->sha[script];
-    lens[1] = 40;
-    args[2] = (char *) nk;
-    lens[2] = ngx_sprintf(nk, "%d", nkeys) - nk;
-
-    for (i = 0; i < argc; i++) {
-        args[i + 3] = argv[i];
-        lens[i + 3] = argvlen[i];
-    }
-
-    call->store = st;
-
-    /* the command is kept until answered: a NOSCRIPT sends it again */
-
-    return ngx_http_loom_redis_send(rd, argc + 3, args, lens,
-                                    ngx_http_loom_store_reply, call, 1,
-                                    reason);
-}
-
-
-static void
-ngx_http_loom_store_reply(void *data, redisReply *reply)
-{
-    ngx_http_loom_store_call_t  *call;
-
-    call = data;
-
-    if (reply && reply->type == REDIS_REPLY_ERROR
-        && reply->len > 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
-        && ngx_http_loom_store_retry(call->store, call) == NGX_OK)
-    {
-        return;
-    }
-
-    call->handler(call, reply);
-}
-
-
-/*
- * The server lost its scripts (SCRIPT FLUSH, a restart without them): the
- * command is sent again once as EVAL with the script's text, and the
- * scripts are loaded again for the commands after it.
- */
-
-static ngx_int_t
-ngx_http_loom_store_retry(ngx_http_loom_store_t *st,
-    ngx_http_loom_store_call_t *call)
-{
-    u_char                     *p, *start, *rest, *last, *cmd, *q;
-    size_t                      len;
-    ngx_uint_t                  i;
-    const char                 *reason;
-    ngx_str_t                  *body;
-    ngx_http_loom_redis_t      *rd;
-    ngx_http_loom_redis_cmd_t  *current;
-
-    rd = &st->command.rd;
-    current = ngx_http_loom_redis_current(rd);
-
-    if (current == NULL || current->command == NULL) {
-        return NGX_DECLINED;
-    }
-
-    /* "*<argc>\r\n$7\r\nEVALSHA\r\n$40\r\n<sha>\r\n" then the rest */
-
-    start = (u_char *) current->command;
-    last = start + current->len;
-
-    p = ngx_strlchr(start, last, '\n');
-
-    if (p == NULL || last - p < 1 + 18 + 42
-        || ngx_strncmp(p + 1, "$7\r\nEVALSHA\r\n$40\r\n", 18) != 0)
-    {
-        return NGX_DECLINED;
-    }
-
-    p++;
-
-    for (i = 0; i < NGX_HTTP_LOOM_SCRIPTS; i++) {
-        if (ngx_strncmp(p + 18, st->sha[i], 40) == 0) {
-            break;
-        }
-    }
-
-    if (i == NGX_HTTP_LOOM_SCRIPTS) {
-        return NGX_DECLINED;
-    }
-
-    body = &ngx_http_loom_scripts[i];
-    rest = p + 18 + 42;
-
-    len = (p - start) + sizeof("$4\r\nEVAL\r\n$\r\n\r\n") - 1
-          + NGX_SIZE_T_LEN + body->len + (last - rest);
-
-    cmd = ngx_alloc(len, &rd->log);
-    if (cmd == NULL) {
-        return NGX_DECLINED;
-    }
-
-    q = ngx_cpymem(cmd, start, p - start);
-    q = ngx_sprintf(q, "$4\r\nEVAL\r\n$%uz\r\n", body->len);
-    q = ngx_cpymem(q, body->data, body->len);
-    q = ngx_cpymem(q, "\r\n", 2);
-    q = ngx_cpymem(q, rest, last - rest);
-
-    ngx_log_error(NGX_LOG_WARN, &rd->log, 0,
-                  "loom: scripts missing on the server, sending again");
-
-    if (ngx_http_loom_redis_send_formatted(rd, (char *) cmd, q - cmd,
-                                           ngx_http_loom_store_reply, call,
-                                           0, &reason)
-        != NGX_OK)
-    {
-        return NGX_DECLINED;
-    }
-
-    ngx_http_loom_store_load_scripts(&st->command,
-                                     ngx_http_loom_store_reloaded);
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_loom_store_reloaded(void *data, redisReply *reply)
-{
-    ngx_http_loom_store_link_t  *link;
-
-    link = data;
-
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, &link->rd.log, 0,
-                      "loom: SCRIPT LOAD failed: %*s",
-                      (size_t) reply->len, reply->str);
-    }
 }
 
 

@@ -47,6 +47,10 @@ typedef void (*ngx_http_loom_store_handler_pt)(
 struct ngx_http_loom_store_call_s {
     ngx_http_loom_store_handler_pt   handler;
     ngx_http_loom_store_t           *store;         /* set by the store */
+    unsigned                         ephemeral:1;   /* a script that keeps
+                                                       nothing: no WAIT */
+    unsigned                         durable:1;     /* set by the store */
+    unsigned                         unconfirmed:1; /* set by the store */
 };
 
 
@@ -78,7 +82,12 @@ ngx_int_t ngx_http_loom_store_command(ngx_http_loom_store_t *st,
     ngx_http_loom_store_call_t *call, int argc, const char **argv,
     const size_t *argvlen, const char **reason);
 
-/* argv[0..argc) holds the keys first, then the arguments */
+/*
+ * argv[0..argc) holds the keys first, then the arguments.  With
+ * loom_redis_wait, a script's reply reaches the handler only once WAIT has
+ * answered; when fewer replicas than asked confirmed it, the handler gets
+ * an error reply instead (the write is on the master all the same).
+ */
 ngx_int_t ngx_http_loom_store_script(ngx_http_loom_store_t *st,
     ngx_http_loom_store_call_t *call, ngx_uint_t script, int nkeys,
     int argc, const char **argv, const size_t *argvlen,

@@ -1,27 +1,42 @@
 #!/usr/bin/env bash
-# Benchmarks the broker with bench/loomgen and writes docs/performance.md.
+# Benchmarks the broker with bench/loomgen, next to the bare reference
+# broadcaster bench/refcast, and writes docs/performance.md.
 #
 #   scripts/bench.sh [--duration S] [--only NAME] [--out FILE]
+#                    [--no-reference]
 #
-#   --duration S   seconds of publishing per workload (default 15)
-#   --only NAME    run one workload: fanout-<rate> (e.g. fanout-1000),
-#                  topics-100, flood, idle or idle-lean
-#   --out FILE     the report (default docs/performance.md); the raw JSON
-#                  of each workload goes to bench/ next to it
+#   --duration S     seconds of publishing per workload (default 15)
+#   --only NAME      run one workload: fanout-<rate> (e.g. fanout-1000),
+#                    fanout-<rate>x<subscribers> (e.g. fanout-100x100),
+#                    topics-100, flood, idle or idle-lean
+#   --out FILE       the report (default docs/performance.md); the raw JSON
+#                    of each workload goes to bench/ next to it
+#   --no-reference   skip the reference runs of the fan-out workloads
 #
-# It builds the module (scripts/build.sh) and the generator, starts its own
-# redis-server (AOF, appendfsync everysec) and nginx in a temporary
-# directory on free ports, runs each workload against a freshly started
-# nginx on fresh topics, and stops everything it started when it exits.
+# It builds the module (scripts/build.sh), the generator and the reference
+# broadcaster (make -C bench), starts its own redis-server (AOF,
+# appendfsync everysec) and nginx in a temporary directory on free ports,
+# runs each workload against a freshly started nginx on fresh topics, runs
+# each fan-out workload a second time against bench/refcast (a bare C
+# broadcaster, same worker count) right after, and stops everything it
+# started when it exits.
 # Set LOOM_BENCH_KEEP=1 to keep the temporary directory (logs, configs),
 # LOOM_BENCH_LOCATION to add directives to the WebSocket location (to
-# measure a setting, e.g. "tcp_nodelay off;").
+# measure a setting, e.g. "tcp_nodelay off;"), LOOM_BENCH_PROFILE=DIR to
+# profile every pub/sub run, broker and reference alike, from 2 s after
+# the generator starts to 1 s before publishing ends: a system-wide
+# `perf record -e cpu-clock -g` (DIR/NAME.perf.data), counts of the
+# main system calls of each server worker (`perf stat` on syscall
+# tracepoints, counted in the kernel: DIR/NAME.syscalls.txt), and every
+# entry and exit of epoll_wait() in the workers, to time the event-loop
+# passes (DIR/NAME.passes.data, read with bench/passes.py).
 
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 module="$root/build/default/ngx_http_loom_module.so"
 loomgen="$root/bench/loomgen"
+refcast="$root/bench/refcast"
 nginx_bin=${LOOM_NGINX:-/usr/sbin/nginx}
 workers=2
 nofile=20000
@@ -31,10 +46,11 @@ all_workloads=(fanout-100 fanout-300 fanout-1000 fanout-2000 fanout-3000
 
 duration=15
 only=""
+reference=1
 out="$root/docs/performance.md"
 
 usage() {
-    sed -n '2,11s/^# \{0,1\}//p' "$0"
+    sed -n '2,15s/^# \{0,1\}//p' "$0"
 }
 
 die() {
@@ -53,6 +69,7 @@ while [ $# -gt 0 ]; do
         --out) [ $# -ge 2 ] || die "--out needs a value"
                out=$2; shift 2 ;;
         --out=*) out=${1#*=}; shift ;;
+        --no-reference) reference=0; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; exit 1 ;;
     esac
@@ -67,7 +84,7 @@ if [ -n "$only" ]; then
     for w in "${all_workloads[@]}"; do
         [ "$w" = "$only" ] && found=1
     done
-    [[ "$only" =~ ^fanout-[0-9]+$ ]] && found=1
+    [[ "$only" =~ ^fanout-[1-9][0-9]*(x[1-9][0-9]*)?$ ]] && found=1
     [ "$found" = 1 ] || die "unknown workload \"$only\"" \
                             "(one of: ${all_workloads[*]})"
     workloads=("$only")
@@ -76,7 +93,7 @@ fi
 "$root/scripts/deps.sh" bench
 location_extra=
 
-for tool in redis-server redis-cli curl jq ss make cc "$nginx_bin"; do
+for tool in redis-server redis-cli curl jq ss awk make cc "$nginx_bin"; do
     command -v "$tool" > /dev/null || die "$tool is required"
 done
 
@@ -91,6 +108,7 @@ mkdir -p "$json_dir"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-bench.XXXXXX")
 redis_pid=""
 nginx_master=""
+refcast_pid=""
 
 # the master daemonizes: its pid comes from the pid file
 nginx_pid() {
@@ -148,9 +166,18 @@ stop_redis() {
     wait "$pid" 2> /dev/null || true
 }
 
+stop_refcast() {
+    local pid=$refcast_pid
+    refcast_pid=""
+    alive "$pid" || return 0
+    kill -TERM "$pid" 2> /dev/null || true
+    wait "$pid" 2> /dev/null || true
+}
+
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    stop_refcast
     stop_nginx
     stop_redis
     if [ -n "${LOOM_BENCH_KEEP:-}" ]; then
@@ -315,6 +342,56 @@ server_status() {
         2> /dev/null || echo null
 }
 
+# the reference broadcaster: as many workers as nginx, on a free port
+ref_port=""
+
+refcast_ready() {
+    alive "$refcast_pid" || return 2
+    [ -n "$(ss -Htln "sport = :$ref_port")" ]
+}
+
+start_refcast() {
+    ref_port=$(free_port)
+    "$refcast" --port "$ref_port" --workers "$workers" \
+        2> "$tmp/refcast.log" &
+    refcast_pid=$!
+    wait_for 10 "refcast" refcast_ready || die "cannot start refcast"
+}
+
+# what each refcast worker counted (it prints them when it stops), as JSON
+refcast_counters() {
+    sed -n 's/^refcast: worker \([0-9]*\) (pid [0-9]*): //p' \
+        "$tmp/refcast.log" \
+        | awk -F', ' '{
+            printf "%s{", (NR > 1 ? "," : "")
+            for (i = 1; i <= NF; i++) {
+                n = split($i, f, " ")
+                key = f[1]
+                for (k = 2; k < n; k++) key = key "_" f[k]
+                printf "%s\"%s\": %s", (i > 1 ? ", " : ""), key, f[n]
+            }
+            printf "}"
+          } BEGIN { printf "[" } END { print "]" }'
+}
+
+# the nginx workers' connections, polled once a second; the busiest
+# sample shows how the connections were spread over the workers
+sample_workers() {
+    local best=-1 status n
+    while sleep 1; do
+        status=$(curl -fsS --max-time 1 \
+                 "http://127.0.0.1:$nginx_port/status" 2> /dev/null) \
+            || continue
+        n=$(jq '.connections // 0' <<< "$status" 2> /dev/null) || continue
+        if [ "$n" -gt "$best" ]; then
+            best=$n
+            jq -c '[.redis.workers[] | {pid, connections}]' \
+                <<< "$status" > "$1.tmp" 2> /dev/null \
+                && mv "$1.tmp" "$1"
+        fi
+    done
+}
+
 
 # ---- workloads -------------------------------------------------------------
 
@@ -323,11 +400,23 @@ fd_hard=$(ulimit -Hn)
 idle_conns=$(( (fd_hard < nofile ? fd_hard : nofile) - 500 ))
 stamp=$(date -u +%Y%m%d%H%M%S)
 
+# fanout-<rate>[x<subscribers>]: the rate, the subscribers
+fanout_rate() {
+    local r=${1#fanout-}
+    echo "${r%x*}"
+}
+
+fanout_subscribers() {
+    local r=${1#fanout-}
+    [[ "$r" == *x* ]] && echo "${r#*x}" || echo 1000
+}
+
 describe() {
+    local rate subs
     case "$1" in
-        fanout-*) echo "1 publisher, 1 topic, 1,000 subscribers," \
-                       "${1#fanout-} msg/s ($(( ${1#fanout-} * 1000 ))" \
-                       "deliveries/s)" ;;
+        fanout-*) rate=$(fanout_rate "$1") subs=$(fanout_subscribers "$1")
+                  echo "1 publisher, 1 topic, $subs subscribers," \
+                       "$rate msg/s ($(( rate * subs )) deliveries/s)" ;;
         topics-100) echo "100 topics x 10 subscribers, 100 publishers x" \
                          "50 msg/s (5,000 publishes/s, 50,000" \
                          "deliveries/s)" ;;
@@ -345,8 +434,9 @@ workload_args() {
     local name=$1
     case "$name" in
         fanout-*)
-            echo --topics 1 --subscribers 1000 --publishers 1 \
-                 --rate "${name#fanout-}" --duration "$duration" ;;
+            echo --topics 1 --subscribers "$(fanout_subscribers "$name")" \
+                 --publishers 1 --rate "$(fanout_rate "$name")" \
+                 --duration "$duration" ;;
         topics-100)
             echo --topics 100 --subscribers 1000 --publishers 100 \
                  --rate 50 --duration "$duration" ;;
@@ -365,15 +455,38 @@ declare -A server_log=()
 declare -A load_after=()
 declare -A writes=()
 
-# write system calls made by the nginx workers so far (/proc/PID/io)
+# write system calls made so far by the workers of master $1
+# (/proc/PID/io)
 worker_writes() {
     local pid total=0 n
-    for pid in $(ps -o pid= --ppid "$nginx_master" 2> /dev/null); do
+    for pid in $(ps -o pid= --ppid "$1" 2> /dev/null); do
         n=$(awk '/^syscw:/ { print $2 }' "/proc/$pid/io" 2> /dev/null) \
             || continue
         total=$(( total + ${n:-0} ))
     done
     echo "$total"
+}
+
+# CPU time (user + system, clock ticks) used so far by process $1 or,
+# with --children, by the children of $1
+clk_tck=$(getconf CLK_TCK)
+
+cpu_ticks() {
+    local pid pids=$1 total=0 t
+    if [ "$1" = --children ]; then
+        pids=$(ps -o pid= --ppid "$2" 2> /dev/null || true)
+    fi
+    for pid in $pids; do
+        # the fields after "(comm)": utime and stime are the 12th and 13th
+        t=$(sed 's/.*) //' "/proc/$pid/stat" 2> /dev/null \
+            | awk '{ print $12 + $13 }') || continue
+        total=$(( total + ${t:-0} ))
+    done
+    echo "$total"
+}
+
+seconds() {
+    awk -v t="$1" -v hz="$clk_tck" 'BEGIN { printf "%.2f", t / hz }'
 }
 
 bad_log='\[(alert|crit|emerg)\]|exited on signal'
@@ -398,17 +511,38 @@ run_workload() {
     echo "bench: $name: $(describe "$name")"
     echo "bench: ${commands[$name]}"
 
-    writes_before=$(worker_writes)
+    writes_before=$(worker_writes "$nginx_master")
+    cpu_before=$(cpu_ticks --children "$nginx_master")
+    redis_before=$(cpu_ticks "$redis_pid")
+
+    rm -f "$tmp/workers.json"
+    sample_workers "$tmp/workers.json" &
+    sampler=$!
+    profiler=
+    case "$name" in
+        idle*) ;;
+        *) profile_start "$name" "$nginx_master" ;;
+    esac
 
     rc=0
     "${cmd[@]}" || rc=$?
 
-    writes[$name]=$(( $(worker_writes) - writes_before ))
+    kill "$sampler" 2> /dev/null || true
+    wait "$sampler" 2> /dev/null || true
+    [ -z "$profiler" ] || wait "$profiler" 2> /dev/null || true
+    writes[$name]=$(( $(worker_writes "$nginx_master") - writes_before ))
+    cpu_s=$(seconds $(( $(cpu_ticks --children "$nginx_master") \
+                        - cpu_before )))
+    redis_s=$(seconds $(( $(cpu_ticks "$redis_pid") - redis_before )))
 
     # the generator's JSON, with the server's counters afterwards
     if [ -s "$raw" ]; then
         jq --argjson status "$(server_status)" --argjson rc "$rc" \
-           '. + {exit_code: $rc, server_status: $status}' "$raw" > "$json"
+           --argjson w "$(cat "$tmp/workers.json" 2> /dev/null || echo null)" \
+           --argjson cpu "$cpu_s" --argjson redis "$redis_s" \
+           '. + {exit_code: $rc, server_status: $status,
+                 server_workers_busiest: $w, server_cpu_s: $cpu,
+                 redis_cpu_s: $redis}' "$raw" > "$json"
         results[$name]=ok
     else
         echo "{\"workload\": \"$name\", \"exit_code\": $rc}" > "$json"
@@ -427,6 +561,90 @@ run_workload() {
         echo "bench: $name: the nginx error log says:" >&2
         echo "${server_log[$name]}" >&2
     fi
+}
+
+
+# LOOM_BENCH_PROFILE: profiles the middle of a run of workload $1 whose
+# server master is $2; $profiler is the pid to wait for
+profiler=
+
+profile_syscalls() {
+    local call list=
+    for call in writev write sendto read recvfrom epoll_wait epoll_ctl; do
+        list+=${list:+,}syscalls:sys_enter_$call
+    done
+    echo "$list"
+}
+
+profile_start() {
+    local name=$1 master=$2 dir=${LOOM_BENCH_PROFILE:-} secs pids
+    profiler=
+    [ -n "$dir" ] || return 0
+    secs=$(awk -v d="$duration" 'BEGIN { s = int(d) - 3;
+                                         print (s < 1 ? 1 : s) }')
+    mkdir -p "$dir"
+    (
+        sleep 2
+        pids=$(ps -o pid= --ppid "$master" | tr -s ' \n' ',' \
+               | sed 's/^,//; s/,$//')
+        perf stat --per-thread -p "$pids" -o "$dir/$name.syscalls.txt" \
+            -e "$(profile_syscalls)" -- sleep "$secs" > /dev/null 2>&1 &
+        perf record -q -p "$pids" -o "$dir/$name.passes.data" \
+            -e syscalls:sys_enter_epoll_wait,syscalls:sys_exit_epoll_wait \
+            -- sleep "$secs" > /dev/null 2>&1 &
+        perf record -q -e cpu-clock -a -g -o "$dir/$name.perf.data" \
+            -- sleep "$secs" > /dev/null 2>&1
+        wait
+    ) > /dev/null 2>&1 &
+    profiler=$!
+}
+
+# the same generator command against refcast, right after the broker's run
+run_reference() {
+    local name=$1 ref=$1-reference rc args cmd
+    local json=$json_dir/$1-reference.json raw=$tmp/$1-reference.json
+
+    stop_nginx
+    start_refcast
+
+    read -r -a args <<< "$(workload_args "$name")"
+    cmd=("$loomgen" --port "$ref_port" --label "$ref"
+         --run "$ref-$stamp" --json "$raw" "${args[@]}")
+
+    commands[$ref]="bench/loomgen ${cmd[*]:1}"
+    echo
+    echo "bench: $ref: the same against bench/refcast"
+    echo "bench: ${commands[$ref]}"
+
+    writes_before=$(worker_writes "$refcast_pid")
+    cpu_before=$(cpu_ticks --children "$refcast_pid")
+    profile_start "$ref" "$refcast_pid"
+
+    rc=0
+    "${cmd[@]}" || rc=$?
+
+    [ -z "$profiler" ] || wait "$profiler" 2> /dev/null || true
+
+    writes[$ref]=$(( $(worker_writes "$refcast_pid") - writes_before ))
+    cpu_s=$(seconds $(( $(cpu_ticks --children "$refcast_pid") \
+                        - cpu_before )))
+    stop_refcast
+
+    if [ -s "$raw" ]; then
+        jq --argjson rc "$rc" --argjson w "$(refcast_counters)" \
+           --argjson cpu "$cpu_s" \
+           '. + {exit_code: $rc, server: "bench/refcast",
+                 refcast_workers: $w, server_cpu_s: $cpu}' "$raw" > "$json"
+        results[$ref]=ok
+    else
+        echo "{\"workload\": \"$ref\", \"exit_code\": $rc}" > "$json"
+        results[$ref]=failed
+    fi
+    if [ "$rc" != 0 ] && [ "${results[$ref]}" = ok ]; then
+        results[$ref]="exit $rc"
+    fi
+
+    load_after[$ref]=$(cut -d' ' -f1-3 /proc/loadavg)
 }
 
 
@@ -477,27 +695,157 @@ table_pubsub() {
            " server slow-consumer closes: " +
            "\(.server_status.slow_consumers // "n/a");" +
            " generator CPU: \(.cpu_user_s) s user," +
-           " \(.cpu_system_s) s system."' "$j"
+           " \(.cpu_system_s) s system." +
+           (if .server_cpu_s then
+              " CPU of the nginx workers during the run:" +
+              " \(.server_cpu_s) s, of Redis: \(.redis_cpu_s) s" +
+              (if .delivered > 0 then
+                 " (\((.server_cpu_s + .redis_cpu_s) * 1e6 / .delivered
+                     * 100 | round / 100) us per delivery)"
+               else "" end) + "."
+            else "" end) +
+           (if (.server_workers_busiest | type) == "array" then
+              " Connections per nginx worker at the busiest sample: " +
+              (.server_workers_busiest | map("\(.connections)")
+               | join(" / ")) + "."
+            else "" end)' "$j"
 }
+
+# nchan's memory per idle connection: not measured here, the figure of
+# issue 8 (Debian's libnginx-mod-nchan, default configuration, the same
+# generator on the same 2-core machine)
+nchan_idle_kb=4.8
 
 table_idle() {
     local j=$1
     echo "| requested | held | open time s | nginx RSS before kB |" \
-         "nginx RSS after kB | RSS per connection bytes |"
-    echo "|---:|---:|---:|---:|---:|---:|"
+         "nginx RSS after kB | RSS per connection bytes |" \
+         "per connection KB | nchan KB (issue 8) |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
     echo "| $(num "$j" requested) | $(num "$j" held) | $(num "$j" setup_s)" \
          "| $(num "$j" rss_before_kb) | $(num "$j" rss_after_kb) |" \
-         "$(num "$j" rss_per_connection_bytes) |"
+         "$(num "$j" rss_per_connection_bytes) |" \
+         "$(jq -r '.rss_per_connection_bytes // 0 | . / 1024
+                   | (. * 10 | round) / 10' "$j") | $nchan_idle_kb |"
     echo
     jq -r '"Connect failures: \(.connect_failures); given up:" +
            " \(.failed_connections); disconnects: \(.disconnects)." +
            " RSS is the sum of VmRSS over the \(.nginx_workers) workers," +
-           " read once every connection had answered a ping."' "$j"
+           " read once every connection had answered a ping" +
+           " (1 KB = 1,024 bytes)."' "$j"
+    echo
+    echo "nchan's $nchan_idle_kb KB is not measured by this script: it is"
+    echo "the figure of issue 8, measured with the same generator on the"
+    echo "same 2-core machine against Debian's \`libnginx-mod-nchan\` in its"
+    echo "default configuration, and is repeated here for comparison."
+}
+
+# p50, p99 and max in ms of a run, "p50 / p99 / max"
+lat3() {
+    echo "$(ms "$1" p50) / $(ms "$1" p99) / $(ms "$1" max)"
+}
+
+# broker / reference for the three, "x.x / x.x / x.x"
+ratio3() {
+    jq -r -n --slurpfile a "$1" --slurpfile b "$2" '
+        [ "p50", "p99", "max" ]
+        | map(. as $k | ($a[0].latency_us[$k] // 0) as $x
+                      | ($b[0].latency_us[$k] // 0) as $y
+              | if $y > 0 then ($x / $y * 100 | round / 100 | tostring)
+                else "n/a" end)
+        | join(" / ")'
+}
+
+# server CPU (nginx and Redis, or refcast) per delivery, in us
+cpu_per_delivery() {
+    jq -r 'if (.server_cpu_s | type) == "number" and .delivered > 0
+           then ((.server_cpu_s + (.redis_cpu_s // 0)) * 1e6 / .delivered
+                 * 100 | round / 100)
+           else "n/a" end' "$1"
+}
+
+# the broker next to the reference, every fan-out workload run with both
+table_reference_summary() {
+    local name j r any=0
+
+    for name in "${workloads[@]}"; do
+        [[ "$name" == fanout-* ]] || continue
+        j=$json_dir/$name.json
+        r=$json_dir/$name-reference.json
+        [ "${results[$name]:-failed}" != failed ] || continue
+        [ "${results[$name-reference]:-failed}" != failed ] || continue
+
+        if [ "$any" = 0 ]; then
+            echo "## Fan-out next to the reference"
+            echo
+            echo "Each fan-out workload runs twice, back to back: against"
+            echo "the broker, then with the same generator command against"
+            echo "\`bench/refcast\`, a bare C broadcaster with as many worker"
+            echo "processes as nginx (no JSON parsing, no Redis; see"
+            echo "\`bench/refcast.c\`).  The ratio is broker / reference:"
+            echo "what the broker adds to what the machine costs anyway."
+            echo "Server CPU is the user and system time of the server's"
+            echo "processes during the run (for the broker, nginx's workers"
+            echo "and Redis) over the deliveries: unlike latency, it hardly"
+            echo "depends on what else the machine is doing."
+            echo
+            echo "| workload | broker p50 / p99 / max ms |" \
+                 "reference p50 / p99 / max ms |" \
+                 "ratio p50 / p99 / max | lost broker / reference |" \
+                 "server CPU us per delivery, broker / reference |"
+            echo "|---|---:|---:|---:|---:|---:|"
+            any=1
+        fi
+
+        echo "| $name | $(lat3 "$j") | $(lat3 "$r") | $(ratio3 "$j" "$r") |" \
+             "$(num "$j" lost) / $(num "$r" lost) |" \
+             "$(cpu_per_delivery "$j") / $(cpu_per_delivery "$r") |"
+    done
+
+    if [ "$any" = 1 ]; then
+        echo
+    fi
+}
+
+# the reference run of a fan-out workload, under the broker's table
+table_reference() {
+    local j=$1 r=$2 name=$3
+    echo "Reference, the same command against \`bench/refcast\`:"
+    echo
+    echo "| sent | delivered | lost | deliveries/s | publishes/s |" \
+         "p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| $(num "$r" sent) | $(num "$r" delivered) | $(num "$r" lost) |" \
+         "$(num "$r" deliveries_per_s) | $(num "$r" publishes_per_s) |" \
+         "$(ms "$r" p50) | $(ms "$r" p90) | $(ms "$r" p99) |" \
+         "$(ms "$r" p99_9) | $(ms "$r" max) |"
+    echo
+    jq -r --argjson w "${writes[$name-reference]:-0}" \
+          --arg ratio "$(ratio3 "$j" "$r")" '
+        (.refcast_workers // []) as $ws
+        | ($ws | map(.frames) | add // 0) as $frames
+        | "Broker / reference, p50 / p99 / max: \($ratio)." +
+          (if $w > 0 then
+             " refcast made \($w) write system calls for \($frames)" +
+             " frames: \($frames / $w * 10 | round / 10) frames per write."
+           else "" end) +
+          (if .server_cpu_s then
+             " CPU of the refcast workers during the run:" +
+             " \(.server_cpu_s) s" +
+             (if .delivered > 0 then
+                " (\(.server_cpu_s * 1e6 / .delivered * 100 | round / 100)" +
+                " us per delivery)"
+              else "" end) + "."
+           else "" end) +
+          (if ($ws | length) > 0 then
+             " Connections per refcast worker: " +
+             ($ws | map("\(.accepted)") | join(" / ")) + "."
+           else "" end)' "$r"
 }
 
 # the targets: met or not, from the JSON of the runs
 summary() {
-    local j best=0 rate p99 lost
+    local j r best=0 rate p99 ref99 lost
 
     echo "## Summary"
     echo
@@ -509,6 +857,7 @@ summary() {
         [ "${results[$name]:-failed}" = failed ] && continue
 
         case "$name" in
+            fanout-*x*) ;;
             fanout-*)
                 rate=${name#fanout-}
                 p99=$(ms "$j" p99)
@@ -522,6 +871,15 @@ summary() {
                     verdict fanout "1 -> 1,000 at 1,000 msg/s: all delivered,
                         p99 <= 25 ms" "$lost lost, p99 $p99 ms" \
                         "$lost == 0 and $p99 <= 25"
+                    r=$json_dir/$name-reference.json
+                    if [ "${results[$name-reference]:-failed}" != failed ]
+                    then
+                        ref99=$(ms "$r" p99)
+                        verdict fanout-ratio "1 -> 1,000 at 1,000 msg/s:
+                            p99 within 1.5x of the reference's" \
+                            "p99 $p99 ms, reference $ref99 ms" \
+                            "$ref99 > 0 and $p99 <= 1.5 * $ref99"
+                    fi
                 fi
                 ;;
             topics-100)
@@ -562,7 +920,7 @@ verdict() {
 }
 
 write_report() {
-    local name j cpu mem cmd
+    local name j cpu mem cmd link
     cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
     mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' \
           /proc/meminfo)
@@ -572,7 +930,7 @@ write_report() {
         echo
         echo "Measured with \`scripts/bench.sh\`, which starts its own"
         echo "redis-server and nginx and drives them with \`bench/loomgen\`"
-        echo "(an epoll WebSocket client in C, \`bench/loomgen.c\`)."
+        echo "(an epoll WebSocket client in C, \`bench/loomgen*.c\`)."
         echo "This file is generated: run the script again to refresh it."
         echo
         echo "## Machine"
@@ -593,6 +951,7 @@ write_report() {
         echo "the cost of generating and checking the load."
         echo
         summary
+        table_reference_summary
         echo "## Method"
         echo
         echo "Each workload runs against a freshly started nginx (same"
@@ -637,6 +996,11 @@ write_report() {
         for name in "${workloads[@]}"; do
             cmd=${commands[$name]:-# $name: not run}
             echo "${cmd//$tmp/<tmp>}"
+            cmd=${commands[$name-reference]:-}
+            if [ -n "$cmd" ]; then
+                echo "bench/refcast --port <port> --workers $workers"
+                echo "${cmd//$tmp/<tmp>}"
+            fi
         done
         echo '```'
         echo
@@ -659,6 +1023,17 @@ write_report() {
                 table_pubsub "$j" "$name"
             fi
 
+            if [ "${results[$name-reference]:-failed}" != failed ] \
+               && [ "${results[$name]:-failed}" != failed ]
+            then
+                echo
+                table_reference "$j" "$json_dir/$name-reference.json" \
+                    "$name"
+            elif [ -n "${commands[$name-reference]:-}" ]; then
+                echo
+                echo "The reference run produced no result."
+            fi
+
             if [ "${results[$name]}" != ok ] \
                && [ "${results[$name]}" != failed ]
             then
@@ -678,6 +1053,11 @@ write_report() {
             echo
             echo "Load average after the workload: ${load_after[$name]:-n/a}."
             echo "Raw results: [bench/$name.json](bench/$name.json)."
+            if [ -n "${commands[$name-reference]:-}" ]; then
+                link="bench/$name-reference.json"
+                echo "Reference: [$link]($link); load average after it:" \
+                     "${load_after[$name-reference]:-n/a}."
+            fi
         done
         echo
         cat "$root/bench/notes.md"
@@ -695,6 +1075,9 @@ echo "bench: redis-server on 127.0.0.1:$redis_port"
 
 for name in "${workloads[@]}"; do
     run_workload "$name"
+    if [ "$reference" = 1 ] && [[ "$name" == fanout-* ]]; then
+        run_reference "$name"
+    fi
 done
 
 stop_nginx

@@ -61,11 +61,12 @@ else
     fi
 fi
 
-# configure again only when the add-on script, the Redis scripts (made
-# into a header by configure) or the options changed
+# configure again only when the add-on script, its version script, the
+# Redis scripts (made into a header by configure) or the options changed
 stamp="$tree/.loom-configure"
 want=$(printf '%s\n' "${flags[@]}" "$cc_opt" "$ld_opt" "$root" \
-       | cat - "$root/config" "$root"/ngx_loom_module/lua/*.lua \
+       | cat - "$root/config" "$root/ngx_http_loom_module.map" \
+             "$root"/ngx_loom_module/lua/*.lua \
        | sha1sum | cut -d' ' -f1)
 
 if [ ! -f "$tree/objs/Makefile" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]

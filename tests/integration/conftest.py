@@ -146,7 +146,7 @@ http {{
     fastcgi_temp_path {prefix}/tmp;
     uwsgi_temp_path {prefix}/tmp;
     scgi_temp_path {prefix}/tmp;
-    loom_redis {redis_addr};
+    {redis_directive}
     {http}
     server {{
         listen 127.0.0.1:{port}{reuseport};
@@ -191,7 +191,9 @@ class Nginx:
             f.write(NGINX_CONF.format(
                 module=MODULE, workers=workers, prefix=self.prefix,
                 log_level=log_level, main=main, connections=connections,
-                redis_addr=redis_addr or "127.0.0.1:%d" % redis_port,
+                redis_directive=(
+                    "" if redis_addr == "" else "loom_redis %s;"
+                    % (redis_addr or "127.0.0.1:%d" % redis_port)),
                 http=http, port=self.port,
                 listen_tls=listen_tls, server=server, location=location,
                 reuseport=" reuseport" if reuseport else ""))

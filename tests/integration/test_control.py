@@ -154,6 +154,8 @@ def test_reload_moves_clients_to_new_workers(make_nginx):
     assert f.close_code() == 1001
     old.send_frame(CLOSE, struct.pack("!H", 1001))
     old.expect_eof()
+    # the new workers answer listTopics once their Redis links are up
+    wait_for(n.redis_up, what="the new workers' links")
     new = n.client()
     new.send_text(LIST)
     assert new.recv_json()["code"] == 200

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Checks the generator and the reference broadcaster against each other:
+#
+#   bench/check.sh        (or: make -C bench check)
+#
+# Starts bench/refcast with two workers on a free port, runs a small
+# pub/sub workload (2 topics, 40 subscribers, 2 publishers) and a small
+# connections-only one through bench/loomgen, and fails unless every
+# expected delivery arrived exactly once, from the right publisher, with
+# no error, and every idle connection answered its ping.
+
+set -euo pipefail
+
+dir=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-bench-check.XXXXXX")
+pid=""
+
+cleanup() {
+    [ -z "$pid" ] || kill -TERM "$pid" 2> /dev/null || true
+    [ -z "$pid" ] || wait "$pid" 2> /dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "check: $*" >&2
+    exit 1
+}
+
+for tool in jq ss; do
+    command -v "$tool" > /dev/null || fail "$tool is required"
+done
+
+while :; do
+    port=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
+    [ -n "$(ss -Htln "sport = :$port")" ] || break
+done
+
+"$dir/refcast" --port "$port" --workers 2 2> "$tmp/refcast.log" &
+pid=$!
+
+for _ in $(seq 100); do
+    [ -z "$(ss -Htln "sport = :$port")" ] || break
+    kill -0 "$pid" 2> /dev/null || fail "refcast did not start"
+    sleep 0.05
+done
+
+"$dir/loomgen" --port "$port" --topics 2 --subscribers 40 --publishers 2 \
+    --rate 100 --duration 1 --drain 5 --quiet --json "$tmp/pubsub.json" \
+    > "$tmp/pubsub.txt" 2>&1 \
+    || fail "loomgen (pub/sub) failed: $(cat "$tmp/pubsub.txt")"
+
+jq -e '.expected > 0 and .delivered == .expected and .lost == 0
+       and .sent == .acked and .errors == 0 and .duplicates == 0
+       and .out_of_order == 0 and .misrouted == 0 and .malformed == 0
+       and .unexpected == 0 and .subscribed == 40
+       and .closed_cleanly == 43' "$tmp/pubsub.json" > /dev/null \
+    || fail "pub/sub results: $(cat "$tmp/pubsub.json")"
+
+"$dir/loomgen" --port "$port" --connections-only 200 --quiet \
+    --json "$tmp/idle.json" > "$tmp/idle.txt" 2>&1 \
+    || fail "loomgen (connections) failed: $(cat "$tmp/idle.txt")"
+
+jq -e '.held == 200 and .connect_failures == 0 and .disconnects == 0
+       and .closed_cleanly == 200' "$tmp/idle.json" > /dev/null \
+    || fail "connections results: $(cat "$tmp/idle.json")"
+
+echo "check: loomgen and refcast agree (pub/sub and idle connections)"
