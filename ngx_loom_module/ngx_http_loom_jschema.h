@@ -103,8 +103,8 @@ void ngx_http_loom_jschema_free(ngx_http_loom_jschema_t *s);
 /*
  * NGX_OK: the instance is valid; NGX_DECLINED: it is not.  With errors
  * NULL the first failure ends the validation and nothing is allocated
- * (propertyNames aside); otherwise each failure is recorded, up to the
- * collector's max, and NGX_ERROR means memory ran out.
+ * (propertyNames and unevaluated* aside); otherwise each failure is
+ * recorded, up to the collector's max.  NGX_ERROR: memory ran out.
  */
 ngx_int_t ngx_http_loom_jschema_validate(const ngx_http_loom_jschema_t *s,
     json_t *instance, ngx_http_loom_jschema_errors_t *errors);

@@ -160,51 +160,157 @@ ngx_http_loom_jsc_try(ngx_http_loom_jsc_t *c, json_t *a, json_t *b)
 }
 
 
-static json_t *
-ngx_http_loom_jsc_deref(json_t *root, json_t *ref)
+static ngx_uint_t
+ngx_http_loom_jsc_hex(u_char ch)
 {
-    size_t       len;
-    json_t      *v;
-    const char  *p, *seg, *end;
-    char         buf[256], *d;
-    size_t       idx;
+    return (ch <= '9') ? (ngx_uint_t) (ch - '0')
+                       : (ngx_uint_t) ((ch | 0x20) - 'a' + 10);
+}
 
-    p = json_string_value(ref);
-    len = json_string_length(ref);
 
-    if (len == 0 || p[0] != '#' || (len > 1 && p[1] != '/')) {
+/* the subschema with "$anchor": name, depth first */
+
+static json_t *
+ngx_http_loom_jsc_anchor(json_t *v, const u_char *name, size_t len,
+    ngx_uint_t depth)
+{
+    size_t       i;
+    json_t      *a, *r;
+    const char  *key;
+
+    if (depth > NGX_HTTP_LOOM_JSC_MAX_DEPTH) {
         return NULL;
     }
 
+    if (json_is_object(v)) {
+        a = json_object_get(v, "$anchor");
+
+        if (json_is_string(a) && json_string_length(a) == len
+            && memcmp(json_string_value(a), name, len) == 0)
+        {
+            return v;
+        }
+
+        json_object_foreach(v, key, a) {
+            r = ngx_http_loom_jsc_anchor(a, name, len, depth + 1);
+            if (r) {
+                return r;
+            }
+        }
+
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, a) {
+            r = ngx_http_loom_jsc_anchor(a, name, len, depth + 1);
+            if (r) {
+                return r;
+            }
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * A local $ref as the compiler resolves it (ngx_http_loom_jschema_ref.c):
+ * the root "$id" as the base, a percent-decoded JSON Pointer or an anchor
+ */
+
+static json_t *
+ngx_http_loom_jsc_deref(json_t *root, json_t *ref)
+{
+    u_char      *buf, *d, *q, *last, *seg;
+    size_t       len, idlen, idx;
+    json_t      *v, *id;
+    const char  *p, *end;
+
+    p = json_string_value(ref);
+    len = json_string_length(ref);
+    end = p + len;
+
+    id = json_object_get(root, "$id");
+
+    if (json_is_string(id)) {
+        idlen = json_string_length(id);
+
+        if (idlen && json_string_value(id)[idlen - 1] == '#') {
+            idlen--;
+        }
+
+        if (idlen && len >= idlen && memcmp(p, json_string_value(id), idlen)
+                                     == 0)
+        {
+            p += idlen;
+        }
+    }
+
+    if (p == end) {
+        return root;
+    }
+
+    if (*p++ != '#') {
+        return NULL;
+    }
+
+    buf = malloc(end - p + 1);
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    for (d = buf; p < end; p++) {
+        if (*p == '%' && end - p >= 3 && isxdigit((u_char) p[1])
+            && isxdigit((u_char) p[2]))
+        {
+            *d++ = (u_char) (ngx_http_loom_jsc_hex(p[1]) * 16
+                             + ngx_http_loom_jsc_hex(p[2]));
+            p += 2;
+            continue;
+        }
+
+        *d++ = *p;
+    }
+
+    last = d;
+
+    if (last > buf && buf[0] != '/') {
+        v = ngx_http_loom_jsc_anchor(root, buf, last - buf, 0);
+        free(buf);
+        return v;
+    }
+
     v = root;
-    p++;
-    end = json_string_value(ref) + len;
+    q = buf;
 
-    while (p < end && v) {
-        seg = ++p;
-        d = buf;
+    while (q < last && v) {
+        seg = ++q;
+        d = seg;
 
-        while (p < end && *p != '/' && d < buf + sizeof(buf)) {
-            if (*p == '~' && p + 1 < end) {
-                *d++ = (p[1] == '1') ? '/' : '~';
-                p += 2;
+        while (q < last && *q != '/') {
+            if (*q == '~' && q + 1 < last) {
+                *d++ = (q[1] == '1') ? '/' : '~';
+                q += 2;
                 continue;
             }
 
-            *d++ = *p++;
+            *d++ = *q++;
         }
 
         if (json_is_object(v)) {
-            v = json_object_getn(v, buf, d - buf);
+            v = json_object_getn(v, (char *) seg, d - seg);
 
         } else if (json_is_array(v)) {
-            idx = strtoul(seg, NULL, 10);
-            v = json_array_get(v, idx);
+            for (idx = 0; seg < d && *seg >= '0' && *seg <= '9'; seg++) {
+                idx = (idx > 100000000) ? idx : idx * 10 + (*seg - '0');
+            }
+
+            v = (seg == d) ? json_array_get(v, idx) : NULL;
 
         } else {
             v = NULL;
         }
     }
+
+    free(buf);
 
     return v;
 }
@@ -254,8 +360,8 @@ ngx_http_loom_jsc_collect(json_t *root, json_t *s,
     ngx_http_loom_jsc_conj_t *cj)
 {
     size_t      i;
-    json_t     *v;
-    ngx_uint_t  k;
+    json_t     *v, *e;
+    ngx_uint_t  k, mask;
 
     if (json_is_false(s)) {
         cj->never = 1;
@@ -279,10 +385,33 @@ ngx_http_loom_jsc_collect(json_t *root, json_t *s,
         cj->types &= ngx_http_loom_jsc_types(v);
     }
 
+    /* the values of enum or const have types too */
+
+    v = json_object_get(s, "const");
+    if (v) {
+        cj->types &= ngx_http_loom_js_type_of(v);
+    }
+
+    v = json_object_get(s, "enum");
+    if (json_is_array(v)) {
+        mask = 0;
+
+        json_array_foreach(v, i, e) {
+            mask |= ngx_http_loom_js_type_of(e);
+        }
+
+        cj->types &= mask;
+    }
+
     v = json_object_get(s, "$ref");
     if (json_is_string(v)) {
         v = ngx_http_loom_jsc_deref(root, v);
-        if (v) {
+
+        if (v == NULL) {
+            /* what it adds is unknown: nothing can be proved of it */
+            cj->unknown = 1;
+
+        } else {
             ngx_http_loom_jsc_collect(root, v, cj);
         }
     }
@@ -560,6 +689,11 @@ ngx_http_loom_jsc_sub(ngx_http_loom_jsc_t *c, json_t *a, json_t *b)
     if (bc.never) {
         return ngx_http_loom_jsc_diff(c, "schema became false: nothing is "
                                       "valid");
+    }
+
+    if (bc.unknown) {
+        return ngx_http_loom_jsc_diff(c, "a $ref that cannot be followed "
+                                      "cannot be compared");
     }
 
     c->stack[c->depth][0] = a;

@@ -521,7 +521,9 @@ ngx_http_loom_jsc_keyword(ngx_http_loom_jsc_t *c, ngx_http_loom_jsc_conj_t *a,
         || strcmp(kw, "oneOf") == 0 || strcmp(kw, "if") == 0
         || strcmp(kw, "then") == 0 || strcmp(kw, "else") == 0
         || strcmp(kw, "dependentSchemas") == 0
-        || strcmp(kw, "propertyNames") == 0)
+        || strcmp(kw, "propertyNames") == 0
+        || strcmp(kw, "unevaluatedProperties") == 0
+        || strcmp(kw, "unevaluatedItems") == 0)
     {
         if (ngx_http_loom_jsc_same(a, kw, v) == NGX_OK) {
             return NGX_OK;

@@ -24,6 +24,9 @@
  */
 
 
+static void ngx_http_loom_js_checks(ngx_http_loom_js_node_t *n);
+
+
 ngx_http_loom_jschema_t *
 ngx_http_loom_jschema_compile(json_t *schema,
     const ngx_http_loom_jschema_limits_t *limits,
@@ -84,6 +87,8 @@ ngx_http_loom_jschema_compile(json_t *schema,
         if (ngx_http_loom_js_cycles(&c, s->nodes[i]) != NGX_OK) {
             goto failed;
         }
+
+        ngx_http_loom_js_checks(s->nodes[i]);
     }
 
     for (i = 0; i < c.nrefs; i++) {
@@ -116,6 +121,66 @@ failed:
     ngx_http_loom_jschema_free(s);
 
     return NULL;
+}
+
+
+static void
+ngx_http_loom_js_checks(ngx_http_loom_js_node_t *n)
+{
+    ngx_uint_t                i;
+    ngx_http_loom_js_prop_t  *p;
+
+    if (n->enum_values || n->has_const) {
+        n->checks |= NGX_HTTP_LOOM_JS_CHK_VALUE;
+    }
+
+    if (n->min_length >= 0 || n->max_length >= 0 || n->pattern
+        || n->format_assert)
+    {
+        n->checks |= NGX_HTTP_LOOM_JS_CHK_STRING;
+    }
+
+    if (n->minimum.set || n->maximum.set || n->exclusive_min.set
+        || n->exclusive_max.set || n->multiple_of.set)
+    {
+        n->checks |= NGX_HTTP_LOOM_JS_CHK_NUMBER;
+    }
+
+    /* required names that are all properties are counted in one pass */
+
+    if (n->nrequired && n->nprops) {
+        for (i = 0; i < n->nrequired; i++) {
+            p = (ngx_http_loom_js_prop_t *) ngx_http_loom_js_find(n,
+                                                n->required[i].name,
+                                                n->required[i].len);
+            if (p == NULL) {
+                break;
+            }
+
+            p->required = 1;
+        }
+
+        n->required_in_props = (i == n->nrequired);
+    }
+
+    if (n->nprops || n->npatterns || n->additional || n->property_names
+        || n->nrequired || n->ndep_required || n->ndep_schemas
+        || n->min_props >= 0 || n->max_props >= 0)
+    {
+        n->checks |= NGX_HTTP_LOOM_JS_CHK_OBJECT;
+    }
+
+    if (n->nprefix || n->items || n->contains || n->min_items >= 0
+        || n->max_items >= 0 || n->unique_items)
+    {
+        n->checks |= NGX_HTTP_LOOM_JS_CHK_ARRAY;
+    }
+
+    if (n->ref || n->nall_of || n->nany_of || n->none_of || n->not
+        || n->if_)
+    {
+        n->checks |= NGX_HTTP_LOOM_JS_CHK_APPLY;
+    }
 }
 
 

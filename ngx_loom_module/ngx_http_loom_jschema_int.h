@@ -36,6 +36,15 @@
 #define NGX_HTTP_LOOM_JS_ANY      0x7f
 
 
+/* groups of keywords a node has, so validation skips the others */
+#define NGX_HTTP_LOOM_JS_CHK_VALUE   0x01      /* enum, const */
+#define NGX_HTTP_LOOM_JS_CHK_STRING  0x02
+#define NGX_HTTP_LOOM_JS_CHK_NUMBER  0x04
+#define NGX_HTTP_LOOM_JS_CHK_OBJECT  0x08
+#define NGX_HTTP_LOOM_JS_CHK_ARRAY   0x10
+#define NGX_HTTP_LOOM_JS_CHK_APPLY   0x20      /* in-place applicators */
+
+
 /* the formats known; 0 is none or an unknown one (an annotation) */
 enum {
     NGX_HTTP_LOOM_JS_FMT_NONE = 0,
@@ -66,6 +75,7 @@ typedef struct {
     const char               *name;
     size_t                    len;
     ngx_http_loom_js_node_t  *node;
+    ngx_uint_t                required;     /* 1: also in "required" */
 } ngx_http_loom_js_prop_t;
 
 
@@ -91,7 +101,9 @@ struct ngx_http_loom_js_node_s {
     unsigned                     format_assert:1;
     unsigned                     visiting:1;
     unsigned                     done:1;
+    unsigned                     required_in_props:1;
 
+    ngx_uint_t                   checks;       /* the groups present */
     ngx_uint_t                   types;        /* 0: no "type" */
     ngx_uint_t                   format;
 
@@ -149,6 +161,10 @@ struct ngx_http_loom_js_node_s {
     ngx_http_loom_js_node_t     *then_;
     ngx_http_loom_js_node_t     *else_;
     ngx_http_loom_js_node_t     *ref;
+
+    /* members or items no other keyword evaluated */
+    ngx_http_loom_js_node_t     *unevaluated_props;
+    ngx_http_loom_js_node_t     *unevaluated_items;
 };
 
 
@@ -160,6 +176,13 @@ struct ngx_http_loom_jschema_s {
     pcre2_match_data            *match;
     pcre2_match_context         *match_ctx;
 };
+
+
+/*
+ * the longest chain of in-place applicators (validation could not go
+ * deeper anyway); the cycle check walks it recursively
+ */
+#define NGX_HTTP_LOOM_JS_MAX_CHAIN  NGX_HTTP_LOOM_JSCHEMA_MAX_EVAL_DEPTH
 
 
 /* the state of one compilation */
@@ -200,6 +223,7 @@ typedef struct {
     ngx_http_loom_js_pending_t   *refs;
     ngx_uint_t                    nrefs;
     ngx_uint_t                    arefs;
+    ngx_uint_t                    chain;
 } ngx_http_loom_js_cctx_t;
 
 
@@ -223,6 +247,26 @@ ngx_int_t ngx_http_loom_js_push(ngx_http_loom_js_cctx_t *c,
 void *ngx_http_loom_js_grow(void *elts, ngx_uint_t *nalloc, ngx_uint_t n,
     size_t size);
 char *ngx_http_loom_js_strndup(const char *s, size_t len);
+ngx_int_t ngx_http_loom_js_kw_names(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+ngx_int_t ngx_http_loom_js_kw_dep_required(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+ngx_int_t ngx_http_loom_js_kw_schema(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+ngx_int_t ngx_http_loom_js_kw_schemas(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+ngx_int_t ngx_http_loom_js_kw_map(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+ngx_int_t ngx_http_loom_js_kw_ref(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+pcre2_code *ngx_http_loom_js_regex(ngx_http_loom_js_cctx_t *c,
+    const char *s, size_t len);
 ngx_int_t ngx_http_loom_js_resolve(ngx_http_loom_js_cctx_t *c,
     ngx_http_loom_js_pending_t *p);
 ngx_int_t ngx_http_loom_js_cycles(ngx_http_loom_js_cctx_t *c,
@@ -263,6 +307,7 @@ typedef struct {
     ngx_uint_t                      n;
     ngx_uint_t                      types;
     unsigned                        never:1;
+    unsigned                        unknown:1;
 } ngx_http_loom_jsc_conj_t;
 
 
@@ -291,6 +336,67 @@ ngx_uint_t ngx_http_loom_jsc_prop(ngx_http_loom_jsc_t *c,
     ngx_uint_t max);
 ngx_int_t ngx_http_loom_jsc_any(ngx_http_loom_jsc_t *c, json_t **as,
     ngx_uint_t n, json_t *b, const char *kw, const char *seg, size_t len);
+
+
+/* the members or items of one instance some keyword evaluated */
+typedef struct {
+    uint64_t                        *bits;
+    size_t                           n;
+} ngx_http_loom_js_ev_t;
+
+
+#define ngx_http_loom_js_mark(ev, i)                                         \
+    if (ev) { (ev)->bits[(i) / 64] |= (uint64_t) 1 << ((i) % 64); }
+
+
+/* the state of one validation (ngx_http_loom_jschema_{validate,container}.c) */
+
+typedef struct {
+    const ngx_http_loom_jschema_t   *s;
+    ngx_http_loom_jschema_errors_t  *errors;
+    char                            *path;
+    size_t                           plen;
+    size_t                           pcap;
+    ngx_uint_t                       depth;
+    ngx_http_loom_js_ev_t           *ev;      /* needed by unevaluated* */
+    unsigned                         nomem:1;
+} ngx_http_loom_js_vctx_t;
+
+
+/* whether to go on after a failure */
+
+#define ngx_http_loom_js_go_on(v)                                            \
+    ((v)->errors && !(v)->nomem && (v)->errors->nelts < (v)->errors->max)
+
+/* a check that failed: stop, unless collecting */
+#define ngx_http_loom_js_check(v, rc, expr)                                  \
+    if ((expr) != NGX_OK) {                                                  \
+        rc = NGX_DECLINED;                                                   \
+        if (!ngx_http_loom_js_go_on(v)) {                                    \
+            return NGX_DECLINED;                                             \
+        }                                                                    \
+    }
+
+
+ngx_int_t ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
+ngx_int_t ngx_http_loom_js_failed(ngx_http_loom_js_vctx_t *v, const char *kw,
+    const char *fmt, ...);
+ngx_int_t ngx_http_loom_js_member(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst, const char *seg,
+    size_t len);
+ngx_int_t ngx_http_loom_js_item(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst, size_t i);
+ngx_int_t ngx_http_loom_js_try(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
+ngx_int_t ngx_http_loom_js_inplace(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst, ngx_uint_t trial);
+const ngx_http_loom_js_prop_t *ngx_http_loom_js_find(
+    const ngx_http_loom_js_node_t *n, const char *key, size_t len);
+ngx_int_t ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
+ngx_int_t ngx_http_loom_js_array(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
 
 
 /* limits of one regular expression match (backtracking and depth) */

@@ -228,6 +228,7 @@ static ngx_int_t
 ngx_http_loom_js_cycle_edge(ngx_http_loom_js_cctx_t *c,
     ngx_http_loom_js_node_t *n)
 {
+    ngx_int_t   rc;
     ngx_uint_t  i;
 
     if (n == NULL || n->done) {
@@ -253,7 +254,20 @@ ngx_http_loom_js_cycle_edge(ngx_http_loom_js_cctx_t *c,
         return ngx_http_loom_js_fail(c, "$ref cycle");
     }
 
-    return ngx_http_loom_js_cycles(c, n);
+    /* the walk is recursive: a bound on it bounds the stack */
+
+    if (c->chain >= NGX_HTTP_LOOM_JS_MAX_CHAIN) {
+        c->plen = 0;
+        return ngx_http_loom_js_fail(c, "$ref and in-place applicators "
+                                     "chained more than %d deep",
+                                     NGX_HTTP_LOOM_JS_MAX_CHAIN);
+    }
+
+    c->chain++;
+    rc = ngx_http_loom_js_cycles(c, n);
+    c->chain--;
+
+    return rc;
 }
 
 

@@ -22,24 +22,9 @@
  */
 
 
-typedef struct {
-    const ngx_http_loom_jschema_t   *s;
-    ngx_http_loom_jschema_errors_t  *errors;
-    char                            *path;
-    size_t                           plen;
-    size_t                           pcap;
-    ngx_uint_t                       depth;
-    unsigned                         nomem:1;
-} ngx_http_loom_js_vctx_t;
-
-
-static ngx_int_t ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
-    const ngx_http_loom_js_node_t *n, json_t *inst);
-
-
 /* NGX_DECLINED, and the failure recorded when there is a collector */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_loom_js_failed(ngx_http_loom_js_vctx_t *v, const char *kw,
     const char *fmt, ...)
 {
@@ -81,12 +66,6 @@ ngx_http_loom_js_failed(ngx_http_loom_js_vctx_t *v, const char *kw,
 
     return NGX_DECLINED;
 }
-
-
-/* whether to go on after a failure */
-
-#define ngx_http_loom_js_go_on(v)                                            \
-    ((v)->errors && !(v)->nomem && (v)->errors->nelts < (v)->errors->max)
 
 
 static ngx_int_t
@@ -131,7 +110,7 @@ ngx_http_loom_js_vpush(ngx_http_loom_js_vctx_t *v, const char *seg,
 
 /* validates a member: the path gets seg for the time of it */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_loom_js_member(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst, const char *seg,
     size_t len)
@@ -139,28 +118,43 @@ ngx_http_loom_js_member(ngx_http_loom_js_vctx_t *v,
     size_t     save;
     ngx_int_t  rc;
 
+    ngx_http_loom_js_ev_t  *ev;
+
     save = v->plen;
 
     if (ngx_http_loom_js_vpush(v, seg, len) != NGX_OK) {
         return NGX_DECLINED;
     }
 
+    /* another instance: its own evaluated members */
+    ev = v->ev;
+    v->ev = NULL;
+
     rc = ngx_http_loom_js_eval(v, n, inst);
+
+    v->ev = ev;
     v->plen = save;
 
     return rc;
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_loom_js_item(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst, size_t i)
 {
-    char  seg[NGX_INT_T_LEN + 1];
-    int   len;
+    char                    seg[NGX_INT_T_LEN + 1];
+    int                     len;
+    ngx_int_t               rc;
+    ngx_http_loom_js_ev_t  *ev;
 
     if (v->errors == NULL) {
-        return ngx_http_loom_js_eval(v, n, inst);
+        ev = v->ev;
+        v->ev = NULL;
+        rc = ngx_http_loom_js_eval(v, n, inst);
+        v->ev = ev;
+
+        return rc;
     }
 
     len = snprintf(seg, sizeof(seg), "%lu", (unsigned long) i);
@@ -169,19 +163,78 @@ ngx_http_loom_js_item(ngx_http_loom_js_vctx_t *v,
 }
 
 
-/* a trial: the outcome only, nothing recorded */
+/* a trial: the outcome only, nothing recorded, nothing evaluated */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_loom_js_try(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst)
 {
     ngx_int_t                        rc;
+    ngx_http_loom_js_ev_t           *ev;
     ngx_http_loom_jschema_errors_t  *errors;
 
     errors = v->errors;
+    ev = v->ev;
     v->errors = NULL;
+    v->ev = NULL;
+
     rc = ngx_http_loom_js_eval(v, n, inst);
+
     v->errors = errors;
+    v->ev = ev;
+
+    return rc;
+}
+
+
+/*
+ * An in-place subschema (a trial or not): with unevaluated* in force,
+ * what it evaluates counts only when it passes.
+ */
+
+ngx_int_t
+ngx_http_loom_js_inplace(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst, ngx_uint_t trial)
+{
+    size_t                           i, words;
+    ngx_int_t                        rc;
+    ngx_http_loom_js_ev_t           *outer, own;
+    ngx_http_loom_jschema_errors_t  *errors;
+
+    outer = v->ev;
+    errors = v->errors;
+
+    if (outer == NULL) {
+        return trial ? ngx_http_loom_js_try(v, n, inst)
+                     : ngx_http_loom_js_eval(v, n, inst);
+    }
+
+    words = outer->n / 64 + 1;
+
+    own.n = outer->n;
+    own.bits = calloc(words, sizeof(uint64_t));
+    if (own.bits == NULL) {
+        v->nomem = 1;
+        return NGX_DECLINED;
+    }
+
+    v->ev = &own;
+    if (trial) {
+        v->errors = NULL;
+    }
+
+    rc = ngx_http_loom_js_eval(v, n, inst);
+
+    v->ev = outer;
+    v->errors = errors;
+
+    if (rc == NGX_OK) {
+        for (i = 0; i < words; i++) {
+            outer->bits[i] |= own.bits[i];
+        }
+    }
+
+    free(own.bits);
 
     return rc;
 }
@@ -452,282 +505,6 @@ ngx_http_loom_js_number(ngx_http_loom_js_vctx_t *v,
 }
 
 
-static const ngx_http_loom_js_prop_t *
-ngx_http_loom_js_find(const ngx_http_loom_js_node_t *n, const char *key,
-    size_t len)
-{
-    int                             c;
-    ngx_uint_t                      lo, hi, mid;
-    const ngx_http_loom_js_prop_t  *p;
-
-    lo = 0;
-    hi = n->nprops;
-
-    while (lo < hi) {
-        mid = lo + (hi - lo) / 2;
-        p = &n->props[mid];
-
-        if (p->len != len) {
-            c = (len < p->len) ? -1 : 1;
-
-        } else {
-            c = memcmp(key, p->name, len);
-        }
-
-        if (c == 0) {
-            return p;
-        }
-
-        if (c < 0) {
-            hi = mid;
-
-        } else {
-            lo = mid + 1;
-        }
-    }
-
-    return NULL;
-}
-
-
-#define ngx_http_loom_js_check(v, rc, expr)                                  \
-    if ((expr) != NGX_OK) {                                                  \
-        rc = NGX_DECLINED;                                                   \
-        if (!ngx_http_loom_js_go_on(v)) {                                    \
-            return NGX_DECLINED;                                             \
-        }                                                                    \
-    }
-
-
-static ngx_int_t
-ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
-    const ngx_http_loom_js_node_t *n, json_t *inst)
-{
-    int                             m;
-    size_t                          len, size;
-    json_t                         *value, *name;
-    ngx_int_t                       rc, r;
-    ngx_uint_t                      i, k, matched;
-    const char                     *key;
-    const ngx_http_loom_js_dep_t   *d;
-    const ngx_http_loom_js_prop_t  *p;
-
-    rc = NGX_OK;
-    size = json_object_size(inst);
-
-    if (n->min_props >= 0 && size < (size_t) n->min_props) {
-        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                               "minProperties", "fewer than %ld properties",
-                               (long) n->min_props));
-    }
-
-    if (n->max_props >= 0 && size > (size_t) n->max_props) {
-        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                               "maxProperties", "more than %ld properties",
-                               (long) n->max_props));
-    }
-
-    for (i = 0; i < n->nrequired; i++) {
-        p = &n->required[i];
-
-        if (json_object_getn(inst, p->name, p->len) == NULL) {
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                   "required", "property \"%.40s\" missing",
-                                   p->name));
-        }
-    }
-
-    for (i = 0; i < n->ndep_required; i++) {
-        d = &n->dep_required[i];
-
-        if (json_object_getn(inst, d->name, d->len) == NULL) {
-            continue;
-        }
-
-        for (k = 0; k < d->nrequired; k++) {
-            p = &d->required[k];
-
-            if (json_object_getn(inst, p->name, p->len) == NULL) {
-                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                       "dependentRequired", "property "
-                                       "\"%.30s\" missing (needed by "
-                                       "\"%.30s\")", p->name, d->name));
-            }
-        }
-    }
-
-    for (i = 0; i < n->ndep_schemas; i++) {
-        p = &n->dep_schemas[i];
-
-        if (json_object_getn(inst, p->name, p->len) != NULL) {
-            ngx_http_loom_js_check(v, rc,
-                                   ngx_http_loom_js_eval(v, p->node, inst));
-        }
-    }
-
-    if (n->npatterns == 0 && n->additional == NULL
-        && n->property_names == NULL)
-    {
-        /* the common case: look the named properties up */
-
-        for (i = 0; i < n->nprops; i++) {
-            p = &n->props[i];
-
-            value = json_object_getn(inst, p->name, p->len);
-
-            if (value) {
-                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v,
-                                       p->node, value, p->name, p->len));
-            }
-        }
-
-        return rc;
-    }
-
-    json_object_keylen_foreach(inst, key, len, value) {
-
-        if (n->property_names) {
-            name = json_stringn_nocheck(key, len);
-            if (name == NULL) {
-                v->nomem = 1;
-                return NGX_DECLINED;
-            }
-
-            r = ngx_http_loom_js_try(v, n->property_names, name);
-            json_decref(name);
-
-            if (r != NGX_OK) {
-                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                       "propertyNames", "property name "
-                                       "\"%.40s\" not allowed", key));
-            }
-        }
-
-        matched = 0;
-
-        p = ngx_http_loom_js_find(n, key, len);
-
-        if (p) {
-            matched = 1;
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v, p->node,
-                                   value, key, len));
-        }
-
-        for (i = 0; i < n->npatterns; i++) {
-            m = ngx_http_loom_js_regex_match(v->s, n->patterns[i].re, key,
-                                             len);
-            if (m == 0) {
-                continue;
-            }
-
-            if (m < 0) {
-                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                       "patternProperties", "pattern match "
-                                       "gave up (limit)"));
-                continue;
-            }
-
-            matched = 1;
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v,
-                                   n->patterns[i].node, value, key, len));
-        }
-
-        if (!matched && n->additional) {
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v,
-                                   n->additional, value, key, len));
-        }
-    }
-
-    return rc;
-}
-
-
-static ngx_int_t
-ngx_http_loom_js_array(ngx_http_loom_js_vctx_t *v,
-    const ngx_http_loom_js_node_t *n, json_t *inst)
-{
-    size_t      i, k, size, found;
-    json_t     *item;
-    ngx_int_t   rc, min;
-
-    rc = NGX_OK;
-    size = json_array_size(inst);
-
-    if (n->min_items >= 0 && size < (size_t) n->min_items) {
-        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v, "minItems",
-                               "fewer than %ld items", (long) n->min_items));
-    }
-
-    if (n->max_items >= 0 && size > (size_t) n->max_items) {
-        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v, "maxItems",
-                               "more than %ld items", (long) n->max_items));
-    }
-
-    if (n->unique_items) {
-        for (i = 1; i < size; i++) {
-            for (k = 0; k < i; k++) {
-                if (ngx_http_loom_js_equal(json_array_get(inst, i),
-                                           json_array_get(inst, k)))
-                {
-                    break;
-                }
-            }
-
-            if (k < i) {
-                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                       "uniqueItems", "items %lu and %lu "
-                                       "are equal", (unsigned long) k,
-                                       (unsigned long) i));
-                break;
-            }
-        }
-    }
-
-    json_array_foreach(inst, i, item) {
-        if (i < n->nprefix) {
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_item(v,
-                                   n->prefix[i], item, i));
-
-        } else if (n->items) {
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_item(v, n->items,
-                                   item, i));
-        }
-    }
-
-    if (n->contains) {
-        found = 0;
-        min = (n->min_contains >= 0) ? n->min_contains : 1;
-
-        json_array_foreach(inst, i, item) {
-            if (ngx_http_loom_js_try(v, n->contains, item) == NGX_OK) {
-                found++;
-
-                if (n->max_contains < 0 && found >= (size_t) min) {
-                    break;
-                }
-            }
-        }
-
-        if (found < (size_t) min) {
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                   n->min_contains >= 0 ? "minContains"
-                                                        : "contains",
-                                   "fewer than %ld items match \"contains\"",
-                                   (long) min));
-        }
-
-        if (n->max_contains >= 0 && found > (size_t) n->max_contains) {
-            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v,
-                                   "maxContains", "more than %ld items "
-                                   "match \"contains\"",
-                                   (long) n->max_contains));
-        }
-    }
-
-    return rc;
-}
-
-
 static ngx_int_t
 ngx_http_loom_js_applicators(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst)
@@ -738,22 +515,28 @@ ngx_http_loom_js_applicators(ngx_http_loom_js_vctx_t *v,
     rc = NGX_OK;
 
     if (n->ref) {
-        ngx_http_loom_js_check(v, rc, ngx_http_loom_js_eval(v, n->ref, inst));
+        ngx_http_loom_js_check(v, rc,
+                               ngx_http_loom_js_inplace(v, n->ref, inst, 0));
     }
 
     for (i = 0; i < n->nall_of; i++) {
         ngx_http_loom_js_check(v, rc,
-                               ngx_http_loom_js_eval(v, n->all_of[i], inst));
+                               ngx_http_loom_js_inplace(v, n->all_of[i], inst,
+                                                        0));
     }
 
     if (n->nany_of) {
-        for (i = 0; i < n->nany_of; i++) {
-            if (ngx_http_loom_js_try(v, n->any_of[i], inst) == NGX_OK) {
-                break;
+        passed = 0;
+
+        /* every branch, when what they evaluate is needed */
+
+        for (i = 0; i < n->nany_of && (passed == 0 || v->ev); i++) {
+            if (ngx_http_loom_js_inplace(v, n->any_of[i], inst, 1) == NGX_OK) {
+                passed++;
             }
         }
 
-        if (i == n->nany_of) {
+        if (passed == 0) {
             ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v, "anyOf",
                                    "matches none of the schemas"));
         }
@@ -763,7 +546,7 @@ ngx_http_loom_js_applicators(ngx_http_loom_js_vctx_t *v,
         passed = 0;
 
         for (i = 0; i < n->none_of && passed < 2; i++) {
-            if (ngx_http_loom_js_try(v, n->one_of[i], inst) == NGX_OK) {
+            if (ngx_http_loom_js_inplace(v, n->one_of[i], inst, 1) == NGX_OK) {
                 passed++;
             }
         }
@@ -775,22 +558,123 @@ ngx_http_loom_js_applicators(ngx_http_loom_js_vctx_t *v,
         }
     }
 
+    /* not: what it evaluates never counts */
+
     if (n->not && ngx_http_loom_js_try(v, n->not, inst) == NGX_OK) {
         ngx_http_loom_js_check(v, rc, ngx_http_loom_js_failed(v, "not",
                                "matches a schema it must not match"));
     }
 
     if (n->if_) {
-        if (ngx_http_loom_js_try(v, n->if_, inst) == NGX_OK) {
+        if (ngx_http_loom_js_inplace(v, n->if_, inst, 1) == NGX_OK) {
             if (n->then_) {
                 ngx_http_loom_js_check(v, rc,
-                                       ngx_http_loom_js_eval(v, n->then_,
-                                                             inst));
+                                       ngx_http_loom_js_inplace(v, n->then_,
+                                                                inst, 0));
             }
 
         } else if (n->else_) {
             ngx_http_loom_js_check(v, rc,
-                                   ngx_http_loom_js_eval(v, n->else_, inst));
+                                   ngx_http_loom_js_inplace(v, n->else_,
+                                                            inst, 0));
+        }
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t ngx_http_loom_js_unevaluated(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
+static ngx_int_t ngx_http_loom_js_node_eval(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
+
+
+ngx_int_t
+ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
+    size_t                  i, words;
+    ngx_int_t               rc;
+    ngx_http_loom_js_ev_t  *outer, own;
+
+    if ((n->unevaluated_props == NULL || !json_is_object(inst))
+        && (n->unevaluated_items == NULL || !json_is_array(inst)))
+    {
+        return ngx_http_loom_js_node_eval(v, n, inst);
+    }
+
+    /* unevaluated*: the other keywords say what they evaluated */
+
+    own.n = json_is_object(inst) ? json_object_size(inst)
+                                 : json_array_size(inst);
+    words = own.n / 64 + 1;
+
+    own.bits = calloc(words, sizeof(uint64_t));
+    if (own.bits == NULL) {
+        v->nomem = 1;
+        return NGX_DECLINED;
+    }
+
+    outer = v->ev;
+    v->ev = &own;
+
+    rc = ngx_http_loom_js_node_eval(v, n, inst);
+
+    if (rc == NGX_OK || ngx_http_loom_js_go_on(v)) {
+        if (ngx_http_loom_js_unevaluated(v, n, inst) != NGX_OK) {
+            rc = NGX_DECLINED;
+        }
+    }
+
+    v->ev = outer;
+
+    if (rc == NGX_OK && outer) {
+        for (i = 0; i < words; i++) {
+            outer->bits[i] |= own.bits[i];
+        }
+    }
+
+    free(own.bits);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_loom_js_unevaluated(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
+    size_t                  i, len;
+    json_t                 *value;
+    ngx_int_t               rc;
+    const char             *key;
+    ngx_http_loom_js_ev_t  *ev;
+
+    rc = NGX_OK;
+    ev = v->ev;
+    i = 0;
+
+    if (json_is_object(inst)) {
+        json_object_keylen_foreach(inst, key, len, value) {
+            if (!(ev->bits[i / 64] & ((uint64_t) 1 << (i % 64)))) {
+                ngx_http_loom_js_check(v, rc, ngx_http_loom_js_member(v,
+                                       n->unevaluated_props, value, key,
+                                       len));
+                ngx_http_loom_js_mark(ev, i);
+            }
+
+            i++;
+        }
+
+        return rc;
+    }
+
+    json_array_foreach(inst, i, value) {
+        if (!(ev->bits[i / 64] & ((uint64_t) 1 << (i % 64)))) {
+            ngx_http_loom_js_check(v, rc, ngx_http_loom_js_item(v,
+                                   n->unevaluated_items, value, i));
+            ngx_http_loom_js_mark(ev, i);
         }
     }
 
@@ -799,10 +683,42 @@ ngx_http_loom_js_applicators(ngx_http_loom_js_vctx_t *v,
 
 
 static ngx_int_t
-ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
+ngx_http_loom_js_values(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst)
 {
-    size_t      i;
+    size_t     i;
+    ngx_int_t  rc;
+
+    rc = NGX_OK;
+
+    if (n->has_const && !ngx_http_loom_js_equal(n->const_value, inst)) {
+        rc = ngx_http_loom_js_failed(v, "const", "not the constant value");
+        if (!ngx_http_loom_js_go_on(v)) {
+            return rc;
+        }
+    }
+
+    if (n->enum_values) {
+        for (i = 0; i < json_array_size(n->enum_values); i++) {
+            if (ngx_http_loom_js_equal(json_array_get(n->enum_values, i),
+                                       inst))
+            {
+                return rc;
+            }
+        }
+
+        rc = ngx_http_loom_js_failed(v, "enum", "not one of the allowed "
+                                     "values");
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_loom_js_node_eval(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst)
+{
     ngx_int_t   rc, type;
 
     if (n->is_bool) {
@@ -832,25 +748,9 @@ ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
         }
     }
 
-    if (n->has_const && !ngx_http_loom_js_equal(n->const_value, inst)) {
-        rc = ngx_http_loom_js_failed(v, "const", "not the constant value");
-        if (!ngx_http_loom_js_go_on(v)) {
-            goto done;
-        }
-    }
-
-    if (n->enum_values) {
-        for (i = 0; i < json_array_size(n->enum_values); i++) {
-            if (ngx_http_loom_js_equal(json_array_get(n->enum_values, i),
-                                       inst))
-            {
-                break;
-            }
-        }
-
-        if (i == json_array_size(n->enum_values)) {
-            rc = ngx_http_loom_js_failed(v, "enum", "not one of the allowed "
-                                         "values");
+    if (n->checks & NGX_HTTP_LOOM_JS_CHK_VALUE) {
+        if (ngx_http_loom_js_values(v, n, inst) != NGX_OK) {
+            rc = NGX_DECLINED;
             if (!ngx_http_loom_js_go_on(v)) {
                 goto done;
             }
@@ -859,26 +759,34 @@ ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
 
     switch (type) {
     case NGX_HTTP_LOOM_JS_OBJECT:
-        if (ngx_http_loom_js_object(v, n, inst) != NGX_OK) {
+        if ((n->checks & NGX_HTTP_LOOM_JS_CHK_OBJECT)
+            && ngx_http_loom_js_object(v, n, inst) != NGX_OK)
+        {
             rc = NGX_DECLINED;
         }
         break;
 
     case NGX_HTTP_LOOM_JS_ARRAY:
-        if (ngx_http_loom_js_array(v, n, inst) != NGX_OK) {
+        if ((n->checks & NGX_HTTP_LOOM_JS_CHK_ARRAY)
+            && ngx_http_loom_js_array(v, n, inst) != NGX_OK)
+        {
             rc = NGX_DECLINED;
         }
         break;
 
     case NGX_HTTP_LOOM_JS_STRING:
-        if (ngx_http_loom_js_string(v, n, inst) != NGX_OK) {
+        if ((n->checks & NGX_HTTP_LOOM_JS_CHK_STRING)
+            && ngx_http_loom_js_string(v, n, inst) != NGX_OK)
+        {
             rc = NGX_DECLINED;
         }
         break;
 
     case NGX_HTTP_LOOM_JS_NUMBER:
     case NGX_HTTP_LOOM_JS_INTEGER:
-        if (ngx_http_loom_js_number(v, n, inst) != NGX_OK) {
+        if ((n->checks & NGX_HTTP_LOOM_JS_CHK_NUMBER)
+            && ngx_http_loom_js_number(v, n, inst) != NGX_OK)
+        {
             rc = NGX_DECLINED;
         }
         break;
@@ -888,7 +796,9 @@ ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
         goto done;
     }
 
-    if (ngx_http_loom_js_applicators(v, n, inst) != NGX_OK) {
+    if ((n->checks & NGX_HTTP_LOOM_JS_CHK_APPLY)
+        && ngx_http_loom_js_applicators(v, n, inst) != NGX_OK)
+    {
         rc = NGX_DECLINED;
     }
 
@@ -913,6 +823,7 @@ ngx_http_loom_jschema_validate(const ngx_http_loom_jschema_t *s,
     v.plen = 0;
     v.pcap = 0;
     v.depth = 0;
+    v.ev = NULL;
     v.nomem = 0;
 
     rc = ngx_http_loom_js_eval(&v, s->root, instance);

@@ -10,16 +10,15 @@
 #include "ngx_http_loom_json.h"
 #include "ngx_http_loom_session.h"
 #include "ngx_http_loom_shm.h"
-#include "ngx_http_loom_topic.h"
 
 
 /*
- * Each request gets its answers in the order it came: a request waiting
- * for Redis keeps its place in the session's queue, and answers that are
- * ready earlier wait behind it.  Requests also take effect in order: while
- * a request that needs more than one step is under way (a subscribe until
- * its channel is live, a publish until its schema is known), the requests
- * after it are kept as received and handled once it is through.
+ * Decoding, checks and the action table.  Each request gets its answers in
+ * the order it came, and takes effect in that order: the queue of
+ * ngx_http_loom_request.c keeps a request waiting for Redis in its place,
+ * and the messages that come while one that needs more than one step is
+ * under way (a subscribe until its channel is live, a publish until its
+ * schema is known) are kept as received and handed back here in turn.
  */
 
 
@@ -27,22 +26,10 @@
 #define NGX_HTTP_LOOM_CHECK_DATA       2
 
 
-static void ngx_http_loom_protocol_dispatch(ngx_http_loom_session_t *s,
+static void ngx_http_loom_protocol_dispatch(ngx_http_loom_requests_t *rq,
     u_char *data, size_t len, ngx_queue_t *position);
 static ngx_int_t ngx_http_loom_protocol_check(ngx_http_loom_ctx_t *ctx,
     ngx_uint_t check);
-static void ngx_http_loom_protocol_defer(ngx_http_loom_session_t *s,
-    u_char *data, size_t len);
-static void ngx_http_loom_protocol_flush(ngx_http_loom_session_t *s);
-
-static void ngx_http_loom_request_reply(ngx_http_loom_store_call_t *call,
-    redisReply *reply);
-static void ngx_http_loom_request_free(ngx_http_loom_request_t *r);
-static void ngx_http_loom_answer(ngx_http_loom_ctx_t *ctx,
-    ngx_http_loom_frame_t *f);
-static ngx_http_loom_frame_t *ngx_http_loom_frame(ngx_http_loom_worker_t *w,
-    ngx_str_t *id, ngx_str_t *action, ngx_uint_t code, ngx_str_t *msg,
-    ngx_uint_t n, ngx_str_t *data);
 static ngx_uint_t ngx_http_loom_blank(ngx_str_t *s);
 
 
@@ -98,29 +85,40 @@ static ngx_str_t  ngx_http_loom_empty = ngx_string("\"\"");
 
 
 void
+ngx_http_loom_protocol_init(ngx_http_loom_session_t *s)
+{
+    s->requests.dispatch = ngx_http_loom_protocol_dispatch;
+}
+
+
+void
 ngx_http_loom_protocol_message(ngx_http_loom_session_t *s, u_char *data,
     size_t len)
 {
-    if (s->barriers) {
-        ngx_http_loom_protocol_defer(s, data, len);
-        return;
-    }
+    ngx_http_loom_requests_message(&s->requests, data, len);
+}
 
-    ngx_http_loom_protocol_dispatch(s, data, len, NULL);
+
+void
+ngx_http_loom_protocol_session_closed(ngx_http_loom_session_t *s)
+{
+    ngx_http_loom_requests_close(&s->requests);
 }
 
 
 static void
-ngx_http_loom_protocol_dispatch(ngx_http_loom_session_t *s, u_char *data,
+ngx_http_loom_protocol_dispatch(ngx_http_loom_requests_t *rq, u_char *data,
     size_t len, ngx_queue_t *position)
 {
-    u_char                  *p, errbuf[NGX_HTTP_LOOM_JSON_ERRLEN];
-    ngx_str_t                err, msg[2];
-    ngx_uint_t               i;
-    ngx_http_loom_ctx_t      ctx;
-    ngx_http_loom_worker_t  *w;
-    ngx_http_loom_action_t  *a;
+    u_char                   *p, errbuf[NGX_HTTP_LOOM_JSON_ERRLEN];
+    ngx_str_t                 err, msg[2];
+    ngx_uint_t                i;
+    ngx_http_loom_ctx_t       ctx;
+    ngx_http_loom_worker_t   *w;
+    ngx_http_loom_action_t   *a;
+    ngx_http_loom_session_t  *s;
 
+    s = rq->data;
     w = s->worker;
 
     ngx_memzero(&ctx, sizeof(ngx_http_loom_ctx_t));
@@ -344,571 +342,4 @@ ngx_http_loom_blank(ngx_str_t *s)
     }
 
     return 1;
-}
-
-
-/*
- * A message that came while an earlier request is under way is kept as
- * received and handled in its turn.
- */
-
-static void
-ngx_http_loom_protocol_defer(ngx_http_loom_session_t *s, u_char *data,
-    size_t len)
-{
-    ngx_http_loom_request_t  *r;
-
-    r = ngx_alloc(sizeof(ngx_http_loom_request_t) + len, s->connection->log);
-    if (r == NULL) {
-        ngx_http_loom_session_close(s, NGX_HTTP_LOOM_WS_INTERNAL_ERROR,
-                                    "out of memory");
-        return;
-    }
-
-    ngx_memzero(r, sizeof(ngx_http_loom_request_t));
-
-    r->session = s;
-    r->state = NGX_HTTP_LOOM_REQ_DEFERRED;
-
-    if (data) {
-        r->payload.data = (u_char *) r + sizeof(ngx_http_loom_request_t);
-        r->payload.len = len;
-        ngx_memcpy(r->payload.data, data, len);
-    }
-
-    ngx_queue_insert_tail(&s->requests, &r->queue);
-    s->inflight++;
-    s->ndeferred++;
-    s->deferred += len;
-}
-
-
-void
-ngx_http_loom_protocol_run_deferred(ngx_http_loom_session_t *s)
-{
-    ngx_queue_t              *q;
-    ngx_http_loom_request_t  *r;
-
-    /*
-     * A request finished during a dispatch runs this again: every pass
-     * starts from the head, and the message being dispatched is marked
-     * so that neither such a nested pass nor a flush takes it.
-     */
-
-    while (s->barriers == 0 && s->ndeferred) {
-
-        for (q = ngx_queue_head(&s->requests);
-             q != ngx_queue_sentinel(&s->requests);
-             q = ngx_queue_next(q))
-        {
-            r = ngx_queue_data(q, ngx_http_loom_request_t, queue);
-
-            if (r->state == NGX_HTTP_LOOM_REQ_DEFERRED) {
-                break;
-            }
-        }
-
-        if (q == ngx_queue_sentinel(&s->requests)) {
-            break;
-        }
-
-        r->state = NGX_HTTP_LOOM_REQ_REDIS;
-        s->ndeferred--;
-
-        /* what the message leads to takes its place in the queue */
-
-        ngx_http_loom_protocol_dispatch(s, r->payload.data, r->payload.len,
-                                        q);
-
-        ngx_queue_remove(q);
-        s->inflight--;
-        s->deferred -= r->payload.len;
-        ngx_free(r);
-    }
-
-    ngx_http_loom_protocol_flush(s);
-}
-
-
-static void
-ngx_http_loom_protocol_flush(ngx_http_loom_session_t *s)
-{
-    ngx_queue_t              *q;
-    ngx_http_loom_request_t  *r;
-
-    while (!ngx_queue_empty(&s->requests)) {
-        q = ngx_queue_head(&s->requests);
-        r = ngx_queue_data(q, ngx_http_loom_request_t, queue);
-
-        if (r->state == NGX_HTTP_LOOM_REQ_PARKED) {
-
-            /* everything before it is through: it takes effect now */
-            ngx_http_loom_unsubscribe_run(r);
-            continue;
-        }
-
-        if (r->state != NGX_HTTP_LOOM_REQ_DONE) {
-            break;
-        }
-
-        ngx_queue_remove(q);
-        s->inflight--;
-
-        if (r->response) {
-            (void) ngx_http_loom_session_send(s, r->response);
-        }
-
-        ngx_http_loom_request_free(r);
-    }
-
-    ngx_http_loom_session_resume(s);
-}
-
-
-void
-ngx_http_loom_protocol_session_closed(ngx_http_loom_session_t *s)
-{
-    ngx_queue_t              *q;
-    ngx_http_loom_request_t  *r;
-
-    while (!ngx_queue_empty(&s->requests)) {
-        q = ngx_queue_head(&s->requests);
-        r = ngx_queue_data(q, ngx_http_loom_request_t, queue);
-
-        ngx_queue_remove(q);
-
-        switch (r->state) {
-
-        case NGX_HTTP_LOOM_REQ_REDIS:
-            /* the reply handler frees it */
-            r->session = NULL;
-            continue;
-
-        case NGX_HTTP_LOOM_REQ_WAITING:
-        case NGX_HTTP_LOOM_REQ_HELD:
-            ngx_queue_remove(&r->link);
-
-            if (r->topic) {
-                ngx_http_loom_topic_check(r->topic);
-            }
-
-            break;
-
-        default:
-            break;
-        }
-
-        ngx_http_loom_request_free(r);
-    }
-
-    s->inflight = 0;
-    s->barriers = 0;
-    s->ndeferred = 0;
-    s->deferred = 0;
-}
-
-
-void
-ngx_http_loom_protocol_release(ngx_http_loom_request_t *r)
-{
-    r->state = NGX_HTTP_LOOM_REQ_DONE;
-    ngx_http_loom_protocol_flush(r->session);
-}
-
-
-/* requests */
-
-ngx_http_loom_request_t *
-ngx_http_loom_request_create(ngx_http_loom_ctx_t *ctx, ngx_uint_t extra)
-{
-    u_char                   *p;
-    ngx_str_t                *name, *prefix, msg;
-    ngx_http_loom_session_t  *s;
-    ngx_http_loom_request_t  *r;
-
-    s = ctx->session;
-    name = &ctx->env.topic_str;
-    prefix = ngx_http_loom_store_prefix(ctx->worker->store);
-
-    r = ngx_alloc(sizeof(ngx_http_loom_request_t) + ctx->id.len + name->len
-                  + extra + prefix->len + name->len + sizeof("{t:}:msg") - 1,
-                  s->connection->log);
-    if (r == NULL) {
-        ngx_str_set(&msg, "out of memory");
-        ngx_http_loom_answer_error(ctx, 500, &msg, 1);
-        return NULL;
-    }
-
-    ngx_memzero(r, sizeof(ngx_http_loom_request_t));
-
-    r->session = s;
-    r->action = ctx->index;
-    r->state = NGX_HTTP_LOOM_REQ_REDIS;
-    r->require_ack = ctx->env.require_ack_flag;
-
-    p = (u_char *) r + sizeof(ngx_http_loom_request_t);
-
-    r->id.data = p;
-    r->id.len = ctx->id.len;
-    p = ngx_cpymem(p, ctx->id.data, ctx->id.len);
-
-    r->name.data = p;
-    r->name.len = name->len;
-    p = ngx_cpymem(p, name->data, name->len);
-
-    r->payload.data = p;
-    p += extra;
-
-    /* the key P{t:<name>}, followed by ":msg" for the channel */
-
-    prefix = ngx_http_loom_store_prefix(ctx->worker->store);
-
-    r->key.data = p;
-    p = ngx_cpymem(p, prefix->data, prefix->len);
-    p = ngx_cpymem(p, "{t:", 3);
-    p = ngx_cpymem(p, name->data, name->len);
-    *p++ = '}';
-    r->key.len = p - r->key.data;
-    ngx_memcpy(p, ":msg", 4);
-
-    if (ctx->position) {
-        ngx_queue_insert_tail(ctx->position, &r->queue);
-
-    } else {
-        ngx_queue_insert_tail(&s->requests, &r->queue);
-    }
-
-    s->inflight++;
-
-    return r;
-}
-
-
-void
-ngx_http_loom_request_finish(ngx_http_loom_request_t *r,
-    ngx_http_loom_frame_t *response)
-{
-    ngx_http_loom_session_t  *s;
-
-    s = r->session;
-
-    r->response = response;
-    r->state = NGX_HTTP_LOOM_REQ_DONE;
-
-    if (s == NULL) {
-        ngx_http_loom_request_free(r);
-        return;
-    }
-
-    if (s->barriers == 0) {
-        ngx_http_loom_protocol_run_deferred(s);
-        return;
-    }
-
-    ngx_http_loom_protocol_flush(s);
-}
-
-
-void
-ngx_http_loom_request_unbarrier(ngx_http_loom_request_t *r)
-{
-    ngx_http_loom_session_t  *s;
-
-    if (!r->barrier) {
-        return;
-    }
-
-    r->barrier = 0;
-    s = r->session;
-
-    if (s && s->barriers) {
-        s->barriers--;
-    }
-}
-
-
-static void
-ngx_http_loom_request_free(ngx_http_loom_request_t *r)
-{
-    if (r->barrier && r->session && r->session->barriers) {
-        r->session->barriers--;
-    }
-
-    if (r->response) {
-        ngx_http_loom_frame_release(r->response);
-    }
-
-    if (r->data) {
-        json_decref(r->data);
-    }
-
-    ngx_free(r);
-}
-
-
-/*
- * Sends a command (script NGX_HTTP_LOOM_COMMAND) or a script to Redis; the
- * reply goes to the reply handler, unless the client has left meanwhile.
- * A request Redis cannot take is answered 500 at once.
- */
-
-ngx_int_t
-ngx_http_loom_request_send(ngx_http_loom_request_t *r,
-    ngx_http_loom_reply_pt reply, ngx_uint_t script, int nkeys, int argc,
-    const char **argv, const size_t *argvlen)
-{
-    ngx_int_t                rc;
-    ngx_str_t                msg[2];
-    const char              *reason;
-    ngx_http_loom_store_t   *store;
-
-    r->call.handler = ngx_http_loom_request_reply;
-    r->reply = reply;
-    r->state = NGX_HTTP_LOOM_REQ_REDIS;
-
-    store = r->session->worker->store;
-
-    if (script == NGX_HTTP_LOOM_COMMAND) {
-        rc = ngx_http_loom_store_command(store, &r->call, argc, argv,
-                                         argvlen, &reason);
-
-    } else {
-        rc = ngx_http_loom_store_script(store, &r->call, script, nkeys,
-                                        argc, argv, argvlen, &reason);
-    }
-
-    if (rc == NGX_OK) {
-        return NGX_OK;
-    }
-
-    if (r->action == NGX_HTTP_LOOM_GET) {
-        /* get words its storage errors as the original did */
-        ngx_str_set(&msg[0], "couldn't get value for topic with error: ");
-
-    } else {
-        ngx_str_set(&msg[0], "storage unavailable: ");
-    }
-
-    msg[1].data = (u_char *) reason;
-    msg[1].len = ngx_strlen(reason);
-
-    ngx_http_loom_request_unbarrier(r);
-    ngx_http_loom_request_error(r, 500, msg, 2);
-
-    return NGX_ERROR;
-}
-
-
-static void
-ngx_http_loom_request_reply(ngx_http_loom_store_call_t *call,
-    redisReply *reply)
-{
-    ngx_http_loom_request_t  *r;
-
-    r = (ngx_http_loom_request_t *) call;
-
-    if (r->session == NULL) {
-        ngx_http_loom_request_free(r);
-        return;
-    }
-
-    r->reply(r, reply);
-}
-
-
-void
-ngx_http_loom_request_barrier(ngx_http_loom_request_t *r)
-{
-    if (!r->barrier) {
-        r->barrier = 1;
-        r->session->barriers++;
-    }
-}
-
-
-/* a failed or unexpected Redis reply */
-
-void
-ngx_http_loom_request_fail(ngx_http_loom_request_t *r, redisReply *reply)
-{
-    ngx_str_t  msg[2];
-
-    if (reply == NULL) {
-        ngx_str_set(&msg[0], "storage unavailable: connection to redis lost");
-        ngx_http_loom_request_error(r, 500, msg, 1);
-        return;
-    }
-
-    ngx_str_set(&msg[0], "storage error: ");
-
-    if (reply->type == REDIS_REPLY_ERROR) {
-        msg[1].data = (u_char *) reply->str;
-        msg[1].len = reply->len;
-
-        ngx_log_error(NGX_LOG_ERR, r->session->connection->log, 0,
-                      "loom: redis answered \"%V\"", &msg[1]);
-
-    } else {
-        ngx_str_set(&msg[1], "unexpected reply from redis");
-    }
-
-    ngx_http_loom_request_error(r, 500, msg, 2);
-}
-
-
-void
-ngx_http_loom_request_error(ngx_http_loom_request_t *r, ngx_uint_t code,
-    ngx_str_t *msg, ngx_uint_t n)
-{
-    ngx_http_loom_request_finish(r, ngx_http_loom_response(r, code, msg, n,
-                                                           NULL));
-}
-
-
-/* answers */
-
-static void
-ngx_http_loom_answer(ngx_http_loom_ctx_t *ctx, ngx_http_loom_frame_t *f)
-{
-    ngx_http_loom_session_t  *s;
-    ngx_http_loom_request_t  *r;
-
-    s = ctx->session;
-
-    if (f == NULL) {
-        return;
-    }
-
-    if (ctx->position == NULL && ngx_queue_empty(&s->requests)) {
-        (void) ngx_http_loom_session_send(s, f);
-        ngx_http_loom_frame_release(f);
-        return;
-    }
-
-    /* earlier requests are still under way: wait in line */
-
-    r = ngx_alloc(sizeof(ngx_http_loom_request_t), s->connection->log);
-    if (r == NULL) {
-        ngx_http_loom_frame_release(f);
-        return;
-    }
-
-    ngx_memzero(r, sizeof(ngx_http_loom_request_t));
-
-    r->session = s;
-    r->state = NGX_HTTP_LOOM_REQ_DONE;
-    r->response = f;
-
-    if (ctx->position) {
-        ngx_queue_insert_tail(ctx->position, &r->queue);
-
-    } else {
-        ngx_queue_insert_tail(&s->requests, &r->queue);
-    }
-
-    s->inflight++;
-
-    ngx_http_loom_protocol_flush(s);
-}
-
-
-void
-ngx_http_loom_answer_error(ngx_http_loom_ctx_t *ctx, ngx_uint_t code,
-    ngx_str_t *msg, ngx_uint_t n)
-{
-    ngx_http_loom_answer(ctx, ngx_http_loom_frame(ctx->worker, &ctx->id,
-                                                     &ctx->action_quoted,
-                                                     code, msg, n, NULL));
-}
-
-
-ngx_http_loom_frame_t *
-ngx_http_loom_ack(ngx_http_loom_request_t *r, ngx_str_t *data)
-{
-    if (!r->require_ack) {
-        return NULL;
-    }
-
-    return ngx_http_loom_response(r, 200, NULL, 0, data);
-}
-
-
-ngx_http_loom_frame_t *
-ngx_http_loom_response(ngx_http_loom_request_t *r, ngx_uint_t code,
-    ngx_str_t *msg, ngx_uint_t n, ngx_str_t *data)
-{
-    return ngx_http_loom_frame(r->session->worker, &r->id,
-                               &ngx_http_loom_actions[r->action].quoted,
-                               code, msg, n, data);
-}
-
-
-/*
- * {"id":..,"action":..,"code":..,"message":"..","data":..,"type":"response"}
- * with the id and action as the client sent them
- */
-
-static ngx_http_loom_frame_t *
-ngx_http_loom_frame(ngx_http_loom_worker_t *w, ngx_str_t *id,
-    ngx_str_t *action, ngx_uint_t code, ngx_str_t *msg, ngx_uint_t n,
-    ngx_str_t *data)
-{
-    u_char                 *p;
-    size_t                  len;
-    ngx_uint_t              i;
-    ngx_http_loom_frame_t  *f;
-
-    len = sizeof("{\"id\":,\"action\":,\"code\":000,\"type\":\"response\"}\n")
-          - 1 + id->len + action->len;
-
-    if (n) {
-        len += sizeof(",\"message\":\"\"") - 1;
-
-        for (i = 0; i < n; i++) {
-            len += ngx_http_loom_json_escape_len(msg[i].data, msg[i].len);
-        }
-    }
-
-    if (data) {
-        len += sizeof(",\"data\":") - 1 + data->len;
-    }
-
-    f = ngx_http_loom_frame_alloc(NGX_HTTP_LOOM_WS_TEXT, len, &p);
-    if (f == NULL) {
-        return NULL;
-    }
-
-    p = ngx_cpymem(p, "{\"id\":", 6);
-    p = ngx_cpymem(p, id->data, id->len);
-    p = ngx_cpymem(p, ",\"action\":", 10);
-    p = ngx_cpymem(p, action->data, action->len);
-    p = ngx_sprintf(p, ",\"code\":%ui", code);
-
-    if (n) {
-        p = ngx_cpymem(p, ",\"message\":\"", 12);
-
-        for (i = 0; i < n; i++) {
-            p = ngx_http_loom_json_escape(p, msg[i].data, msg[i].len);
-        }
-
-        *p++ = '"';
-    }
-
-    if (data) {
-        p = ngx_cpymem(p, ",\"data\":", 8);
-        p = ngx_cpymem(p, data->data, data->len);
-    }
-
-    p = ngx_cpymem(p, ",\"type\":\"response\"}\n", 20);
-
-    if (w->stats) {
-        if (code == 400) {
-            w->stats->rejected++;
-
-        } else if (code >= 500) {
-            w->stats->errors++;
-        }
-    }
-
-    return f;
 }

@@ -15,14 +15,16 @@
 #include "ngx_http_loom_json.h"
 #include "ngx_http_loom_store.h"
 #include "ngx_http_loom_session.h"
+#include "ngx_http_loom_request.h"
 
 
 /*
  * The Data Loom protocol: one JSON request per WebSocket message, answered
  * in the order the requests came, with the original server's envelopes,
  * codes and messages.  ngx_http_loom_protocol.c decodes and checks
- * requests and keeps them in order; ngx_http_loom_actions.c carries out
- * each action.
+ * requests and builds the answers; ngx_http_loom_pubsub.c and
+ * ngx_http_loom_admin.c carry out the actions; ngx_http_loom_request.c
+ * keeps the requests of a connection in order.
  */
 
 
@@ -41,22 +43,9 @@
 #define NGX_HTTP_LOOM_COMMAND          NGX_HTTP_LOOM_SCRIPTS
 
 
-#define NGX_HTTP_LOOM_REQ_REDIS    0    /* waiting for a Redis reply */
-#define NGX_HTTP_LOOM_REQ_WAITING  1    /* for a channel subscription */
-#define NGX_HTTP_LOOM_REQ_HELD     2    /* ack behind its own delivery */
-#define NGX_HTTP_LOOM_REQ_DONE     3
-#define NGX_HTTP_LOOM_REQ_DEFERRED 4    /* not handled yet: payload is
-                                           the message as received */
-#define NGX_HTTP_LOOM_REQ_PARKED   5    /* an unsubscribe waiting for the
-                                           requests before it */
-
-
-typedef struct ngx_http_loom_request_s  ngx_http_loom_request_t;
 typedef struct ngx_http_loom_ctx_s      ngx_http_loom_ctx_t;
 
 typedef void (*ngx_http_loom_action_pt)(ngx_http_loom_ctx_t *ctx);
-typedef void (*ngx_http_loom_reply_pt)(ngx_http_loom_request_t *r,
-    redisReply *reply);
 
 
 typedef struct {
@@ -81,72 +70,42 @@ struct ngx_http_loom_ctx_s {
 };
 
 
-struct ngx_http_loom_request_s {
-    ngx_http_loom_store_call_t   call;          /* must be first */
-    ngx_http_loom_reply_pt       reply;
-
-    ngx_queue_t                  queue;         /* in session->requests */
-    ngx_queue_t                  link;          /* in a topic queue */
-
-    ngx_http_loom_session_t     *session;       /* NULL: the client left */
-    ngx_http_loom_topic_t       *topic;         /* the topic queue it is in */
-    ngx_http_loom_frame_t       *response;      /* NULL: nothing to send */
-
-    ngx_uint_t                   action;
-    ngx_uint_t                   state;
-    ngx_uint_t                   attempts;
-    uint64_t                     seq;
-
-    json_t                      *data;          /* publish: for rechecks */
-
-    ngx_str_t                    id;            /* as sent, quoted */
-    ngx_str_t                    name;          /* the topic, decoded */
-    ngx_str_t                    key;           /* P{t:<name>}, then :msg */
-    ngx_str_t                    payload;       /* schema or delivery */
-    size_t                       data_offset;   /* of data in payload */
-    size_t                       data_len;
-
-    unsigned                     require_ack:1;
-    unsigned                     barrier:1;     /* later requests wait */
-};
-
-
 /* the session's side */
+void ngx_http_loom_protocol_init(ngx_http_loom_session_t *s);
 void ngx_http_loom_protocol_message(ngx_http_loom_session_t *s, u_char *data,
     size_t len);
 void ngx_http_loom_protocol_session_closed(ngx_http_loom_session_t *s);
 
-/* a topic is done with a request it held */
-void ngx_http_loom_protocol_subscribed(ngx_http_loom_request_t *r,
-    ngx_int_t rc);
-void ngx_http_loom_protocol_release(ngx_http_loom_request_t *r);
-
-/* ngx_http_loom_actions.c */
+/* ngx_http_loom_pubsub.c */
 void ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_unsubscribe(ngx_http_loom_ctx_t *ctx);
-void ngx_http_loom_unsubscribe_run(ngx_http_loom_request_t *r);
 void ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_get(ngx_http_loom_ctx_t *ctx);
+
+/* ngx_http_loom_admin.c */
 void ngx_http_loom_register(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_unregister(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_list(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_update(ngx_http_loom_ctx_t *ctx);
 
-/* requests, for the actions */
+/* ngx_http_loom_answer.c: requests and answers, for the actions */
 ngx_http_loom_request_t *ngx_http_loom_request_create(
     ngx_http_loom_ctx_t *ctx, ngx_uint_t extra);
+/*
+ * NGX_OK: sent; otherwise r is answered 500 at once and may be gone:
+ * the caller must not use it
+ */
 ngx_int_t ngx_http_loom_request_send(ngx_http_loom_request_t *r,
     ngx_http_loom_reply_pt reply, ngx_uint_t script, int nkeys, int argc,
     const char **argv, const size_t *argvlen);
-void ngx_http_loom_request_barrier(ngx_http_loom_request_t *r);
-void ngx_http_loom_request_unbarrier(ngx_http_loom_request_t *r);
-void ngx_http_loom_request_finish(ngx_http_loom_request_t *r,
-    ngx_http_loom_frame_t *response);
+/* a command on the topic's hash: HGET, HEXISTS, HMGET */
+ngx_int_t ngx_http_loom_hash_command(ngx_http_loom_request_t *r,
+    ngx_http_loom_reply_pt reply, char *command, char *field,
+    char *field2);
 void ngx_http_loom_request_error(ngx_http_loom_request_t *r, ngx_uint_t code,
     ngx_str_t *msg, ngx_uint_t n);
 void ngx_http_loom_request_fail(ngx_http_loom_request_t *r,
     redisReply *reply);
-void ngx_http_loom_protocol_run_deferred(ngx_http_loom_session_t *s);
 
 /* answers */
 void ngx_http_loom_answer_error(ngx_http_loom_ctx_t *ctx, ngx_uint_t code,
@@ -155,6 +114,9 @@ ngx_http_loom_frame_t *ngx_http_loom_ack(ngx_http_loom_request_t *r,
     ngx_str_t *data);
 ngx_http_loom_frame_t *ngx_http_loom_response(ngx_http_loom_request_t *r,
     ngx_uint_t code, ngx_str_t *msg, ngx_uint_t n, ngx_str_t *data);
+/* 200 with data, and the cursor of the next page unless it is empty */
+ngx_http_loom_frame_t *ngx_http_loom_response_more(
+    ngx_http_loom_request_t *r, ngx_str_t *data, ngx_str_t *cursor);
 
 
 #endif /* _NGX_HTTP_LOOM_PROTOCOL_H_INCLUDED_ */

@@ -36,6 +36,10 @@ static void ngx_http_loom_session_control_frame(ngx_http_loom_session_t *s,
     ngx_uint_t opcode, u_char *data, size_t len);
 static void ngx_http_loom_session_finalize(ngx_http_loom_session_t *s);
 static void ngx_http_loom_session_overflow(ngx_http_loom_out_t *o);
+static void ngx_http_loom_session_requests_resume(
+    ngx_http_loom_requests_t *rq);
+static void ngx_http_loom_session_requests_nomem(
+    ngx_http_loom_requests_t *rq);
 
 
 ngx_http_loom_session_t *
@@ -78,8 +82,11 @@ ngx_http_loom_session_create(ngx_http_request_t *r)
     s->out.overflow = ngx_http_loom_session_overflow;
     s->out.data = s;
 
-    ngx_queue_init(&s->requests);
-    ngx_queue_init(&s->subscriptions);
+    ngx_http_loom_requests_init(&s->requests, &s->out, c->log, s);
+    s->requests.resume = ngx_http_loom_session_requests_resume;
+    s->requests.nomem = ngx_http_loom_session_requests_nomem;
+    ngx_http_loom_subscriber_init(&s->subscriber, &s->out, c->log);
+    ngx_http_loom_protocol_init(s);
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
     s->send_timeout = clcf->send_timeout;
@@ -146,7 +153,7 @@ ngx_http_loom_session_release(ngx_http_loom_session_t *s)
     }
 
     ngx_http_loom_protocol_session_closed(s);
-    ngx_http_loom_topic_unsubscribe_all(s);
+    ngx_http_loom_topic_unsubscribe_all(&s->subscriber);
 
     if (s->client_id_registered) {
         ngx_http_loom_shm_client_del(w->shm, &s->client_id);
@@ -370,8 +377,8 @@ ngx_http_loom_session_may_read(ngx_http_loom_session_t *s)
         return 1;
     }
 
-    if (s->inflight >= s->conf->max_inflight
-        || s->deferred > s->conf->max_message_size)
+    if (s->requests.inflight >= s->conf->max_inflight
+        || s->requests.deferred > s->conf->max_message_size)
     {
         return 0;
     }
@@ -398,6 +405,21 @@ ngx_http_loom_session_resume(ngx_http_loom_session_t *s)
     if ((rev->ready || s->pending) && !rev->posted) {
         ngx_post_event(rev, &ngx_posted_events);
     }
+}
+
+
+static void
+ngx_http_loom_session_requests_resume(ngx_http_loom_requests_t *rq)
+{
+    ngx_http_loom_session_resume(rq->data);
+}
+
+
+static void
+ngx_http_loom_session_requests_nomem(ngx_http_loom_requests_t *rq)
+{
+    ngx_http_loom_session_close(rq->data, NGX_HTTP_LOOM_WS_INTERNAL_ERROR,
+                                "out of memory");
 }
 
 

@@ -13,6 +13,7 @@
 #include "ngx_http_loom_module.h"
 #include "ngx_http_loom_ws.h"
 #include "ngx_http_loom_output.h"
+#include "ngx_http_loom_request.h"
 
 
 /*
@@ -61,14 +62,8 @@ struct ngx_http_loom_session_s {
 
     ngx_http_loom_out_t         out;
 
-    /* protocol */
-    ngx_queue_t                 requests;         /* in the order received */
-    ngx_uint_t                  inflight;
-    ngx_uint_t                  barriers;         /* requests others wait for */
-    ngx_uint_t                  ndeferred;        /* requests waiting */
-    size_t                      deferred;         /* and their bytes */
-    ngx_queue_t                 subscriptions;
-    ngx_uint_t                  nsubscriptions;
+    ngx_http_loom_requests_t    requests;         /* in the order received */
+    ngx_http_loom_subscriber_t  subscriber;       /* its subscriptions */
 
     unsigned                    started:1;        /* connection taken over */
     unsigned                    client_id_registered:1;

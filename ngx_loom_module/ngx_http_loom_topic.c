@@ -7,25 +7,18 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_http_loom_topic.h"
-#include "ngx_http_loom_session.h"
 #include "ngx_http_loom_store.h"
 #include "ngx_http_loom_shm.h"
 
 
+/*
+ * The topic table, the schema cache, subscriptions and the requests that
+ * wait in a topic.  What arrives from the subscriber link is handled in
+ * ngx_http_loom_channel.c.
+ */
+
+
 static void ngx_http_loom_topic_free(ngx_http_loom_topic_t *t);
-static void ngx_http_loom_topic_remove(ngx_http_loom_sub_t *sub);
-static void ngx_http_loom_topic_unused(ngx_http_loom_topic_t *t,
-    ngx_queue_t *released);
-static ngx_http_loom_topic_t *ngx_http_loom_topic_by_channel(
-    ngx_http_loom_worker_t *w, ngx_str_t *channel);
-static void ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t,
-    uint64_t seq, u_char *json, size_t len);
-static void ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
-    ngx_str_t *registration);
-static void ngx_http_loom_topic_release_held(ngx_http_loom_topic_t *t,
-    uint64_t seq, ngx_queue_t *released);
-static void ngx_http_loom_topic_answer(ngx_queue_t *released,
-    ngx_queue_t *failed);
 
 
 void
@@ -126,7 +119,19 @@ ngx_http_loom_topic_get(ngx_http_loom_worker_t *w, ngx_str_t *name)
 void
 ngx_http_loom_topic_check(ngx_http_loom_topic_t *t)
 {
-    ngx_queue_t             *q;
+    ngx_http_loom_topic_keep(t, 1);
+}
+
+
+/*
+ * Keeps the topic, caches it or frees it; a walk of the topic tree keeps
+ * the cache from evicting (it could evict the next node of the walk) and
+ * evicts once it is done.
+ */
+
+void
+ngx_http_loom_topic_keep(ngx_http_loom_topic_t *t, ngx_uint_t evict)
+{
     ngx_http_loom_worker_t  *w;
 
     w = t->worker;
@@ -162,6 +167,17 @@ ngx_http_loom_topic_check(ngx_http_loom_topic_t *t)
 
     ngx_queue_insert_tail(&w->idle_topics, &t->idle);
 
+    if (evict) {
+        ngx_http_loom_topic_evict(w);
+    }
+}
+
+
+void
+ngx_http_loom_topic_evict(ngx_http_loom_worker_t *w)
+{
+    ngx_queue_t  *q;
+
     while (w->nidle > w->conf->topic_cache) {
         q = ngx_queue_head(&w->idle_topics);
         ngx_http_loom_topic_free(ngx_queue_data(q, ngx_http_loom_topic_t,
@@ -190,21 +206,33 @@ ngx_http_loom_topic_free(ngx_http_loom_topic_t *t)
 }
 
 
+void
+ngx_http_loom_subscriber_init(ngx_http_loom_subscriber_t *sr,
+    ngx_http_loom_out_t *out, ngx_log_t *log)
+{
+    ngx_queue_init(&sr->subscriptions);
+    sr->nsubscriptions = 0;
+    sr->out = out;
+    sr->log = log;
+}
+
+
 ngx_http_loom_sub_t *
-ngx_http_loom_topic_find(ngx_http_loom_session_t *s, ngx_http_loom_topic_t *t)
+ngx_http_loom_topic_find(ngx_http_loom_subscriber_t *sr,
+    ngx_http_loom_topic_t *t)
 {
     ngx_queue_t          *q;
     ngx_http_loom_sub_t  *sub;
 
     /* walk the shorter list */
 
-    if (s->nsubscriptions <= t->nsubscribers) {
+    if (sr->nsubscriptions <= t->nsubscribers) {
 
-        for (q = ngx_queue_head(&s->subscriptions);
-             q != ngx_queue_sentinel(&s->subscriptions);
+        for (q = ngx_queue_head(&sr->subscriptions);
+             q != ngx_queue_sentinel(&sr->subscriptions);
              q = ngx_queue_next(q))
         {
-            sub = ngx_queue_data(q, ngx_http_loom_sub_t, session_link);
+            sub = ngx_queue_data(q, ngx_http_loom_sub_t, subscriber_link);
 
             if (sub->topic == t) {
                 return sub;
@@ -220,7 +248,7 @@ ngx_http_loom_topic_find(ngx_http_loom_session_t *s, ngx_http_loom_topic_t *t)
     {
         sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
 
-        if (sub->session == s) {
+        if (sub->subscriber == sr) {
             return sub;
         }
     }
@@ -231,7 +259,7 @@ ngx_http_loom_topic_find(ngx_http_loom_session_t *s, ngx_http_loom_topic_t *t)
 
 ngx_int_t
 ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
-    ngx_http_loom_session_t *s, ngx_http_loom_request_t *r,
+    ngx_http_loom_subscriber_t *sr, ngx_http_loom_waiter_t *wt,
     ngx_str_t *registration)
 {
     ngx_http_loom_sub_t     *sub;
@@ -249,22 +277,25 @@ ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
         t->channel_state = NGX_HTTP_LOOM_CHANNEL_PENDING;
     }
 
-    sub = ngx_alloc(sizeof(ngx_http_loom_sub_t), s->connection->log);
+    sub = ngx_alloc(sizeof(ngx_http_loom_sub_t), sr->log);
     if (sub == NULL) {
         ngx_http_loom_topic_check(t);
         return NGX_ERROR;
     }
 
     sub->topic = t;
-    sub->session = s;
+    sub->subscriber = sr;
     ngx_http_loom_topic_registration(sub, registration);
 
     ngx_queue_insert_tail(&t->subscribers, &sub->topic_link);
-    ngx_queue_insert_tail(&s->subscriptions, &sub->session_link);
+    ngx_queue_insert_tail(&sr->subscriptions, &sub->subscriber_link);
     t->nsubscribers++;
-    s->nsubscriptions++;
+    sr->nsubscriptions++;
 
-    ngx_http_loom_shm_subscribers(w->shm, &t->sn.str, 1, s->connection->log);
+    ngx_http_loom_shm_subscribers(w->shm, &t->sn.str, 1, sr->log);
+
+    /* what Redis said just now is the registration deliveries count in */
+    ngx_http_loom_topic_seq_registration(t, registration);
 
     ngx_http_loom_topic_check(t);
 
@@ -274,9 +305,8 @@ ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
 
     /* answered when Redis confirms the channel */
 
-    r->state = NGX_HTTP_LOOM_REQ_WAITING;
-    r->topic = t;
-    ngx_queue_insert_tail(&t->waiting, &r->link);
+    wt->topic = t;
+    ngx_queue_insert_tail(&t->waiting, &wt->link);
 
     return NGX_AGAIN;
 }
@@ -291,22 +321,68 @@ ngx_http_loom_topic_registration(ngx_http_loom_sub_t *sub,
 }
 
 
-static void
+void
+ngx_http_loom_topic_tag_registration(ngx_str_t *tag, ngx_str_t *registration)
+{
+    u_char  *colon;
+
+    colon = ngx_strlchr(tag->data, tag->data + tag->len, ':');
+
+    registration->data = tag->data;
+    registration->len = ngx_min((size_t) ((colon ? colon : tag->data
+                                                           + tag->len)
+                                          - tag->data),
+                                NGX_HTTP_LOOM_ID_LEN);
+}
+
+
+/*
+ * Sequence numbers count per registration: a topic registered anew (or
+ * lost by Redis and registered again) starts from 0.
+ */
+
+void
+ngx_http_loom_topic_seq_registration(ngx_http_loom_topic_t *t,
+    ngx_str_t *registration)
+{
+    size_t  len;
+
+    len = ngx_min(registration->len, NGX_HTTP_LOOM_ID_LEN);
+
+    if (len == 0) {
+        return;
+    }
+
+    if (t->seq_registration_len == len
+        && ngx_memcmp(t->seq_registration, registration->data, len) == 0)
+    {
+        return;
+    }
+
+    if (t->seq_registration_len) {
+        t->seq = 0;
+    }
+
+    ngx_memcpy(t->seq_registration, registration->data, len);
+    t->seq_registration_len = len;
+}
+
+
+void
 ngx_http_loom_topic_remove(ngx_http_loom_sub_t *sub)
 {
-    ngx_http_loom_topic_t    *t;
-    ngx_http_loom_session_t  *s;
+    ngx_http_loom_topic_t       *t;
+    ngx_http_loom_subscriber_t  *sr;
 
     t = sub->topic;
-    s = sub->session;
+    sr = sub->subscriber;
 
     ngx_queue_remove(&sub->topic_link);
-    ngx_queue_remove(&sub->session_link);
+    ngx_queue_remove(&sub->subscriber_link);
     t->nsubscribers--;
-    s->nsubscriptions--;
+    sr->nsubscriptions--;
 
-    ngx_http_loom_shm_subscribers(t->worker->shm, &t->sn.str, -1,
-                                  s->connection->log);
+    ngx_http_loom_shm_subscribers(t->worker->shm, &t->sn.str, -1, sr->log);
 
     ngx_free(sub);
 }
@@ -314,7 +390,7 @@ ngx_http_loom_topic_remove(ngx_http_loom_sub_t *sub)
 
 /* the last local subscriber is gone: stop listening to the channel */
 
-static void
+void
 ngx_http_loom_topic_unused(ngx_http_loom_topic_t *t, ngx_queue_t *released)
 {
     if (t->nsubscribers) {
@@ -350,14 +426,14 @@ ngx_http_loom_topic_unsubscribe(ngx_http_loom_sub_t *sub)
 
 
 void
-ngx_http_loom_topic_unsubscribe_all(ngx_http_loom_session_t *s)
+ngx_http_loom_topic_unsubscribe_all(ngx_http_loom_subscriber_t *sr)
 {
     ngx_queue_t          *q;
     ngx_http_loom_sub_t  *sub;
 
-    while (!ngx_queue_empty(&s->subscriptions)) {
-        q = ngx_queue_head(&s->subscriptions);
-        sub = ngx_queue_data(q, ngx_http_loom_sub_t, session_link);
+    while (!ngx_queue_empty(&sr->subscriptions)) {
+        q = ngx_queue_head(&sr->subscriptions);
+        sub = ngx_queue_data(q, ngx_http_loom_sub_t, subscriber_link);
 
         ngx_http_loom_topic_unsubscribe(sub);
     }
@@ -365,23 +441,44 @@ ngx_http_loom_topic_unsubscribe_all(ngx_http_loom_session_t *s)
 
 
 ngx_uint_t
-ngx_http_loom_topic_hold(ngx_http_loom_topic_t *t, ngx_http_loom_session_t *s,
-    ngx_http_loom_request_t *r, uint64_t seq)
+ngx_http_loom_topic_hold(ngx_http_loom_topic_t *t,
+    ngx_http_loom_subscriber_t *sr, ngx_http_loom_waiter_t *wt, uint64_t seq,
+    ngx_str_t *registration)
 {
-    if (t->channel_state != NGX_HTTP_LOOM_CHANNEL_ON || t->seq >= seq) {
+    if (t->channel_state != NGX_HTTP_LOOM_CHANNEL_ON) {
         return 0;
     }
 
-    if (ngx_http_loom_topic_find(s, t) == NULL) {
+    /* a seq of another registration than the one counted so far */
+    ngx_http_loom_topic_seq_registration(t, registration);
+
+    if (t->seq >= seq || ngx_http_loom_topic_find(sr, t) == NULL) {
         return 0;
     }
 
-    r->state = NGX_HTTP_LOOM_REQ_HELD;
-    r->seq = seq;
-    r->topic = t;
-    ngx_queue_insert_tail(&t->held, &r->link);
+    wt->seq = seq;
+    wt->topic = t;
+    ngx_queue_insert_tail(&t->held, &wt->link);
 
     return 1;
+}
+
+
+void
+ngx_http_loom_topic_cancel(ngx_http_loom_waiter_t *wt)
+{
+    ngx_http_loom_topic_t  *t;
+
+    t = wt->topic;
+
+    if (t == NULL) {
+        return;
+    }
+
+    ngx_queue_remove(&wt->link);
+    wt->topic = NULL;
+
+    ngx_http_loom_topic_check(t);
 }
 
 
@@ -423,170 +520,45 @@ ngx_http_loom_topic_drop_schema(ngx_http_loom_topic_t *t)
 }
 
 
-static ngx_http_loom_topic_t *
-ngx_http_loom_topic_by_channel(ngx_http_loom_worker_t *w, ngx_str_t *channel)
-{
-    ngx_str_t  *prefix, name;
-
-    prefix = ngx_http_loom_store_prefix(w->store);
-
-    if (channel->len < prefix->len + sizeof("{t:}:msg") - 1
-        || ngx_strncmp(channel->data, prefix->data, prefix->len) != 0
-        || ngx_strncmp(channel->data + prefix->len, "{t:", 3) != 0
-        || ngx_strncmp(channel->data + channel->len - 5, "}:msg", 5) != 0)
-    {
-        return NULL;
-    }
-
-    name.data = channel->data + prefix->len + 3;
-    name.len = channel->len - prefix->len - (sizeof("{t:}:msg") - 1);
-
-    return ngx_http_loom_topic_lookup(w, &name);
-}
-
-
 void
-ngx_http_loom_topic_message(ngx_http_loom_worker_t *w, ngx_str_t *channel,
-    ngx_str_t *payload)
-{
-    u_char                 *p, *last;
-    uint64_t                seq;
-    ngx_str_t               registration;
-    ngx_http_loom_topic_t  *t;
-
-    t = ngx_http_loom_topic_by_channel(w, channel);
-
-    if (t == NULL || t->channel_state == NGX_HTTP_LOOM_CHANNEL_OFF) {
-        return;
-    }
-
-    p = payload->data;
-    last = p + payload->len;
-
-    /* "U <registration>" */
-
-    if (payload->len >= 2 && p[0] == 'U' && p[1] == ' ') {
-        registration.data = p + 2;
-        registration.len = payload->len - 2;
-
-        ngx_http_loom_topic_unregistered(t, &registration);
-        return;
-    }
-
-    /* "<seq> <delivery>" */
-
-    seq = 0;
-
-    while (p < last && *p >= '0' && *p <= '9') {
-        seq = seq * 10 + (*p++ - '0');
-    }
-
-    if (p == last || *p != ' ' || p == payload->data) {
-        ngx_log_error(NGX_LOG_WARN, w->log, 0,
-                      "loom: ignored a malformed message on \"%V\"",
-                      channel);
-        return;
-    }
-
-    p++;
-
-    ngx_http_loom_topic_deliver(t, seq, p, last - p);
-}
-
-
-static void
-ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t, uint64_t seq,
-    u_char *json, size_t len)
-{
-    u_char                 *p;
-    ngx_uint_t              n;
-    ngx_queue_t            *q, released;
-    ngx_http_loom_sub_t    *sub;
-    ngx_http_loom_frame_t  *f;
-
-    n = 0;
-
-    if (t->nsubscribers) {
-
-        /* framed once, the same frame queued to every local subscriber */
-
-        f = ngx_http_loom_frame_alloc(NGX_HTTP_LOOM_WS_TEXT, len, &p);
-
-        if (f) {
-            ngx_memcpy(p, json, len);
-
-            for (q = ngx_queue_head(&t->subscribers);
-                 q != ngx_queue_sentinel(&t->subscribers);
-                 q = ngx_queue_next(q))
-            {
-                sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
-
-                if (ngx_http_loom_session_send(sub->session, f) == NGX_OK) {
-                    n++;
-                }
-            }
-
-            ngx_http_loom_frame_release(f);
-        }
-    }
-
-    if (t->worker->stats) {
-        t->worker->stats->deliveries += n;
-    }
-
-    if (seq > t->seq) {
-        t->seq = seq;
-    }
-
-    if (ngx_queue_empty(&t->held)) {
-        return;
-    }
-
-    ngx_queue_init(&released);
-    ngx_http_loom_topic_release_held(t, t->seq, &released);
-    ngx_http_loom_topic_answer(&released, NULL);
-}
-
-
-static void
 ngx_http_loom_topic_release_held(ngx_http_loom_topic_t *t, uint64_t seq,
     ngx_queue_t *released)
 {
-    ngx_queue_t              *q;
-    ngx_http_loom_request_t  *r;
+    ngx_queue_t             *q;
+    ngx_http_loom_waiter_t  *wt;
 
     while (!ngx_queue_empty(&t->held)) {
         q = ngx_queue_head(&t->held);
-        r = ngx_queue_data(q, ngx_http_loom_request_t, link);
+        wt = ngx_queue_data(q, ngx_http_loom_waiter_t, link);
 
-        if (r->seq > seq) {
+        if (wt->seq > seq) {
             break;
         }
 
         ngx_queue_remove(q);
-        r->topic = NULL;
+        wt->topic = NULL;
         ngx_queue_insert_tail(released, q);
     }
 }
 
 
 /*
- * Requests leave the topic's queues before they are answered: answering
+ * Waiters leave the topic's queues before their handlers run: a handler
  * may change or free the topic.
  */
 
-static void
+void
 ngx_http_loom_topic_answer(ngx_queue_t *released, ngx_queue_t *failed)
 {
-    ngx_queue_t              *q;
-    ngx_http_loom_request_t  *r;
+    ngx_queue_t             *q;
+    ngx_http_loom_waiter_t  *wt;
 
     while (!ngx_queue_empty(released)) {
         q = ngx_queue_head(released);
         ngx_queue_remove(q);
-        r = ngx_queue_data(q, ngx_http_loom_request_t, link);
+        wt = ngx_queue_data(q, ngx_http_loom_waiter_t, link);
 
-        ngx_http_loom_protocol_release(r);
+        wt->handler(wt, NGX_OK);
     }
 
     if (failed == NULL) {
@@ -596,182 +568,9 @@ ngx_http_loom_topic_answer(ngx_queue_t *released, ngx_queue_t *failed)
     while (!ngx_queue_empty(failed)) {
         q = ngx_queue_head(failed);
         ngx_queue_remove(q);
-        r = ngx_queue_data(q, ngx_http_loom_request_t, link);
+        wt = ngx_queue_data(q, ngx_http_loom_waiter_t, link);
 
-        ngx_http_loom_protocol_subscribed(r, NGX_ERROR);
-    }
-}
-
-
-static void
-ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
-    ngx_str_t *registration)
-{
-    ngx_queue_t          *q, *next, released;
-    ngx_http_loom_sub_t  *sub;
-
-    /*
-     * as in the original, subscribers are dropped without a word; those
-     * that subscribed to a newer registration of the name stay
-     */
-
-    ngx_queue_init(&released);
-
-    for (q = ngx_queue_head(&t->subscribers);
-         q != ngx_queue_sentinel(&t->subscribers);
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
-
-        if (sub->registration_len == registration->len
-            && ngx_memcmp(sub->registration, registration->data,
-                          registration->len) == 0)
-        {
-            ngx_http_loom_topic_remove(sub);
-        }
-    }
-
-    ngx_http_loom_topic_drop_schema(t);
-    ngx_http_loom_topic_unused(t, &released);
-    ngx_http_loom_topic_check(t);
-
-    ngx_http_loom_topic_answer(&released, NULL);
-}
-
-
-void
-ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w, ngx_str_t *channel)
-{
-    ngx_queue_t              *q, done;
-    ngx_http_loom_request_t  *r;
-    ngx_http_loom_topic_t    *t;
-
-    t = ngx_http_loom_topic_by_channel(w, channel);
-
-    if (t == NULL || t->channel_state != NGX_HTTP_LOOM_CHANNEL_PENDING) {
-        return;
-    }
-
-    t->channel_state = NGX_HTTP_LOOM_CHANNEL_ON;
-
-    ngx_queue_init(&done);
-
-    while (!ngx_queue_empty(&t->waiting)) {
-        q = ngx_queue_head(&t->waiting);
-        ngx_queue_remove(q);
-        r = ngx_queue_data(q, ngx_http_loom_request_t, link);
-        r->topic = NULL;
-        ngx_queue_insert_tail(&done, q);
-    }
-
-    if (t->nsubscribers == 0) {
-        /* everybody left while Redis was confirming */
-        ngx_http_loom_store_unsubscribe(w->store, &t->channel);
-        t->channel_state = NGX_HTTP_LOOM_CHANNEL_OFF;
-    }
-
-    ngx_http_loom_topic_check(t);
-
-    while (!ngx_queue_empty(&done)) {
-        q = ngx_queue_head(&done);
-        ngx_queue_remove(q);
-        r = ngx_queue_data(q, ngx_http_loom_request_t, link);
-
-        ngx_http_loom_protocol_subscribed(r, NGX_OK);
-    }
-}
-
-
-/*
- * The subscriber link went down.  Local subscriptions stay: the channels
- * are subscribed again once the link is back.  Requests waiting for a
- * confirmation fail, acks waiting for a delivery go out.
- */
-
-void
-ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w)
-{
-    ngx_queue_t              *q, released, failed;
-    ngx_rbtree_node_t        *node, *next;
-    ngx_http_loom_topic_t    *t;
-    ngx_http_loom_request_t  *r;
-
-    ngx_queue_init(&released);
-    ngx_queue_init(&failed);
-
-    if (w->topics.root == w->topics.sentinel) {
-        return;
-    }
-
-    for (node = ngx_rbtree_min(w->topics.root, w->topics.sentinel);
-         node;
-         node = ngx_rbtree_next(&w->topics, node))
-    {
-        t = (ngx_http_loom_topic_t *) node;
-
-        t->channel_state = NGX_HTTP_LOOM_CHANNEL_OFF;
-
-        while (!ngx_queue_empty(&t->waiting)) {
-            q = ngx_queue_head(&t->waiting);
-            ngx_queue_remove(q);
-            r = ngx_queue_data(q, ngx_http_loom_request_t, link);
-            r->topic = NULL;
-            ngx_queue_insert_tail(&failed, q);
-        }
-
-        ngx_http_loom_topic_release_held(t, (uint64_t) -1, &released);
-    }
-
-    /* topics that were only waiting for a confirmation may go now */
-
-    for (node = ngx_rbtree_min(w->topics.root, w->topics.sentinel);
-         node;
-         node = next)
-    {
-        next = ngx_rbtree_next(&w->topics, node);
-        t = (ngx_http_loom_topic_t *) node;
-
-        if (t->nsubscribers == 0) {
-            ngx_http_loom_topic_check(t);
-        }
-
-        if (w->topics.root == w->topics.sentinel) {
-            break;
-        }
-    }
-
-    ngx_http_loom_topic_answer(&released, &failed);
-}
-
-
-void
-ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w)
-{
-    ngx_rbtree_node_t      *node;
-    ngx_http_loom_topic_t  *t;
-
-    if (w->topics.root == w->topics.sentinel) {
-        return;
-    }
-
-    for (node = ngx_rbtree_min(w->topics.root, w->topics.sentinel);
-         node;
-         node = ngx_rbtree_next(&w->topics, node))
-    {
-        t = (ngx_http_loom_topic_t *) node;
-
-        if (t->nsubscribers == 0
-            || t->channel_state != NGX_HTTP_LOOM_CHANNEL_OFF)
-        {
-            continue;
-        }
-
-        if (ngx_http_loom_store_subscribe(w->store, &t->channel) != NGX_OK) {
-            return;
-        }
-
-        t->channel_state = NGX_HTTP_LOOM_CHANNEL_PENDING;
+        wt->handler(wt, NGX_ERROR);
     }
 }
 

@@ -12,20 +12,49 @@
 #include <ngx_http.h>
 #include <jansson.h>
 #include "ngx_http_loom_module.h"
-#include "ngx_http_loom_protocol.h"
+#include "ngx_http_loom_output.h"
 
 
 /*
- * The topics one worker knows: those its sessions subscribe to, and a
+ * The topics one worker knows: those its connections subscribe to, and a
  * bounded cache of schemas for publishing.  A topic with local subscribers
  * keeps its Redis channel subscribed; every message arriving there is
- * framed once and the same frame is queued to each local subscriber.
+ * framed once and the same frame is queued to each local subscriber's out.
+ *
+ * This layer calls nothing above it: a subscriber is reached through the
+ * ngx_http_loom_subscriber_t its owner embeds, and a request that waits in
+ * a topic through the ngx_http_loom_waiter_t it embeds, whose handler the
+ * topic calls once the wait is over.
  */
 
 
 #define NGX_HTTP_LOOM_CHANNEL_OFF      0    /* not subscribed at Redis */
 #define NGX_HTTP_LOOM_CHANNEL_PENDING  1    /* SUBSCRIBE sent */
 #define NGX_HTTP_LOOM_CHANNEL_ON       2
+
+
+typedef struct ngx_http_loom_waiter_s  ngx_http_loom_waiter_t;
+
+/* rc: NGX_OK (confirmed, or released), NGX_ERROR (the link went down) */
+typedef void (*ngx_http_loom_waiter_pt)(ngx_http_loom_waiter_t *wt,
+    ngx_int_t rc);
+
+
+struct ngx_http_loom_waiter_s {
+    ngx_queue_t                 link;             /* in a topic's queue */
+    ngx_http_loom_topic_t      *topic;            /* NULL: in none */
+    uint64_t                    seq;              /* held: the delivery */
+    ngx_http_loom_waiter_pt     handler;
+};
+
+
+/* one connection's side of its subscriptions */
+typedef struct {
+    ngx_queue_t                 subscriptions;    /* ngx_http_loom_sub_t */
+    ngx_uint_t                  nsubscriptions;
+    ngx_http_loom_out_t        *out;
+    ngx_log_t                  *log;
+} ngx_http_loom_subscriber_t;
 
 
 struct ngx_http_loom_topic_s {
@@ -40,7 +69,11 @@ struct ngx_http_loom_topic_s {
 
     ngx_queue_t                 waiting;          /* subscribes to confirm */
     ngx_queue_t                 held;             /* acks behind a delivery */
-    uint64_t                    seq;              /* last delivered */
+
+    /* the last delivery seen, and the registration it counts in */
+    uint64_t                    seq;
+    size_t                      seq_registration_len;
+    u_char                      seq_registration[NGX_HTTP_LOOM_ID_LEN];
 
     ngx_str_t                   tag;              /* of the cached schema */
     json_t                     *schema;
@@ -52,9 +85,9 @@ struct ngx_http_loom_topic_s {
 
 typedef struct {
     ngx_queue_t                 topic_link;
-    ngx_queue_t                 session_link;
+    ngx_queue_t                 subscriber_link;
     ngx_http_loom_topic_t      *topic;
-    ngx_http_loom_session_t    *session;
+    ngx_http_loom_subscriber_t *subscriber;
 
     /* the registration subscribed to: its unregister ends this */
     size_t                      registration_len;
@@ -75,31 +108,56 @@ ngx_http_loom_topic_t *ngx_http_loom_topic_get(ngx_http_loom_worker_t *w,
  */
 void ngx_http_loom_topic_check(ngx_http_loom_topic_t *t);
 
-ngx_http_loom_sub_t *ngx_http_loom_topic_find(ngx_http_loom_session_t *s,
+void ngx_http_loom_subscriber_init(ngx_http_loom_subscriber_t *sr,
+    ngx_http_loom_out_t *out, ngx_log_t *log);
+ngx_http_loom_sub_t *ngx_http_loom_topic_find(ngx_http_loom_subscriber_t *sr,
     ngx_http_loom_topic_t *t);
 
 /*
- * NGX_OK: subscribed and the channel is live; NGX_AGAIN: r waits until
+ * NGX_OK: subscribed and the channel is live; NGX_AGAIN: wt waits until
  * Redis confirms the channel; NGX_DECLINED: the subscriber link is down;
  * NGX_ERROR: no memory
  */
 ngx_int_t ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
-    ngx_http_loom_session_t *s, ngx_http_loom_request_t *r,
+    ngx_http_loom_subscriber_t *sr, ngx_http_loom_waiter_t *wt,
     ngx_str_t *registration);
 void ngx_http_loom_topic_registration(ngx_http_loom_sub_t *sub,
     ngx_str_t *registration);
 void ngx_http_loom_topic_unsubscribe(ngx_http_loom_sub_t *sub);
-void ngx_http_loom_topic_unsubscribe_all(ngx_http_loom_session_t *s);
+void ngx_http_loom_topic_unsubscribe_all(ngx_http_loom_subscriber_t *sr);
 
-/* parks an ack until the session has seen delivery seq; 0 if not needed */
+/*
+ * Parks an ack until the subscriber has seen delivery seq of registration
+ * (empty: not known); 0 if not needed
+ */
 ngx_uint_t ngx_http_loom_topic_hold(ngx_http_loom_topic_t *t,
-    ngx_http_loom_session_t *s, ngx_http_loom_request_t *r, uint64_t seq);
+    ngx_http_loom_subscriber_t *sr, ngx_http_loom_waiter_t *wt,
+    uint64_t seq, ngx_str_t *registration);
+
+/* the waiter's owner is gone: it leaves its topic without a call */
+void ngx_http_loom_topic_cancel(ngx_http_loom_waiter_t *wt);
 
 ngx_int_t ngx_http_loom_topic_set_schema(ngx_http_loom_topic_t *t,
     ngx_str_t *tag, json_t *schema);
 void ngx_http_loom_topic_drop_schema(ngx_http_loom_topic_t *t);
 
-/* from the subscriber link */
+/* the registration part of a tag "<registration>:<schema version>" */
+void ngx_http_loom_topic_tag_registration(ngx_str_t *tag,
+    ngx_str_t *registration);
+
+/* for ngx_http_loom_channel.c, which shares the topics' insides */
+void ngx_http_loom_topic_keep(ngx_http_loom_topic_t *t, ngx_uint_t evict);
+void ngx_http_loom_topic_evict(ngx_http_loom_worker_t *w);
+void ngx_http_loom_topic_remove(ngx_http_loom_sub_t *sub);
+void ngx_http_loom_topic_unused(ngx_http_loom_topic_t *t,
+    ngx_queue_t *released);
+void ngx_http_loom_topic_seq_registration(ngx_http_loom_topic_t *t,
+    ngx_str_t *registration);
+void ngx_http_loom_topic_release_held(ngx_http_loom_topic_t *t,
+    uint64_t seq, ngx_queue_t *released);
+void ngx_http_loom_topic_answer(ngx_queue_t *released, ngx_queue_t *failed);
+
+/* from the subscriber link (ngx_http_loom_channel.c) */
 void ngx_http_loom_topic_message(ngx_http_loom_worker_t *w,
     ngx_str_t *channel, ngx_str_t *payload);
 void ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w,

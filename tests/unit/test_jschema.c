@@ -1,7 +1,8 @@
 /* SOURCES: ngx_http_loom_jschema_compile.c ngx_http_loom_jschema_ref.c */
 /* SOURCES: ngx_http_loom_jschema_keyword.c */
+/* SOURCES: ngx_http_loom_jschema_keyword_sub.c */
 /* SOURCES: ngx_http_loom_jschema_validate.c ngx_http_loom_jschema_format.c */
-/* SOURCES: ngx_http_loom_jschema_error.c */
+/* SOURCES: ngx_http_loom_jschema_container.c ngx_http_loom_jschema_error.c */
 /* SOURCES: ngx_http_loom_jschema_compat.c ngx_http_loom_jschema_compat_kw.c */
 /* SOURCES: ngx_http_loom_json.c ngx_http_loom_utf8.c */
 
@@ -103,10 +104,10 @@ valid(const char *schema, const char *data)
 static void
 test_refusals(void **state)
 {
-    refused("{\"properties\":{\"a\":{\"unevaluatedItems\":false}}}",
-            "unsupported keyword \"unevaluatedItems\" at /properties/a");
-    refused("{\"unevaluatedProperties\":false}",
-            "unsupported keyword \"unevaluatedProperties\" at the root");
+    refused("{\"properties\":{\"a\":{\"$dynamicRef\":\"#x\"}}}",
+            "unsupported keyword \"$dynamicRef\" at /properties/a");
+    refused("{\"definitions\":{}}",
+            "unsupported keyword \"definitions\" at the root");
     refused("{\"items\":[{\"type\":\"string\"}]}",
             "\"items\" must be a schema (an array of schemas is "
             "\"prefixItems\" in draft 2020-12) at the root");
@@ -189,6 +190,35 @@ test_recursion_and_refs(void **state)
 
 
 static void
+test_unevaluated(void **state)
+{
+    const char  *s;
+
+    /* what allOf, if/then and $ref evaluate counts; a failed anyOf not */
+
+    s = "{\"$defs\":{\"c\":{\"properties\":{\"c\":{}}}},"
+        "\"allOf\":[{\"properties\":{\"a\":{}}}],"
+        "\"if\":{\"required\":[\"a\"]},\"then\":{\"properties\":"
+        "{\"b\":{}}},\"$ref\":\"#/$defs/c\","
+        "\"anyOf\":[true,{\"properties\":{\"d\":false}}],"
+        "\"unevaluatedProperties\":false}";
+
+    assert_int_equal(valid(s, "{\"a\":1,\"b\":2,\"c\":3}"), NGX_OK);
+    assert_int_equal(valid(s, "{\"b\":2}"), NGX_DECLINED);
+    assert_int_equal(valid(s, "{\"a\":1,\"d\":4}"), NGX_DECLINED);
+
+    /* items: prefixItems, items and contains evaluate */
+
+    s = "{\"prefixItems\":[{\"type\":\"string\"}],"
+        "\"contains\":{\"type\":\"null\"},"
+        "\"unevaluatedItems\":{\"type\":\"integer\"}}";
+
+    assert_int_equal(valid(s, "[\"a\",null,1,null,2]"), NGX_OK);
+    assert_int_equal(valid(s, "[\"a\",null,1.5]"), NGX_DECLINED);
+}
+
+
+static void
 test_limits(void **state)
 {
     json_t                          *schema;
@@ -211,6 +241,40 @@ test_limits(void **state)
     assert_string_equal((char *) err.text, "schema nested deeper than 2 "
                         "levels at /not/not/not");
     json_decref(schema);
+
+    /* a chain of references longer than the cycle check walks */
+    {
+        char     name[32], ref[32];
+        json_t  *defs;
+        size_t   i;
+
+        defs = json_object();
+        assert_non_null(defs);
+
+        for (i = 0; i < 3000; i++) {
+            snprintf(name, sizeof(name), "d%lu", (unsigned long) i);
+            snprintf(ref, sizeof(ref), "#/$defs/d%lu", (unsigned long) i + 1);
+            assert_int_equal(json_object_set_new(defs, name,
+                                                 json_pack("{ss}", "$ref",
+                                                           ref)), 0);
+        }
+
+        snprintf(name, sizeof(name), "d%lu", (unsigned long) i);
+        assert_int_equal(json_object_set_new(defs, name, json_true()), 0);
+
+        /* d0 -> d1 -> ... -> d3000 */
+        schema = json_pack("{so}", "$defs", defs);
+        assert_non_null(schema);
+
+        limits.max_depth = 0;
+        limits.max_subschemas = 10000;
+        s = ngx_http_loom_jschema_compile(schema, &limits, &err);
+        assert_null(s);
+        assert_string_equal((char *) err.text, "$ref and in-place "
+                            "applicators chained more than 256 deep at the "
+                            "root");
+        json_decref(schema);
+    }
 
     limits.max_depth = 0;
     limits.max_subschemas = 3;
@@ -297,18 +361,21 @@ test_errors(void **state)
     end = ngx_http_loom_jschema_errors_json(&errors, buf);
     assert_int_equal(end - buf, len);
 
-    /* object members come in jansson's insertion order */
+    /*
+     * members in the message's order; "required" after them, as its
+     * names are all properties (counted in the same pass)
+     */
     assert_memory_equal(buf,
-        "[{\"instancePath\":\"\",\"keyword\":\"required\","
-        "\"message\":\"property \\\"id\\\" missing\"},"
-        "{\"instancePath\":\"/name\",\"keyword\":\"pattern\","
+        "[{\"instancePath\":\"/name\",\"keyword\":\"pattern\","
         "\"message\":\"does not match the pattern\"},"
         "{\"instancePath\":\"/tags/1\",\"keyword\":\"maxLength\","
         "\"message\":\"longer than 3 characters\"},"
         "{\"instancePath\":\"/tags/2\",\"keyword\":\"type\","
         "\"message\":\"wrong type\"},"
         "{\"instancePath\":\"/x\",\"keyword\":\"false\","
-        "\"message\":\"no value is allowed\"}]", len);
+        "\"message\":\"no value is allowed\"},"
+        "{\"instancePath\":\"\",\"keyword\":\"required\","
+        "\"message\":\"property \\\"id\\\" missing\"}]", len);
     free(buf);
 
     /* the cap */
@@ -504,6 +571,12 @@ test_compat_values(void **state)
     assert_int_equal(compat("{\"const\":\"a\"}", "{\"enum\":[\"a\",\"b\"]}",
                             B), NGX_OK);
 
+    /* the values of enum have types: 1 and 2.0 are integers */
+    assert_int_equal(compat("{\"enum\":[1,2.0]}", "{\"type\":\"integer\"}",
+                            B), NGX_OK);
+    assert_int_equal(compat("{\"enum\":[1,\"2\"]}",
+                            "{\"type\":\"integer\"}", B), NGX_DECLINED);
+
     assert_int_equal(compat("{\"minimum\":5}", "{\"minimum\":1}", B), NGX_OK);
     breaks("{\"minimum\":1}", "{\"minimum\":5}", B, "",
            "\"minimum\" added or made stricter: the new schema refuses "
@@ -549,6 +622,16 @@ test_compat_values(void **state)
                             "\"properties\":{\"a\":{\"$ref\":\"#/$defs/s\"}}}",
                             "{\"properties\":{\"a\":{\"type\":\"string\"}}}",
                             FULL), NGX_OK);
+
+    /* anchors and percent-escaped pointers too; a remote one breaks */
+    breaks("{\"$defs\":{\"a b\":{\"$anchor\":\"s\",\"type\":\"string\"}},"
+           "\"properties\":{\"a\":{\"$ref\":\"#/$defs/a%20b\"}}}",
+           "{\"$defs\":{\"n\":{\"$anchor\":\"n\",\"maxLength\":2}},"
+           "\"properties\":{\"a\":{\"$ref\":\"#n\"}}}", B, "/properties/a",
+           "\"maxLength\" added or lowered: the new schema refuses values "
+           "the old one allows");
+    breaks("{}", "{\"$ref\":\"http://example.com/s\"}", B, "",
+           "a $ref that cannot be followed cannot be compared");
 
     /* annotations do not matter */
     assert_int_equal(compat("{\"title\":\"a\",\"type\":\"string\"}",
@@ -599,6 +682,7 @@ main(void)
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_recursion_and_refs),
+        cmocka_unit_test(test_unevaluated),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_formats),
         cmocka_unit_test(test_errors),

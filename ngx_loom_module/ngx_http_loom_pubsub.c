@@ -7,88 +7,46 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_http_loom_protocol.h"
-#include "ngx_http_loom_json.h"
 #include "ngx_http_loom_schema.h"
-#include "ngx_http_loom_session.h"
 #include "ngx_http_loom_shm.h"
 #include "ngx_http_loom_topic.h"
 
 
 /*
- * The ten actions of the protocol.  Each handler gets a request whose
- * envelope passed the checks of its action, and answers it, at once or
- * when Redis has replied.
+ * subscribe, unsubscribe, unsubscribeAll, publish, sendWithoutSave and
+ * get.  Each handler gets a request whose envelope passed the checks of
+ * its action, and answers it, at once or when Redis has replied.
  */
 
 
 #define NGX_HTTP_LOOM_PUBLISH_TRIES    3
 
+#define ngx_http_loom_waiter_request(wt)                                     \
+    ((ngx_http_loom_request_t *)                                             \
+         ((u_char *) (wt) - offsetof(ngx_http_loom_request_t, waiter)))
+
 
 static void ngx_http_loom_subscribe_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
 static void ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r);
+static void ngx_http_loom_subscribe_done(ngx_http_loom_waiter_t *wt,
+    ngx_int_t rc);
+static void ngx_http_loom_unsubscribe_run(ngx_http_loom_request_t *r);
 static void ngx_http_loom_unsubscribe_now(ngx_http_loom_request_t *r);
 static void ngx_http_loom_unsubscribe_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
-static ngx_uint_t ngx_http_loom_unsubscribe_park(ngx_http_loom_request_t *r);
 static ngx_int_t ngx_http_loom_publish_send(ngx_http_loom_request_t *r,
     ngx_str_t *tag);
 static void ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
+static void ngx_http_loom_publish_released(ngx_http_loom_waiter_t *wt,
+    ngx_int_t rc);
+static ngx_uint_t ngx_http_loom_get_behind_publish(ngx_http_loom_request_t *r);
+static void ngx_http_loom_get_run(ngx_http_loom_request_t *r);
 static void ngx_http_loom_get_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
-static void ngx_http_loom_register_reply(ngx_http_loom_request_t *r,
-    redisReply *reply);
-static void ngx_http_loom_unregister_reply(ngx_http_loom_request_t *r,
-    redisReply *reply);
-static int ngx_libc_cdecl ngx_http_loom_list_cmp(const void *one,
-    const void *two);
-static void ngx_http_loom_list_reply(ngx_http_loom_request_t *r,
-    redisReply *reply);
-static void ngx_http_loom_update_reply(ngx_http_loom_request_t *r,
-    redisReply *reply);
-static ngx_http_loom_request_t *ngx_http_loom_schema_request(
-    ngx_http_loom_ctx_t *ctx);
-static ngx_int_t ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
-    ngx_http_loom_reply_pt reply, ngx_uint_t script, ngx_str_t *arg1,
-    ngx_str_t *arg2);
-static ngx_int_t ngx_http_loom_hash_command(ngx_http_loom_request_t *r,
-    ngx_http_loom_reply_pt reply, char *command, char *field,
-    char *field2);
 
 static ngx_str_t  ngx_http_loom_null = ngx_string("null");
-static ngx_str_t  ngx_http_loom_empty_object = ngx_string("{}");
-
-
-void
-ngx_http_loom_protocol_subscribed(ngx_http_loom_request_t *r, ngx_int_t rc)
-{
-    ngx_str_t                 msg;
-    ngx_http_loom_sub_t      *sub;
-    ngx_http_loom_topic_t    *t;
-    ngx_http_loom_session_t  *s;
-
-    s = r->session;
-
-    if (rc == NGX_OK) {
-        ngx_http_loom_request_unbarrier(r);
-        ngx_http_loom_request_finish(r, ngx_http_loom_ack(r, NULL));
-        return;
-    }
-
-    /* the subscriber link went down before Redis confirmed the channel */
-
-    t = ngx_http_loom_topic_lookup(s->worker, &r->name);
-    sub = t ? ngx_http_loom_topic_find(s, t) : NULL;
-
-    if (sub) {
-        ngx_http_loom_topic_unsubscribe(sub);
-    }
-
-    ngx_str_set(&msg, "storage unavailable: connection to redis lost");
-    ngx_http_loom_request_unbarrier(r);
-    ngx_http_loom_request_error(r, 500, &msg, 1);
-}
 
 
 /* subscribe */
@@ -176,7 +134,7 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
         return;
     }
 
-    sub = ngx_http_loom_topic_find(s, t);
+    sub = ngx_http_loom_topic_find(&s->subscriber, t);
 
     if (sub) {
         /* subscribing twice is fine: one delivery per message still */
@@ -187,7 +145,7 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
         return;
     }
 
-    if (s->nsubscriptions >= s->conf->max_subscriptions) {
+    if (s->subscriber.nsubscriptions >= s->conf->max_subscriptions) {
         ngx_http_loom_topic_check(t);
 
         ngx_str_set(&msg[0], "too many subscriptions on this connection, "
@@ -200,7 +158,15 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
         return;
     }
 
-    rc = ngx_http_loom_topic_subscribe(t, s, r, &r->payload);
+    r->state = NGX_HTTP_LOOM_REQ_WAITING;
+    r->waiter.handler = ngx_http_loom_subscribe_done;
+
+    rc = ngx_http_loom_topic_subscribe(t, &s->subscriber, &r->waiter,
+                                       &r->payload);
+
+    if (rc != NGX_AGAIN) {
+        r->state = NGX_HTTP_LOOM_REQ_REDIS;
+    }
 
     switch (rc) {
 
@@ -210,7 +176,7 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
         return;
 
     case NGX_AGAIN:
-        /* ngx_http_loom_protocol_subscribed() goes on */
+        /* ngx_http_loom_subscribe_done() goes on */
         return;
 
     case NGX_DECLINED:
@@ -227,6 +193,41 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
 }
 
 
+/* Redis confirmed the channel, or the subscriber link went down first */
+
+static void
+ngx_http_loom_subscribe_done(ngx_http_loom_waiter_t *wt, ngx_int_t rc)
+{
+    ngx_str_t                 msg;
+    ngx_http_loom_sub_t      *sub;
+    ngx_http_loom_topic_t    *t;
+    ngx_http_loom_request_t  *r;
+    ngx_http_loom_session_t  *s;
+
+    r = ngx_http_loom_waiter_request(wt);
+    s = r->session;
+
+    r->state = NGX_HTTP_LOOM_REQ_REDIS;
+
+    if (rc == NGX_OK) {
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_finish(r, ngx_http_loom_ack(r, NULL));
+        return;
+    }
+
+    t = ngx_http_loom_topic_lookup(s->worker, &r->name);
+    sub = t ? ngx_http_loom_topic_find(&s->subscriber, t) : NULL;
+
+    if (sub) {
+        ngx_http_loom_topic_unsubscribe(sub);
+    }
+
+    ngx_str_set(&msg, "storage unavailable: connection to redis lost");
+    ngx_http_loom_request_unbarrier(r);
+    ngx_http_loom_request_error(r, 500, &msg, 1);
+}
+
+
 /* unsubscribe and unsubscribeAll */
 
 void
@@ -239,7 +240,16 @@ ngx_http_loom_unsubscribe(ngx_http_loom_ctx_t *ctx)
         return;
     }
 
-    if (ngx_http_loom_unsubscribe_park(r)) {
+    /*
+     * A publish before an unsubscribe may still be on its way to this very
+     * connection: the unsubscribe waits until every request before it is
+     * through (a publish is through once its delivery came here), and the
+     * requests after it wait for the unsubscribe.
+     */
+
+    if (ngx_http_loom_request_park(r, ngx_http_loom_unsubscribe_run)
+        == NGX_OK)
+    {
         return;
     }
 
@@ -257,7 +267,7 @@ ngx_http_loom_unsubscribe_now(ngx_http_loom_request_t *r)
     s = r->session;
 
     t = ngx_http_loom_topic_lookup(s->worker, &r->name);
-    sub = t ? ngx_http_loom_topic_find(s, t) : NULL;
+    sub = t ? ngx_http_loom_topic_find(&s->subscriber, t) : NULL;
 
     if (sub) {
         ngx_http_loom_topic_unsubscribe(sub);
@@ -307,7 +317,7 @@ ngx_http_loom_unsubscribe_reply(ngx_http_loom_request_t *r,
 
 /* when the requests before it are through */
 
-void
+static void
 ngx_http_loom_unsubscribe_run(ngx_http_loom_request_t *r)
 {
     if (r->action == NGX_HTTP_LOOM_UNSUBSCRIBE) {
@@ -315,43 +325,9 @@ ngx_http_loom_unsubscribe_run(ngx_http_loom_request_t *r)
         return;
     }
 
-    ngx_http_loom_topic_unsubscribe_all(r->session);
+    ngx_http_loom_topic_unsubscribe_all(&r->session->subscriber);
     ngx_http_loom_request_unbarrier(r);
     ngx_http_loom_request_finish(r, ngx_http_loom_ack(r, NULL));
-}
-
-
-/*
- * A publish before an unsubscribe may still be on its way to this very
- * session: the unsubscribe waits until every request before it is through
- * (a publish is through once its delivery came here), and the requests
- * after it wait for the unsubscribe.
- */
-
-static ngx_uint_t
-ngx_http_loom_unsubscribe_park(ngx_http_loom_request_t *r)
-{
-    ngx_queue_t              *q;
-    ngx_http_loom_request_t  *prev;
-    ngx_http_loom_session_t  *s;
-
-    s = r->session;
-
-    for (q = ngx_queue_head(&s->requests);
-         q != &r->queue;
-         q = ngx_queue_next(q))
-    {
-        prev = ngx_queue_data(q, ngx_http_loom_request_t, queue);
-
-        if (prev->state != NGX_HTTP_LOOM_REQ_DONE) {
-            r->state = NGX_HTTP_LOOM_REQ_PARKED;
-            r->barrier = 1;
-            s->barriers++;
-            return 1;
-        }
-    }
-
-    return 0;
 }
 
 
@@ -402,13 +378,16 @@ ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx)
           + ctx->id.len + action->len + topic->len + data->len
           + s->sender.len;
 
-    r = ngx_http_loom_request_create(ctx, len);
+    /* and room for the registration of the tag it is sent with */
+
+    r = ngx_http_loom_request_create(ctx, len + NGX_HTTP_LOOM_ID_LEN);
     if (r == NULL) {
         json_decref(json);
         return;
     }
 
     r->data = json;
+    r->registration.data = r->payload.data + len;
 
     p = r->payload.data;
     p = ngx_cpymem(p, "{\"id\":", 6);
@@ -446,8 +425,7 @@ ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx)
      * until it is sent for real.
      */
 
-    r->barrier = 1;
-    s->barriers++;
+    ngx_http_loom_request_barrier(r);
 
     (void) ngx_http_loom_publish_send(r, NULL);
 }
@@ -458,10 +436,19 @@ ngx_http_loom_publish_send(ngx_http_loom_request_t *r, ngx_str_t *tag)
 {
     u_char       offset[NGX_INT_T_LEN], length[NGX_INT_T_LEN];
     size_t       argvlen[7];
-    ngx_str_t   *key;
+    ngx_str_t   *key, reg;
     const char  *argv[7];
 
     key = &r->key;
+
+    if (tag) {
+        ngx_http_loom_topic_tag_registration(tag, &reg);
+        r->registration.len = reg.len;
+        ngx_memcpy(r->registration.data, reg.data, reg.len);
+
+    } else {
+        r->registration.len = 0;
+    }
 
     argv[0] = (char *) key->data;
     argvlen[0] = key->len;
@@ -521,6 +508,9 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
         ack = ngx_http_loom_ack(r, NULL);
         r->response = ack;
 
+        /* a retry is through: what came after it may go */
+        ngx_http_loom_request_unbarrier(r);
+
         t = ngx_http_loom_topic_lookup(w, &r->name);
 
         /*
@@ -528,11 +518,18 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
          * before the answers to what it sent later
          */
 
-        if (t && ngx_http_loom_topic_hold(t, s, r, (uint64_t) reply->integer))
+        r->state = NGX_HTTP_LOOM_REQ_HELD;
+        r->waiter.handler = ngx_http_loom_publish_released;
+
+        if (t && ngx_http_loom_topic_hold(t, &s->subscriber, &r->waiter,
+                                          (uint64_t) reply->integer,
+                                          &r->registration))
         {
+            ngx_http_loom_requests_run(r->requests);
             return;
         }
 
+        r->state = NGX_HTTP_LOOM_REQ_REDIS;
         ngx_http_loom_request_finish(r, ack);
         return;
     }
@@ -614,20 +611,35 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
         return;
     }
 
-    r->state = NGX_HTTP_LOOM_REQ_REDIS;
-
-    (void) ngx_http_loom_publish_send(r, t ? &t->tag : &tag);
-
     if (t) {
         ngx_http_loom_topic_check(t);
     }
 
-    /* sent with the right tag: what comes after may go behind it */
-    ngx_http_loom_request_unbarrier(r);
+    /*
+     * Sent again with the tag Redis has, from its reply: the topic may be
+     * gone by now.  The requests behind it wait until the retry is
+     * through: a get sent before this reply went out before the retry,
+     * and was kept behind the publish for that (ngx_http_loom_get()),
+     * but whatever comes now must go after it.  If the send fails, r is
+     * answered and may be gone.
+     */
 
-    if (s->barriers == 0) {
-        ngx_http_loom_protocol_run_deferred(s);
-    }
+    ngx_http_loom_request_barrier(r);
+
+    (void) ngx_http_loom_publish_send(r, &tag);
+}
+
+
+static void
+ngx_http_loom_publish_released(ngx_http_loom_waiter_t *wt, ngx_int_t rc)
+{
+    ngx_http_loom_request_t  *r;
+
+    r = ngx_http_loom_waiter_request(wt);
+
+    /* the delivery came, or will not come here: the ack goes */
+
+    ngx_http_loom_request_finish(r, r->response);
 }
 
 
@@ -642,6 +654,52 @@ ngx_http_loom_get(ngx_http_loom_ctx_t *ctx)
     if (r == NULL) {
         return;
     }
+
+    /*
+     * A publish of this topic sent just before may still be retried (its
+     * cached schema tag may be stale): the get waits until the requests
+     * before it are through, so that it sees that publish's value.
+     */
+
+    if (ngx_http_loom_get_behind_publish(r)
+        && ngx_http_loom_request_park(r, ngx_http_loom_get_run) == NGX_OK)
+    {
+        return;
+    }
+
+    ngx_http_loom_get_run(r);
+}
+
+
+static ngx_uint_t
+ngx_http_loom_get_behind_publish(ngx_http_loom_request_t *r)
+{
+    ngx_queue_t              *q;
+    ngx_http_loom_request_t  *prev;
+
+    for (q = ngx_queue_head(&r->requests->queue);
+         q != &r->queue;
+         q = ngx_queue_next(q))
+    {
+        prev = ngx_queue_data(q, ngx_http_loom_request_t, queue);
+
+        if (prev->state == NGX_HTTP_LOOM_REQ_REDIS
+            && prev->action == NGX_HTTP_LOOM_PUBLISH
+            && prev->name.len == r->name.len
+            && ngx_memcmp(prev->name.data, r->name.data, r->name.len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_http_loom_get_run(ngx_http_loom_request_t *r)
+{
+    ngx_http_loom_request_unbarrier(r);
 
     (void) ngx_http_loom_hash_command(r, ngx_http_loom_get_reply,
                                       "HMGET", "sv", "value");
@@ -694,417 +752,4 @@ ngx_http_loom_get_reply(ngx_http_loom_request_t *r,
 
     ngx_http_loom_request_finish(r, ngx_http_loom_response(r, 200, NULL, 0,
                                                            &data));
-}
-
-
-/* registerTopic */
-
-void
-ngx_http_loom_register(ngx_http_loom_ctx_t *ctx)
-{
-    u_char                    id[NGX_HTTP_LOOM_ID_LEN];
-    ngx_str_t                 registration;
-    ngx_http_loom_request_t  *r;
-
-    r = ngx_http_loom_schema_request(ctx);
-    if (r == NULL) {
-        return;
-    }
-
-    /* a new id tells this registration from earlier ones of the name */
-
-    ngx_http_loom_random_id(ctx->worker, id);
-    registration.data = id;
-    registration.len = NGX_HTTP_LOOM_ID_LEN;
-
-    (void) ngx_http_loom_topic_script(r, ngx_http_loom_register_reply,
-                                      NGX_HTTP_LOOM_SCRIPT_REGISTER,
-                                      &r->payload, &registration);
-}
-
-
-static void
-ngx_http_loom_register_reply(ngx_http_loom_request_t *r,
-    redisReply *reply)
-{
-    json_t                   *existing, *proposed;
-    ngx_int_t                 rc;
-    ngx_str_t                 msg;
-    json_error_t              jerr;
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements == 0
-        || reply->element[0]->type != REDIS_REPLY_INTEGER)
-    {
-        ngx_http_loom_request_fail(r, reply);
-        return;
-    }
-
-    if (reply->element[0]->integer == 1) {
-        ngx_http_loom_request_finish(r, ngx_http_loom_ack(r,
-                                             &ngx_http_loom_empty_object));
-        return;
-    }
-
-    /* the topic exists: fine if the schema is the same */
-
-    rc = NGX_DECLINED;
-
-    if (reply->elements == 2
-        && reply->element[1]->type == REDIS_REPLY_STRING)
-    {
-        existing = json_loadb(reply->element[1]->str,
-                              reply->element[1]->len,
-                              JSON_DECODE_INT_AS_REAL|JSON_ALLOW_NUL, &jerr);
-        proposed = json_loadb((char *) r->payload.data, r->payload.len,
-                              JSON_DECODE_INT_AS_REAL|JSON_ALLOW_NUL, &jerr);
-
-        if (existing && proposed) {
-            rc = ngx_http_loom_schema_same(existing, proposed);
-        }
-
-        json_decref(existing);
-        json_decref(proposed);
-    }
-
-    if (rc == NGX_OK) {
-        ngx_http_loom_request_finish(r, ngx_http_loom_ack(r,
-                                             &ngx_http_loom_empty_object));
-        return;
-    }
-
-    ngx_str_set(&msg, "cannot register topic, topic already exists with "
-                      "different schema. Try updating schema");
-    ngx_http_loom_request_error(r, 500, &msg, 1);
-}
-
-
-/* unregisterTopic */
-
-void
-ngx_http_loom_unregister(ngx_http_loom_ctx_t *ctx)
-{
-    ngx_str_t                 channel, *control;
-    ngx_http_loom_request_t  *r;
-
-    r = ngx_http_loom_request_create(ctx, 0);
-    if (r == NULL) {
-        return;
-    }
-
-    /* the key is followed by ":msg" in memory: the channel */
-
-    channel.data = r->key.data;
-    channel.len = r->key.len + 4;
-
-    control = ngx_http_loom_store_control(ctx->worker->store);
-
-    (void) ngx_http_loom_topic_script(r, ngx_http_loom_unregister_reply,
-                                      NGX_HTTP_LOOM_SCRIPT_UNREGISTER,
-                                      &channel, control);
-}
-
-
-static void
-ngx_http_loom_unregister_reply(ngx_http_loom_request_t *r,
-    redisReply *reply)
-{
-    ngx_str_t                 msg[2];
-
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        ngx_http_loom_request_fail(r, reply);
-        return;
-    }
-
-    if (reply->integer == 0) {
-        ngx_str_set(&msg[0], "cannot unregister topic. "
-                             "topic doesn't exist with name: ");
-        msg[1] = r->name;
-        ngx_http_loom_request_error(r, 500, msg, 2);
-        return;
-    }
-
-    ngx_http_loom_request_finish(r, ngx_http_loom_ack(r, NULL));
-}
-
-
-/* listTopics */
-
-void
-ngx_http_loom_list(ngx_http_loom_ctx_t *ctx)
-{
-    ngx_str_t                *index;
-    const char               *argv[2];
-    size_t                    argvlen[2];
-    ngx_http_loom_request_t  *r;
-
-    r = ngx_http_loom_request_create(ctx, 0);
-    if (r == NULL) {
-        return;
-    }
-
-    index = ngx_http_loom_store_index(ctx->worker->store);
-
-    argv[0] = "HGETALL";
-    argvlen[0] = 7;
-    argv[1] = (char *) index->data;
-    argvlen[1] = index->len;
-
-    (void) ngx_http_loom_request_send(r, ngx_http_loom_list_reply,
-                                      NGX_HTTP_LOOM_COMMAND, 0,
-                                      2, argv, argvlen);
-}
-
-
-static int ngx_libc_cdecl
-ngx_http_loom_list_cmp(const void *one, const void *two)
-{
-    redisReply  *a, *b;
-
-    /* pairs of (name, value): by name */
-
-    a = ((redisReply **) one)[0];
-    b = ((redisReply **) two)[0];
-
-    return ngx_memn2cmp((u_char *) a->str, (u_char *) b->str, a->len, b->len);
-}
-
-
-static void
-ngx_http_loom_list_reply(ngx_http_loom_request_t *r,
-    redisReply *reply)
-{
-    u_char                   *p;
-    size_t                    len, i, n;
-    ngx_str_t                 data, msg;
-    redisReply              **pairs, *name, *value;
-    ngx_http_loom_session_t  *s;
-
-    s = r->session;
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements % 2)
-    {
-        ngx_http_loom_request_fail(r, reply);
-        return;
-    }
-
-    n = reply->elements / 2;
-
-    if (n == 0) {
-        /* as the original: null, not [] */
-        ngx_http_loom_request_finish(r, ngx_http_loom_response(r, 200, NULL,
-                                                    0, &ngx_http_loom_null));
-        return;
-    }
-
-    /* [{"name":"<name>","schema":{"version":v,"schema":{...}}},...] */
-
-    len = 2;
-
-    for (i = 0; i < reply->elements; i += 2) {
-        name = reply->element[i];
-        value = reply->element[i + 1];
-
-        if (name->type != REDIS_REPLY_STRING
-            || value->type != REDIS_REPLY_STRING)
-        {
-            ngx_http_loom_request_fail(r, NULL);
-            return;
-        }
-
-        len += sizeof("{\"name\":\"\",\"schema\":},") - 1 + value->len
-               + ngx_http_loom_json_escape_len((u_char *) name->str,
-                                               name->len);
-    }
-
-    pairs = ngx_alloc(reply->elements * sizeof(redisReply *),
-                      s->connection->log);
-    data.data = ngx_alloc(len, s->connection->log);
-
-    if (pairs == NULL || data.data == NULL) {
-        if (pairs) {
-            ngx_free(pairs);
-        }
-
-        if (data.data) {
-            ngx_free(data.data);
-        }
-
-        ngx_str_set(&msg, "out of memory");
-        ngx_http_loom_request_error(r, 500, &msg, 1);
-        return;
-    }
-
-    ngx_memcpy(pairs, reply->element, reply->elements * sizeof(redisReply *));
-
-    /* sorted by name: the original's order was random */
-    ngx_qsort(pairs, n, 2 * sizeof(redisReply *), ngx_http_loom_list_cmp);
-
-    p = data.data;
-    *p++ = '[';
-
-    for (i = 0; i < n; i++) {
-        name = pairs[2 * i];
-        value = pairs[2 * i + 1];
-
-        if (i) {
-            *p++ = ',';
-        }
-
-        p = ngx_cpymem(p, "{\"name\":\"", 9);
-        p = ngx_http_loom_json_escape(p, (u_char *) name->str, name->len);
-        p = ngx_cpymem(p, "\",\"schema\":", 11);
-        p = ngx_cpymem(p, value->str, value->len);
-        *p++ = '}';
-    }
-
-    *p++ = ']';
-    data.len = p - data.data;
-
-    ngx_free(pairs);
-
-    ngx_http_loom_request_finish(r, ngx_http_loom_response(r, 200, NULL, 0,
-                                                           &data));
-    ngx_free(data.data);
-}
-
-
-/* updateSchema */
-
-void
-ngx_http_loom_update(ngx_http_loom_ctx_t *ctx)
-{
-    ngx_str_t                *control;
-    ngx_http_loom_request_t  *r;
-
-    r = ngx_http_loom_schema_request(ctx);
-    if (r == NULL) {
-        return;
-    }
-
-    control = ngx_http_loom_store_control(ctx->worker->store);
-
-    (void) ngx_http_loom_topic_script(r, ngx_http_loom_update_reply,
-                                      NGX_HTTP_LOOM_SCRIPT_UPDATE,
-                                      &r->payload, control);
-}
-
-
-static void
-ngx_http_loom_update_reply(ngx_http_loom_request_t *r,
-    redisReply *reply)
-{
-    ngx_str_t                 msg[3];
-    ngx_http_loom_topic_t    *t;
-
-    if (reply && reply->type == REDIS_REPLY_NIL) {
-        ngx_str_set(&msg[0], "cannot update schema for topic ");
-        msg[1] = r->name;
-        ngx_str_set(&msg[2], ". Topic doesn't exist");
-        ngx_http_loom_request_error(r, 500, msg, 3);
-        return;
-    }
-
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        ngx_http_loom_request_fail(r, reply);
-        return;
-    }
-
-    /* the control channel tells the other workers */
-
-    t = ngx_http_loom_topic_lookup(r->session->worker, &r->name);
-
-    if (t) {
-        ngx_http_loom_topic_drop_schema(t);
-        ngx_http_loom_topic_check(t);
-    }
-
-    ngx_http_loom_request_finish(r, ngx_http_loom_ack(r, NULL));
-}
-
-
-/* registerTopic and updateSchema: the data is the schema */
-
-static ngx_http_loom_request_t *
-ngx_http_loom_schema_request(ngx_http_loom_ctx_t *ctx)
-{
-    ngx_str_t                 msg, *data;
-    ngx_http_loom_request_t  *r;
-
-    data = &ctx->env.data.raw;
-
-    if (ctx->env.data.type != NGX_HTTP_LOOM_JSON_OBJECT) {
-        ngx_str_set(&msg, "data payload could not be parsed");
-        ngx_http_loom_answer_error(ctx, 400, &msg, 1);
-        return NULL;
-    }
-
-    r = ngx_http_loom_request_create(ctx, data->len);
-    if (r == NULL) {
-        return NULL;
-    }
-
-    ngx_memcpy(r->payload.data, data->data, data->len);
-    r->payload.len = data->len;
-
-    return r;
-}
-
-
-/* the register, update and unregister scripts: KEYS topic, index */
-
-static ngx_int_t
-ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
-    ngx_http_loom_reply_pt reply, ngx_uint_t script, ngx_str_t *arg1,
-    ngx_str_t *arg2)
-{
-    size_t       argvlen[5];
-    ngx_str_t   *index;
-    const char  *argv[5];
-
-    index = ngx_http_loom_store_index(r->session->worker->store);
-
-    argv[0] = (char *) r->key.data;
-    argvlen[0] = r->key.len;
-    argv[1] = (char *) index->data;
-    argvlen[1] = index->len;
-    argv[2] = (char *) r->name.data;
-    argvlen[2] = r->name.len;
-    argv[3] = (char *) arg1->data;
-    argvlen[3] = arg1->len;
-    argv[4] = (char *) arg2->data;
-    argvlen[4] = arg2->len;
-
-    return ngx_http_loom_request_send(r, reply, script, 2, 5, argv,
-                                      argvlen);
-}
-
-
-/* a command on the topic's hash: HGET, HEXISTS, HMGET */
-
-static ngx_int_t
-ngx_http_loom_hash_command(ngx_http_loom_request_t *r,
-    ngx_http_loom_reply_pt reply, char *command, char *field, char *field2)
-{
-    int          argc;
-    size_t       argvlen[4];
-    const char  *argv[4];
-
-    argv[0] = command;
-    argvlen[0] = ngx_strlen(command);
-    argv[1] = (char *) r->key.data;
-    argvlen[1] = r->key.len;
-    argv[2] = field;
-    argvlen[2] = ngx_strlen(field);
-    argc = 3;
-
-    if (field2) {
-        argv[3] = field2;
-        argvlen[3] = ngx_strlen(field2);
-        argc = 4;
-    }
-
-    return ngx_http_loom_request_send(r, reply, NGX_HTTP_LOOM_COMMAND, 0,
-                                      argc, argv, argvlen);
 }

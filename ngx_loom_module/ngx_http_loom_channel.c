@@ -1,0 +1,494 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_loom_topic.h"
+#include "ngx_http_loom_store.h"
+#include "ngx_http_loom_shm.h"
+#include "ngx_http_loom_ws.h"
+
+
+/*
+ * What comes from the subscriber link: deliveries and unregister notices
+ * on a topic's channel, confirmations of SUBSCRIBE, the link going down
+ * and coming back.
+ */
+
+
+/* a re-check of a topic's registration, after the subscriber link was down */
+typedef struct {
+    ngx_http_loom_store_call_t   call;            /* must be first */
+    ngx_http_loom_worker_t      *worker;
+    ngx_str_t                    name;
+} ngx_http_loom_topic_recheck_t;
+
+
+static ngx_http_loom_topic_t *ngx_http_loom_topic_by_channel(
+    ngx_http_loom_worker_t *w, ngx_str_t *channel);
+static void ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t,
+    uint64_t seq, u_char *json, size_t len);
+static void ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
+    ngx_str_t *registration);
+static void ngx_http_loom_topic_end(ngx_http_loom_topic_t *t,
+    ngx_str_t *registration, ngx_uint_t current);
+static ngx_int_t ngx_http_loom_topic_recheck(ngx_http_loom_topic_t *t);
+static void ngx_http_loom_topic_recheck_reply(
+    ngx_http_loom_store_call_t *call, redisReply *reply);
+
+
+static ngx_http_loom_topic_t *
+ngx_http_loom_topic_by_channel(ngx_http_loom_worker_t *w, ngx_str_t *channel)
+{
+    ngx_str_t  *prefix, name;
+
+    prefix = ngx_http_loom_store_prefix(w->store);
+
+    if (channel->len < prefix->len + sizeof("{t:}:msg") - 1
+        || ngx_strncmp(channel->data, prefix->data, prefix->len) != 0
+        || ngx_strncmp(channel->data + prefix->len, "{t:", 3) != 0
+        || ngx_strncmp(channel->data + channel->len - 5, "}:msg", 5) != 0)
+    {
+        return NULL;
+    }
+
+    name.data = channel->data + prefix->len + 3;
+    name.len = channel->len - prefix->len - (sizeof("{t:}:msg") - 1);
+
+    return ngx_http_loom_topic_lookup(w, &name);
+}
+
+
+void
+ngx_http_loom_topic_message(ngx_http_loom_worker_t *w, ngx_str_t *channel,
+    ngx_str_t *payload)
+{
+    u_char                 *p, *last;
+    uint64_t                seq;
+    ngx_str_t               registration;
+    ngx_http_loom_topic_t  *t;
+
+    t = ngx_http_loom_topic_by_channel(w, channel);
+
+    if (t == NULL || t->channel_state == NGX_HTTP_LOOM_CHANNEL_OFF) {
+        return;
+    }
+
+    p = payload->data;
+    last = p + payload->len;
+
+    /* "U <registration>" */
+
+    if (payload->len >= 2 && p[0] == 'U' && p[1] == ' ') {
+        registration.data = p + 2;
+        registration.len = payload->len - 2;
+
+        ngx_http_loom_topic_unregistered(t, &registration);
+        return;
+    }
+
+    /* "<seq> <delivery>" */
+
+    seq = 0;
+
+    while (p < last && *p >= '0' && *p <= '9') {
+        seq = seq * 10 + (*p++ - '0');
+    }
+
+    if (p == last || *p != ' ' || p == payload->data) {
+        ngx_log_error(NGX_LOG_WARN, w->log, 0,
+                      "loom: ignored a malformed message on \"%V\"",
+                      channel);
+        return;
+    }
+
+    p++;
+
+    ngx_http_loom_topic_deliver(t, seq, p, last - p);
+}
+
+
+static void
+ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t, uint64_t seq,
+    u_char *json, size_t len)
+{
+    u_char                 *p;
+    ngx_uint_t              n;
+    ngx_queue_t            *q, *next, released;
+    ngx_http_loom_sub_t    *sub;
+    ngx_http_loom_frame_t  *f;
+
+    n = 0;
+
+    if (t->nsubscribers) {
+
+        /* framed once, the same frame queued to every local subscriber */
+
+        f = ngx_http_loom_frame_alloc(NGX_HTTP_LOOM_WS_TEXT, len, &p);
+
+        if (f) {
+            ngx_memcpy(p, json, len);
+
+            /* a subscriber over its limit may be closed, not freed */
+
+            for (q = ngx_queue_head(&t->subscribers);
+                 q != ngx_queue_sentinel(&t->subscribers);
+                 q = next)
+            {
+                next = ngx_queue_next(q);
+                sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
+
+                if (ngx_http_loom_out_send(sub->subscriber->out, f)
+                    == NGX_OK)
+                {
+                    n++;
+                }
+            }
+
+            ngx_http_loom_frame_release(f);
+        }
+    }
+
+    if (t->worker->stats) {
+        t->worker->stats->deliveries += n;
+    }
+
+    ngx_queue_init(&released);
+
+    if (seq < t->seq) {
+        /*
+         * The count started again: Redis lost the topic and it was
+         * registered anew.  The deliveries held acks wait for are gone,
+         * and which registration counts now is not known here: the next
+         * publish answered here tells.
+         */
+        ngx_http_loom_topic_release_held(t, (uint64_t) -1, &released);
+        t->seq_registration_len = 0;
+    }
+
+    t->seq = seq;
+
+    ngx_http_loom_topic_release_held(t, t->seq, &released);
+    ngx_http_loom_topic_answer(&released, NULL);
+}
+
+
+static void
+ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
+    ngx_str_t *registration)
+{
+    /*
+     * as in the original, subscribers are dropped without a word; those
+     * that subscribed to a newer registration of the name stay
+     */
+
+    ngx_http_loom_topic_drop_schema(t);
+
+    if (t->seq_registration_len == registration->len
+        && ngx_memcmp(t->seq_registration, registration->data,
+                      registration->len) == 0)
+    {
+        /* the next registration counts from 0 */
+        t->seq = 0;
+        t->seq_registration_len = 0;
+    }
+
+    ngx_http_loom_topic_end(t, registration, 0);
+}
+
+
+/*
+ * Ends the subscriptions to a registration that ended (an unregister
+ * notice), or those to any but the current one (a re-check); the caller
+ * must not use t afterwards
+ */
+
+static void
+ngx_http_loom_topic_end(ngx_http_loom_topic_t *t, ngx_str_t *registration,
+    ngx_uint_t current)
+{
+    ngx_uint_t            same, n;
+    ngx_queue_t          *q, *next, released;
+    ngx_http_loom_sub_t  *sub;
+
+    ngx_queue_init(&released);
+
+    n = 0;
+
+    for (q = ngx_queue_head(&t->subscribers);
+         q != ngx_queue_sentinel(&t->subscribers);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
+
+        same = (sub->registration_len == registration->len
+                && ngx_memcmp(sub->registration, registration->data,
+                              registration->len) == 0);
+
+        if (same != current) {
+            ngx_http_loom_topic_remove(sub);
+            n++;
+        }
+    }
+
+    if (n && current) {
+        ngx_log_error(NGX_LOG_INFO, t->worker->log, 0,
+                      "loom: \"%V\" was unregistered while the subscriber "
+                      "link was down: %ui subscriptions end", &t->sn.str, n);
+    }
+
+    ngx_http_loom_topic_unused(t, &released);
+    ngx_http_loom_topic_check(t);
+
+    ngx_http_loom_topic_answer(&released, NULL);
+}
+
+
+void
+ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w, ngx_str_t *channel)
+{
+    ngx_queue_t             *q, done;
+    ngx_http_loom_topic_t   *t;
+    ngx_http_loom_waiter_t  *wt;
+
+    t = ngx_http_loom_topic_by_channel(w, channel);
+
+    if (t == NULL || t->channel_state != NGX_HTTP_LOOM_CHANNEL_PENDING) {
+        return;
+    }
+
+    t->channel_state = NGX_HTTP_LOOM_CHANNEL_ON;
+
+    ngx_queue_init(&done);
+
+    while (!ngx_queue_empty(&t->waiting)) {
+        q = ngx_queue_head(&t->waiting);
+        ngx_queue_remove(q);
+        wt = ngx_queue_data(q, ngx_http_loom_waiter_t, link);
+        wt->topic = NULL;
+        ngx_queue_insert_tail(&done, q);
+    }
+
+    if (t->nsubscribers == 0) {
+        /* everybody left while Redis was confirming */
+        ngx_http_loom_store_unsubscribe(w->store, &t->channel);
+        t->channel_state = NGX_HTTP_LOOM_CHANNEL_OFF;
+    }
+
+    ngx_http_loom_topic_check(t);
+
+    ngx_http_loom_topic_answer(&done, NULL);
+}
+
+
+/*
+ * The subscriber link went down.  Local subscriptions stay: the channels
+ * are subscribed again once the link is back.  Requests waiting for a
+ * confirmation fail, acks waiting for a delivery go out.
+ */
+
+void
+ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w)
+{
+    ngx_queue_t             *q, released, failed;
+    ngx_rbtree_node_t       *node, *next;
+    ngx_http_loom_topic_t   *t;
+    ngx_http_loom_waiter_t  *wt;
+
+    ngx_queue_init(&released);
+    ngx_queue_init(&failed);
+
+    if (w->topics.root == w->topics.sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(w->topics.root, w->topics.sentinel);
+         node;
+         node = ngx_rbtree_next(&w->topics, node))
+    {
+        t = (ngx_http_loom_topic_t *) node;
+
+        t->channel_state = NGX_HTTP_LOOM_CHANNEL_OFF;
+
+        while (!ngx_queue_empty(&t->waiting)) {
+            q = ngx_queue_head(&t->waiting);
+            ngx_queue_remove(q);
+            wt = ngx_queue_data(q, ngx_http_loom_waiter_t, link);
+            wt->topic = NULL;
+            ngx_queue_insert_tail(&failed, q);
+        }
+
+        ngx_http_loom_topic_release_held(t, (uint64_t) -1, &released);
+    }
+
+    /*
+     * Topics that were only waiting for a confirmation may go now.  Only
+     * the node at hand may be freed: the cache evicts after the walk.
+     */
+
+    for (node = ngx_rbtree_min(w->topics.root, w->topics.sentinel);
+         node;
+         node = next)
+    {
+        next = ngx_rbtree_next(&w->topics, node);
+        t = (ngx_http_loom_topic_t *) node;
+
+        if (t->nsubscribers == 0) {
+            ngx_http_loom_topic_keep(t, 0);
+        }
+
+        if (w->topics.root == w->topics.sentinel) {
+            break;
+        }
+    }
+
+    ngx_http_loom_topic_evict(w);
+
+    ngx_http_loom_topic_answer(&released, &failed);
+}
+
+
+/*
+ * The subscriber link is back.  An unregister notice sent while it was
+ * down never came, so each topic's registration is asked for first
+ * (HGET P{t:<name>} tag on the command link); the channel is subscribed
+ * again once the subscriptions to a registration that ended are gone, so
+ * that none of them gets a delivery of the registration that followed.
+ * Without the command link the channels are subscribed at once.
+ */
+
+void
+ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w)
+{
+    ngx_rbtree_node_t      *node;
+    ngx_http_loom_topic_t  *t;
+
+    if (w->topics.root == w->topics.sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(w->topics.root, w->topics.sentinel);
+         node;
+         node = ngx_rbtree_next(&w->topics, node))
+    {
+        t = (ngx_http_loom_topic_t *) node;
+
+        if (t->nsubscribers == 0
+            || t->channel_state != NGX_HTTP_LOOM_CHANNEL_OFF)
+        {
+            continue;
+        }
+
+        if (ngx_http_loom_topic_recheck(t) == NGX_OK) {
+            continue;
+        }
+
+        if (ngx_http_loom_store_subscribe(w->store, &t->channel) != NGX_OK) {
+            return;
+        }
+
+        t->channel_state = NGX_HTTP_LOOM_CHANNEL_PENDING;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_loom_topic_recheck(ngx_http_loom_topic_t *t)
+{
+    size_t                          argvlen[3];
+    const char                     *argv[3], *reason;
+    ngx_http_loom_worker_t         *w;
+    ngx_http_loom_topic_recheck_t  *rc;
+
+    w = t->worker;
+
+    rc = ngx_alloc(sizeof(ngx_http_loom_topic_recheck_t) + t->sn.str.len,
+                   w->log);
+    if (rc == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc->call.handler = ngx_http_loom_topic_recheck_reply;
+    rc->worker = w;
+    rc->name.data = (u_char *) rc + sizeof(ngx_http_loom_topic_recheck_t);
+    rc->name.len = t->sn.str.len;
+    ngx_memcpy(rc->name.data, t->sn.str.data, t->sn.str.len);
+
+    argv[0] = "HGET";
+    argvlen[0] = 4;
+    argv[1] = (char *) t->key.data;
+    argvlen[1] = t->key.len;
+    argv[2] = "tag";
+    argvlen[2] = 3;
+
+    if (ngx_http_loom_store_command(w->store, &rc->call, 3, argv, argvlen,
+                                    &reason)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, w->log, 0,
+                      "loom: cannot check the registration of \"%V\": %s",
+                      &t->sn.str, reason);
+        ngx_free(rc);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Every subscription present now was made with a registration read
+ * before this reply on the same link: one that differs has ended.
+ */
+
+static void
+ngx_http_loom_topic_recheck_reply(ngx_http_loom_store_call_t *call,
+    redisReply *reply)
+{
+    ngx_str_t                       tag, current;
+    ngx_http_loom_topic_t          *t;
+    ngx_http_loom_topic_recheck_t  *rc;
+
+    rc = (ngx_http_loom_topic_recheck_t *) call;
+
+    t = ngx_http_loom_topic_lookup(rc->worker, &rc->name);
+
+    if (t && reply
+        && (reply->type == REDIS_REPLY_STRING
+            || reply->type == REDIS_REPLY_NIL))
+    {
+        if (reply->type == REDIS_REPLY_NIL) {
+            ngx_str_null(&current);
+            t->seq = 0;
+            t->seq_registration_len = 0;
+
+        } else {
+            tag.data = (u_char *) reply->str;
+            tag.len = reply->len;
+            ngx_http_loom_topic_tag_registration(&tag, &current);
+        }
+
+        ngx_http_loom_topic_seq_registration(t, &current);
+
+        /* the topic may go with the subscriptions that end */
+        ngx_http_loom_topic_end(t, &current, 1);
+
+        t = ngx_http_loom_topic_lookup(rc->worker, &rc->name);
+    }
+
+    /* no answer (the command link went down): subscribed all the same */
+
+    if (t && t->nsubscribers
+        && t->channel_state == NGX_HTTP_LOOM_CHANNEL_OFF
+        && ngx_http_loom_store_subscribe(rc->worker->store, &t->channel)
+           == NGX_OK)
+    {
+        t->channel_state = NGX_HTTP_LOOM_CHANNEL_PENDING;
+    }
+
+    ngx_free(rc);
+}
