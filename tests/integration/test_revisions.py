@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import answer, register, subscribe, wait_for
+from conftest import Nginx, answer, register, subscribe, wait_for
 from relay import Relay
 from wsclient import TEXT, encode_frame
 
@@ -226,6 +226,21 @@ def test_v1_session_frames_are_unchanged(nginx):
     frame()
     assert frames == V1_FRAMES
     old.expect_silence(0.2)
+
+
+def test_history_directives(workdir, redis_server, make_nginx):
+    make_nginx(http="loom_history 10; loom_history_max_age 1h; "
+                    "loom_history_limit 100; loom_history_page 50;")
+    n = Nginx(os.path.join(workdir, "bad"), redis_server.port,
+              http="loom_history 200; loom_history_limit 100;")
+    r = n.cmd("-t")
+    assert r.returncode != 0
+    assert '"loom_history" 200 is above "loom_history_limit" 100' in r.stderr
+    n = Nginx(os.path.join(workdir, "bad2"), redis_server.port,
+              http="loom_history_page 0;")
+    r = n.cmd("-t")
+    assert r.returncode != 0
+    assert "value must be between 1 and 1048576" in r.stderr
 
 
 # -- dataloom.v2 -------------------------------------------------------------
