@@ -237,7 +237,7 @@ ngx_http_loom_history_reply(ngx_http_loom_request_t *r, redisReply *reply)
             return;
         }
 
-        len += 1 + ngx_http_loom_rev_entry_len(&data, &sender);
+        len += 1 + ngx_http_loom_rev_entry_len(&data, &sender, rev, ts);
     }
 
     buf = ngx_alloc(len, r->session->connection->log);

@@ -175,9 +175,11 @@ ngx_http_loom_rev_number(u_char *p, u_char *last, uint64_t *v)
 
 
 size_t
-ngx_http_loom_rev_delivery_len(ngx_str_t *delivery)
+ngx_http_loom_rev_delivery_len(ngx_str_t *delivery, uint64_t rev,
+    uint64_t ts)
 {
-    return delivery->len + sizeof(",\"rev\":,\"ts\":") - 1 + 2 * 20;
+    return delivery->len + sizeof(",\"rev\":,\"ts\":") - 1
+           + ngx_http_loom_rev_digits(rev) + ngx_http_loom_rev_digits(ts);
 }
 
 
@@ -226,10 +228,12 @@ ngx_http_loom_rev_entry_parts(ngx_str_t *d, size_t o, size_t l,
 
 
 size_t
-ngx_http_loom_rev_entry_len(ngx_str_t *data, ngx_str_t *sender)
+ngx_http_loom_rev_entry_len(ngx_str_t *data, ngx_str_t *sender,
+    uint64_t rev, uint64_t ts)
 {
     return sizeof("{\"rev\":,\"ts\":,\"data\":,\"senderId\":\"\"}") - 1
-           + 2 * 20 + data->len + sender->len;
+           + ngx_http_loom_rev_digits(rev) + ngx_http_loom_rev_digits(ts)
+           + data->len + sender->len;
 }
 
 
@@ -254,14 +258,14 @@ ngx_http_loom_rev_entry(u_char *dst, uint64_t rev, uint64_t ts,
 
 size_t
 ngx_http_loom_rev_resync_len(ngx_str_t *topic, ngx_str_t *reason,
-    ngx_str_t *value, ngx_str_t *epoch)
+    ngx_str_t *value, uint64_t rev, ngx_str_t *epoch, uint64_t ts)
 {
     return sizeof("{\"action\":\"resync\",\"topic\":,\"reason\":\"\","
                   "\"data\":,\"rev\":,\"epoch\":\"\",\"ts\":,"
                   "\"type\":\"event\"}\n") - 1
            + topic->len + reason->len + (value->len ? value->len : 4)
            + ngx_http_loom_json_escape_len(epoch->data, epoch->len)
-           + 2 * 20;
+           + ngx_http_loom_rev_digits(rev) + ngx_http_loom_rev_digits(ts);
 }
 
 
@@ -552,6 +556,22 @@ ngx_http_loom_rev_decimal(u_char *dst, uint64_t v)
     } while (v);
 
     return ngx_cpymem(dst, p, buf + sizeof(buf) - p);
+}
+
+
+size_t
+ngx_http_loom_rev_digits(uint64_t v)
+{
+    size_t  n;
+
+    n = 1;
+
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+
+    return n;
 }
 
 

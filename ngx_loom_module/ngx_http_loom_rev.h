@@ -72,9 +72,11 @@ ngx_int_t ngx_http_loom_rev_parse(u_char *p, size_t len,
 
 /*
  * The v2 delivery: the v1 delivery ({...}\n) with ,"rev":R,"ts":T before
- * its closing brace.  len() is an upper bound of what write() writes.
+ * its closing brace.  len() is exactly what write() writes (a frame's
+ * header holds its length).
  */
-size_t ngx_http_loom_rev_delivery_len(ngx_str_t *delivery);
+size_t ngx_http_loom_rev_delivery_len(ngx_str_t *delivery, uint64_t rev,
+    uint64_t ts);
 u_char *ngx_http_loom_rev_delivery(u_char *dst, ngx_str_t *delivery,
     uint64_t rev, uint64_t ts);
 
@@ -85,7 +87,8 @@ u_char *ngx_http_loom_rev_delivery(u_char *dst, ngx_str_t *delivery,
  */
 ngx_int_t ngx_http_loom_rev_entry_parts(ngx_str_t *d, size_t o, size_t l,
     ngx_str_t *data, ngx_str_t *sender);
-size_t ngx_http_loom_rev_entry_len(ngx_str_t *data, ngx_str_t *sender);
+size_t ngx_http_loom_rev_entry_len(ngx_str_t *data, ngx_str_t *sender,
+    uint64_t rev, uint64_t ts);
 u_char *ngx_http_loom_rev_entry(u_char *dst, uint64_t rev, uint64_t ts,
     ngx_str_t *data, ngx_str_t *sender);
 
@@ -97,7 +100,7 @@ u_char *ngx_http_loom_rev_entry(u_char *dst, uint64_t rev, uint64_t ts,
  * escaped here; an empty value is written as null.
  */
 size_t ngx_http_loom_rev_resync_len(ngx_str_t *topic, ngx_str_t *reason,
-    ngx_str_t *value, ngx_str_t *epoch);
+    ngx_str_t *value, uint64_t rev, ngx_str_t *epoch, uint64_t ts);
 u_char *ngx_http_loom_rev_resync(u_char *dst, ngx_str_t *topic,
     ngx_str_t *reason, ngx_str_t *value, uint64_t rev, ngx_str_t *epoch,
     uint64_t ts);
@@ -138,6 +141,7 @@ ngx_int_t ngx_http_loom_rev_retention(ngx_http_loom_json_value_t *retention,
 
 /* number to decimal text, at dst; returns the end */
 u_char *ngx_http_loom_rev_decimal(u_char *dst, uint64_t v);
+size_t ngx_http_loom_rev_digits(uint64_t v);
 
 
 #endif /* _NGX_HTTP_LOOM_REV_H_INCLUDED_ */

@@ -104,13 +104,16 @@ test_v2_delivery(void **state)
                               "\"senderId\":\"a\"}\n");
 
     p = ngx_http_loom_rev_delivery(buf, &d, 42, 1764625000123ULL);
-    assert_true((size_t) (p - buf) <= ngx_http_loom_rev_delivery_len(&d));
+    assert_int_equal(p - buf,
+                     ngx_http_loom_rev_delivery_len(&d, 42,
+                                                    1764625000123ULL));
     *p = '\0';
     assert_string_equal((char *) buf,
                         "{\"id\":\"p\",\"data\":{},\"senderId\":\"a\","
                         "\"rev\":42,\"ts\":1764625000123}\n");
 
     p = ngx_http_loom_rev_delivery(buf, &d, 0, 0);
+    assert_int_equal(p - buf, ngx_http_loom_rev_delivery_len(&d, 0, 0));
     *p = '\0';
     assert_string_equal((char *) buf,
                         "{\"id\":\"p\",\"data\":{},\"senderId\":\"a\","
@@ -135,8 +138,8 @@ test_entry(void **state)
     ASSERT_STR(sender, "alice");
 
     p = ngx_http_loom_rev_entry(buf, 4, 17, &data, &sender);
-    assert_true((size_t) (p - buf)
-                <= ngx_http_loom_rev_entry_len(&data, &sender));
+    assert_int_equal(p - buf,
+                     ngx_http_loom_rev_entry_len(&data, &sender, 4, 17));
     *p = '\0';
     assert_string_equal((char *) buf,
                         "{\"rev\":4,\"ts\":17,\"data\":{\"n\" : 1},"
@@ -164,9 +167,9 @@ test_resync(void **state)
     ngx_str_t  epoch = ngx_string("e\"1");
 
     p = ngx_http_loom_rev_resync(buf, &topic, &reason, &val, 57, &epoch, 9);
-    assert_true((size_t) (p - buf)
-                <= ngx_http_loom_rev_resync_len(&topic, &reason, &val,
-                                                &epoch));
+    assert_int_equal(p - buf,
+                     ngx_http_loom_rev_resync_len(&topic, &reason, &val, 57,
+                                                  &epoch, 9));
     *p = '\0';
     assert_string_equal((char *) buf,
                         "{\"action\":\"resync\",\"topic\":\"chat\","
@@ -174,6 +177,9 @@ test_resync(void **state)
                         "\"epoch\":\"e\\\"1\",\"ts\":9,\"type\":\"event\"}\n");
 
     p = ngx_http_loom_rev_resync(buf, &topic, &reason, &none, 0, &epoch, 0);
+    assert_int_equal(p - buf,
+                     ngx_http_loom_rev_resync_len(&topic, &reason, &none, 0,
+                                                  &epoch, 0));
     *p = '\0';
     assert_non_null(strstr((char *) buf, "\"data\":null,\"rev\":0,"));
 }
@@ -188,6 +194,11 @@ test_uint(void **state)
 #define UINT(text, rc)                                                       \
     s.data = (u_char *) text; s.len = strlen(text);                          \
     assert_int_equal(ngx_http_loom_rev_uint(&s, &v), rc)
+
+    assert_int_equal(ngx_http_loom_rev_digits(0), 1);
+    assert_int_equal(ngx_http_loom_rev_digits(9), 1);
+    assert_int_equal(ngx_http_loom_rev_digits(10), 2);
+    assert_int_equal(ngx_http_loom_rev_digits(18446744073709551615ULL), 20);
 
     UINT("0", NGX_OK);
     assert_int_equal(v, 0);
