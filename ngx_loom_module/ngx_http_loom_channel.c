@@ -412,6 +412,7 @@ ngx_http_loom_topic_recheck(ngx_http_loom_topic_t *t)
         return NGX_ERROR;
     }
 
+    ngx_memzero(&rc->call, sizeof(ngx_http_loom_store_call_t));
     rc->call.handler = ngx_http_loom_topic_recheck_reply;
     rc->worker = w;
     rc->name.data = (u_char *) rc + sizeof(ngx_http_loom_topic_recheck_t);

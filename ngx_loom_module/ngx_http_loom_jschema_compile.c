@@ -7,10 +7,6 @@
 #include <ngx_core.h>
 #include "ngx_http_loom_jschema_int.h"
 
-#include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
-
 
 /*
  * Compilation of a draft 2020-12 schema into nodes.  Every keyword of a
@@ -24,6 +20,8 @@
  */
 
 
+static ngx_http_loom_js_node_t *ngx_http_loom_js_node(
+    ngx_http_loom_js_cctx_t *c, json_t *json, ngx_uint_t depth);
 static void ngx_http_loom_js_checks(ngx_http_loom_js_node_t *n);
 
 
@@ -42,6 +40,7 @@ ngx_http_loom_jschema_compile(json_t *schema,
     c.err = err;
     c.max_depth = NGX_HTTP_LOOM_JSCHEMA_MAX_DEPTH;
     c.max_nodes = NGX_HTTP_LOOM_JSCHEMA_MAX_SUBSCHEMAS;
+    c.node = ngx_http_loom_js_node;
 
     if (limits) {
         c.max_depth = limits->max_depth ? limits->max_depth : c.max_depth;
@@ -248,7 +247,9 @@ ngx_http_loom_jschema_free(ngx_http_loom_jschema_t *s)
 }
 
 
-ngx_http_loom_js_node_t *
+/* a schema at c->path: set as c->node, the way down into subschemas */
+
+static ngx_http_loom_js_node_t *
 ngx_http_loom_js_node(ngx_http_loom_js_cctx_t *c, json_t *json,
     ngx_uint_t depth)
 {
@@ -332,165 +333,4 @@ ngx_http_loom_js_node(ngx_http_loom_js_cctx_t *c, json_t *json,
     }
 
     return n;
-}
-
-
-/* a subschema at <path>/kw[/seg] */
-
-ngx_http_loom_js_node_t *
-ngx_http_loom_js_sub(ngx_http_loom_js_cctx_t *c, const char *kw,
-    const char *seg, size_t len, json_t *json, ngx_uint_t depth)
-{
-    size_t                    save;
-    ngx_http_loom_js_node_t  *n;
-
-    save = c->plen;
-
-    if (ngx_http_loom_js_push(c, kw, strlen(kw)) != NGX_OK
-        || (seg && ngx_http_loom_js_push(c, seg, len) != NGX_OK))
-    {
-        return NULL;
-    }
-
-    n = ngx_http_loom_js_node(c, json, depth + 1);
-
-    if (n) {
-        c->plen = save;
-        c->path[save] = '\0';
-    }
-
-    return n;
-}
-
-
-ngx_int_t
-ngx_http_loom_js_fail(ngx_http_loom_js_cctx_t *c, const char *fmt, ...)
-{
-    int      n;
-    size_t   size;
-    va_list  args;
-
-    size = sizeof(c->err->text);
-
-    va_start(args, fmt);
-    n = vsnprintf((char *) c->err->text, size, fmt, args);
-    va_end(args);
-
-    if (n < 0) {
-        n = 0;
-    }
-
-    if ((size_t) n < size && strcmp(fmt, "out of memory") != 0) {
-        n += snprintf((char *) c->err->text + n, size - n, " at %s",
-                      c->plen ? c->path : "the root");
-    }
-
-    c->err->len = ((size_t) n < size) ? (size_t) n : size - 1;
-
-    return NGX_ERROR;
-}
-
-
-/* the schema path, set to a copy of path */
-
-ngx_int_t
-ngx_http_loom_js_set_path(ngx_http_loom_js_cctx_t *c, const char *path,
-    size_t len)
-{
-    char  *p;
-
-    if (len + 1 > c->pcap) {
-        p = realloc(c->path, len + 1);
-        if (p == NULL) {
-            return ngx_http_loom_js_fail(c, "out of memory");
-        }
-
-        c->path = p;
-        c->pcap = len + 1;
-    }
-
-    memcpy(c->path, path, len);
-    c->path[len] = '\0';
-    c->plen = len;
-
-    return NGX_OK;
-}
-
-
-/* appends "/" and a JSON Pointer escaped segment to the schema path */
-
-ngx_int_t
-ngx_http_loom_js_push(ngx_http_loom_js_cctx_t *c, const char *seg, size_t len)
-{
-    char    *p;
-    size_t   i, need;
-
-    need = c->plen + 2 * len + 2;
-
-    if (need > c->pcap) {
-        p = realloc(c->path, need * 2);
-        if (p == NULL) {
-            return ngx_http_loom_js_fail(c, "out of memory");
-        }
-
-        c->path = p;
-        c->pcap = need * 2;
-    }
-
-    c->path[c->plen++] = '/';
-
-    for (i = 0; i < len; i++) {
-        if (seg[i] == '~' || seg[i] == '/') {
-            c->path[c->plen++] = '~';
-            c->path[c->plen++] = (seg[i] == '~') ? '0' : '1';
-
-        } else {
-            c->path[c->plen++] = seg[i];
-        }
-    }
-
-    c->path[c->plen] = '\0';
-
-    return NGX_OK;
-}
-
-
-/* room for one more element; NULL when memory ran out (elts stay valid) */
-
-void *
-ngx_http_loom_js_grow(void *elts, ngx_uint_t *nalloc, ngx_uint_t n,
-    size_t size)
-{
-    void        *p;
-    ngx_uint_t   a;
-
-    if (n < *nalloc) {
-        return elts;
-    }
-
-    a = *nalloc ? *nalloc * 2 : 8;
-
-    p = realloc(elts, a * size);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    *nalloc = a;
-
-    return p;
-}
-
-
-char *
-ngx_http_loom_js_strndup(const char *s, size_t len)
-{
-    char  *p;
-
-    p = malloc(len + 1);
-    if (p) {
-        memcpy(p, s, len);
-        p[len] = '\0';
-    }
-
-    return p;
 }

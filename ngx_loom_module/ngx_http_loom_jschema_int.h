@@ -200,8 +200,16 @@ typedef struct {
 } ngx_http_loom_js_pending_t;
 
 
-typedef struct {
+typedef struct ngx_http_loom_js_cctx_s  ngx_http_loom_js_cctx_t;
+
+/* compiles a schema at c->path, set by ngx_http_loom_jschema_compile.c */
+typedef ngx_http_loom_js_node_t *(*ngx_http_loom_js_node_pt)(
+    ngx_http_loom_js_cctx_t *c, json_t *json, ngx_uint_t depth);
+
+
+struct ngx_http_loom_js_cctx_s {
     ngx_http_loom_jschema_t      *s;
+    ngx_http_loom_js_node_pt      node;
     json_t                       *root;
     const char                   *root_id;
     size_t                        root_id_len;
@@ -224,19 +232,19 @@ typedef struct {
     ngx_uint_t                    nrefs;
     ngx_uint_t                    arefs;
     ngx_uint_t                    chain;
-} ngx_http_loom_js_cctx_t;
+};
 
 
-/* compilation, across ngx_http_loom_jschema_{compile,keyword,ref}.c */
+/*
+ * Compilation, bottom to top: ngx_http_loom_jschema_util.c,
+ * ngx_http_loom_jschema_keyword_sub.c, ngx_http_loom_jschema_keyword.c and
+ * ngx_http_loom_jschema_ref.c, ngx_http_loom_jschema_compile.c; a
+ * subschema is compiled through c->node.
+ */
 
-ngx_http_loom_js_node_t *ngx_http_loom_js_node(ngx_http_loom_js_cctx_t *c,
-    json_t *json, ngx_uint_t depth);
+/* ngx_http_loom_jschema_util.c */
 ngx_http_loom_js_node_t *ngx_http_loom_js_sub(ngx_http_loom_js_cctx_t *c,
     const char *kw, const char *seg, size_t len, json_t *json,
-    ngx_uint_t depth);
-/* NGX_DECLINED: not a keyword known */
-ngx_int_t ngx_http_loom_js_keyword(ngx_http_loom_js_cctx_t *c,
-    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
     ngx_uint_t depth);
 ngx_int_t ngx_http_loom_js_fail(ngx_http_loom_js_cctx_t *c,
     const char *fmt, ...);
@@ -247,6 +255,10 @@ ngx_int_t ngx_http_loom_js_push(ngx_http_loom_js_cctx_t *c,
 void *ngx_http_loom_js_grow(void *elts, ngx_uint_t *nalloc, ngx_uint_t n,
     size_t size);
 char *ngx_http_loom_js_strndup(const char *s, size_t len);
+pcre2_code *ngx_http_loom_js_regex(ngx_http_loom_js_cctx_t *c,
+    const char *s, size_t len);
+
+/* ngx_http_loom_jschema_keyword_sub.c */
 ngx_int_t ngx_http_loom_js_kw_names(ngx_http_loom_js_cctx_t *c,
     ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
     ngx_uint_t depth);
@@ -265,8 +277,13 @@ ngx_int_t ngx_http_loom_js_kw_map(ngx_http_loom_js_cctx_t *c,
 ngx_int_t ngx_http_loom_js_kw_ref(ngx_http_loom_js_cctx_t *c,
     ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
     ngx_uint_t depth);
-pcre2_code *ngx_http_loom_js_regex(ngx_http_loom_js_cctx_t *c,
-    const char *s, size_t len);
+
+/* ngx_http_loom_jschema_keyword.c: NGX_DECLINED: not a keyword known */
+ngx_int_t ngx_http_loom_js_keyword(ngx_http_loom_js_cctx_t *c,
+    ngx_http_loom_js_node_t *n, const char *kw, json_t *v, json_t *schema,
+    ngx_uint_t depth);
+
+/* ngx_http_loom_jschema_ref.c */
 ngx_int_t ngx_http_loom_js_resolve(ngx_http_loom_js_cctx_t *c,
     ngx_http_loom_js_pending_t *p);
 ngx_int_t ngx_http_loom_js_cycles(ngx_http_loom_js_cctx_t *c,
@@ -280,7 +297,15 @@ ngx_int_t ngx_http_loom_js_cycles(ngx_http_loom_js_cctx_t *c,
 #define NGX_HTTP_LOOM_JSC_MAX_STEPS  100000
 
 
-typedef struct {
+typedef struct ngx_http_loom_jsc_s  ngx_http_loom_jsc_t;
+
+/* compares two subschemas, set by ngx_http_loom_jschema_compat.c */
+typedef ngx_int_t (*ngx_http_loom_jsc_sub_pt)(ngx_http_loom_jsc_t *c,
+    json_t *a, json_t *b);
+
+
+struct ngx_http_loom_jsc_s {
+    ngx_http_loom_jsc_sub_pt        sub;
     ngx_http_loom_jschema_diffs_t  *diffs;
     json_t                         *a_root;
     json_t                         *b_root;
@@ -299,7 +324,7 @@ typedef struct {
 
     /* the comparisons in progress: one met again holds (recursion) */
     json_t                         *stack[NGX_HTTP_LOOM_JSC_MAX_DEPTH][2];
-} ngx_http_loom_jsc_t;
+};
 
 
 typedef struct {
@@ -311,11 +336,17 @@ typedef struct {
 } ngx_http_loom_jsc_conj_t;
 
 
-ngx_int_t ngx_http_loom_jsc_sub(ngx_http_loom_jsc_t *c, json_t *a, json_t *b);
-ngx_int_t ngx_http_loom_jsc_keywords(ngx_http_loom_jsc_t *c,
-    ngx_http_loom_jsc_conj_t *a, json_t *b);
+/*
+ * Comparison, bottom to top: ngx_http_loom_jschema_compat_util.c,
+ * ngx_http_loom_jschema_compat_kw.c, ngx_http_loom_jschema_compat.c; two
+ * subschemas are compared through c->sub.
+ */
+
+/* ngx_http_loom_jschema_compat_util.c */
 ngx_int_t ngx_http_loom_jsc_diff(ngx_http_loom_jsc_t *c, const char *fmt,
     ...);
+ngx_int_t ngx_http_loom_jsc_push(ngx_http_loom_jsc_t *c, const char *kw,
+    const char *seg, size_t len);
 ngx_int_t ngx_http_loom_jsc_at(ngx_http_loom_jsc_t *c, const char *kw,
     const char *seg, size_t len, json_t *a, json_t *b);
 ngx_int_t ngx_http_loom_jsc_try(ngx_http_loom_jsc_t *c, json_t *a, json_t *b);
@@ -337,6 +368,10 @@ ngx_uint_t ngx_http_loom_jsc_prop(ngx_http_loom_jsc_t *c,
 ngx_int_t ngx_http_loom_jsc_any(ngx_http_loom_jsc_t *c, json_t **as,
     ngx_uint_t n, json_t *b, const char *kw, const char *seg, size_t len);
 
+/* ngx_http_loom_jschema_compat_kw.c */
+ngx_int_t ngx_http_loom_jsc_keywords(ngx_http_loom_jsc_t *c,
+    ngx_http_loom_jsc_conj_t *a, json_t *b);
+
 
 /* the members or items of one instance some keyword evaluated */
 typedef struct {
@@ -351,8 +386,16 @@ typedef struct {
 
 /* the state of one validation (ngx_http_loom_jschema_{validate,container}.c) */
 
-typedef struct {
+typedef struct ngx_http_loom_js_vctx_s  ngx_http_loom_js_vctx_t;
+
+/* validates an instance, set by ngx_http_loom_jschema_validate.c */
+typedef ngx_int_t (*ngx_http_loom_js_eval_pt)(ngx_http_loom_js_vctx_t *v,
+    const ngx_http_loom_js_node_t *n, json_t *inst);
+
+
+struct ngx_http_loom_js_vctx_s {
     const ngx_http_loom_jschema_t   *s;
+    ngx_http_loom_js_eval_pt         eval;
     ngx_http_loom_jschema_errors_t  *errors;
     char                            *path;
     size_t                           plen;
@@ -360,7 +403,7 @@ typedef struct {
     ngx_uint_t                       depth;
     ngx_http_loom_js_ev_t           *ev;      /* needed by unevaluated* */
     unsigned                         nomem:1;
-} ngx_http_loom_js_vctx_t;
+};
 
 
 /* whether to go on after a failure */
@@ -378,8 +421,13 @@ typedef struct {
     }
 
 
-ngx_int_t ngx_http_loom_js_eval(ngx_http_loom_js_vctx_t *v,
-    const ngx_http_loom_js_node_t *n, json_t *inst);
+/*
+ * Validation, bottom to top: ngx_http_loom_jschema_vctx.c,
+ * ngx_http_loom_jschema_container.c, ngx_http_loom_jschema_validate.c; a
+ * subschema is evaluated through v->eval.
+ */
+
+/* ngx_http_loom_jschema_vctx.c */
 ngx_int_t ngx_http_loom_js_failed(ngx_http_loom_js_vctx_t *v, const char *kw,
     const char *fmt, ...);
 ngx_int_t ngx_http_loom_js_member(ngx_http_loom_js_vctx_t *v,
@@ -391,6 +439,11 @@ ngx_int_t ngx_http_loom_js_try(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst);
 ngx_int_t ngx_http_loom_js_inplace(ngx_http_loom_js_vctx_t *v,
     const ngx_http_loom_js_node_t *n, json_t *inst, ngx_uint_t trial);
+/* 1: matches, 0: does not, -1: the match gave up (limits) */
+int ngx_http_loom_js_regex_match(const ngx_http_loom_jschema_t *s,
+    pcre2_code *re, const char *str, size_t len);
+
+/* ngx_http_loom_jschema_container.c */
 const ngx_http_loom_js_prop_t *ngx_http_loom_js_find(
     const ngx_http_loom_js_node_t *n, const char *key, size_t len);
 ngx_int_t ngx_http_loom_js_object(ngx_http_loom_js_vctx_t *v,
@@ -404,14 +457,14 @@ ngx_int_t ngx_http_loom_js_array(ngx_http_loom_js_vctx_t *v,
 #define NGX_HTTP_LOOM_JS_DEPTH_LIMIT  1000
 
 
+/* ngx_http_loom_jschema_util.c */
 ngx_int_t ngx_http_loom_js_equal(json_t *a, json_t *b);
 ngx_int_t ngx_http_loom_js_type_of(json_t *v);
+
+/* ngx_http_loom_jschema_format.c */
 ngx_int_t ngx_http_loom_js_format_id(const char *name, size_t len);
 ngx_int_t ngx_http_loom_js_format_check(ngx_uint_t format, const u_char *s,
     size_t len);
-/* 1: matches, 0: does not, -1: the match gave up (limits) */
-int ngx_http_loom_js_regex_match(const ngx_http_loom_jschema_t *s,
-    pcre2_code *re, const char *str, size_t len);
 
 
 #endif /* _NGX_HTTP_LOOM_JSCHEMA_INT_H_INCLUDED_ */

@@ -8,7 +8,6 @@
 #include "ngx_http_loom_jschema_int.h"
 
 #include <math.h>
-#include <stdio.h>
 
 
 /*
@@ -452,33 +451,6 @@ ngx_http_loom_js_kw_number(ngx_http_loom_js_cctx_t *c,
     num->i = json_is_integer(v) ? json_integer_value(v) : 0;
 
     return NGX_OK;
-}
-
-
-pcre2_code *
-ngx_http_loom_js_regex(ngx_http_loom_js_cctx_t *c, const char *s, size_t len)
-{
-    int          rc;
-    PCRE2_SIZE   off;
-    pcre2_code  *re;
-    u_char       msg[128];
-
-    /* ECMA-262 flavour where PCRE2 has an option for it */
-
-    re = pcre2_compile((PCRE2_SPTR) s, len,
-                       PCRE2_UTF|PCRE2_DOLLAR_ENDONLY|PCRE2_ALT_BSUX,
-                       &rc, &off, NULL);
-
-    if (re == NULL) {
-        if (pcre2_get_error_message(rc, msg, sizeof(msg)) < 0) {
-            msg[0] = '\0';
-        }
-
-        ngx_http_loom_js_fail(c, "invalid regular expression \"%s\" "
-                              "(%s at offset %d)", s, msg, (int) off);
-    }
-
-    return re;
 }
 
 

@@ -213,7 +213,7 @@ ngx_http_loom_js_resolve(ngx_http_loom_js_cctx_t *c,
         return NGX_ERROR;
     }
 
-    n = ngx_http_loom_js_node(c, target, segments);
+    n = c->node(c, target, segments);
     if (n == NULL) {
         return NGX_ERROR;
     }

@@ -108,6 +108,7 @@ struct ngx_http_loom_worker_s {
 /* ngx_http_loom_worker.c */
 ngx_http_loom_worker_t *ngx_http_loom_get_worker(void);
 void ngx_http_loom_random_id(ngx_http_loom_worker_t *w, u_char *buf);
+uint64_t ngx_http_loom_usec(void);
 
 #define NGX_HTTP_LOOM_ID_LEN     36   /* a UUID in text */
 

@@ -41,6 +41,7 @@ static void ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
 static void ngx_http_loom_publish_released(ngx_http_loom_waiter_t *wt,
     ngx_int_t rc);
+static void ngx_http_loom_publish_acked(ngx_http_loom_request_t *r);
 static ngx_uint_t ngx_http_loom_get_behind_publish(ngx_http_loom_request_t *r);
 static void ngx_http_loom_get_run(ngx_http_loom_request_t *r);
 static void ngx_http_loom_get_reply(ngx_http_loom_request_t *r,
@@ -530,6 +531,7 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
         }
 
         r->state = NGX_HTTP_LOOM_REQ_REDIS;
+        ngx_http_loom_publish_acked(r);
         ngx_http_loom_request_finish(r, ack);
         return;
     }
@@ -639,7 +641,25 @@ ngx_http_loom_publish_released(ngx_http_loom_waiter_t *wt, ngx_int_t rc)
 
     /* the delivery came, or will not come here: the ack goes */
 
+    ngx_http_loom_publish_acked(r);
     ngx_http_loom_request_finish(r, r->response);
+}
+
+
+/* publish received -> ack queued, for loom_publish_ack_seconds */
+
+static void
+ngx_http_loom_publish_acked(ngx_http_loom_request_t *r)
+{
+    ngx_http_loom_worker_t  *w;
+
+    w = ngx_http_loom_get_worker();
+
+    if (w && w->stats && r->action == NGX_HTTP_LOOM_PUBLISH) {
+        ngx_http_loom_shm_observe(&w->stats->publish_ack,
+                                  (ngx_msec_int_t) (ngx_http_loom_usec()
+                                                    - r->start));
+    }
 }
 
 

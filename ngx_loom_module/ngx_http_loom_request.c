@@ -97,11 +97,16 @@ ngx_http_loom_request_alloc(ngx_http_loom_requests_t *rq, size_t size,
     r->requests = rq;
     r->session = rq->data;
     r->state = NGX_HTTP_LOOM_REQ_REDIS;
+    r->start = ngx_http_loom_usec();
 
     /* before position: what a deferred message leads to takes its place */
 
     ngx_queue_insert_tail(position ? position : &rq->queue, &r->queue);
     rq->inflight++;
+
+    if (rq->gauge) {
+        (*rq->gauge)++;
+    }
 
     return r;
 }
@@ -266,6 +271,10 @@ ngx_http_loom_requests_run(ngx_http_loom_requests_t *rq)
         rq->deferred -= r->payload.len;
         ngx_free(r);
 
+        if (rq->gauge) {
+            (*rq->gauge)--;
+        }
+
         rq->again = 1;
 
     } while (rq->again);
@@ -306,6 +315,10 @@ ngx_http_loom_requests_flush(ngx_http_loom_requests_t *rq)
 
         ngx_queue_remove(q);
         rq->inflight--;
+
+        if (rq->gauge) {
+            (*rq->gauge)--;
+        }
 
         if (r->response) {
             (void) ngx_http_loom_out_send(rq->out, r->response);
@@ -349,6 +362,10 @@ ngx_http_loom_requests_close(ngx_http_loom_requests_t *rq)
         }
 
         ngx_http_loom_request_free(r);
+    }
+
+    if (rq->gauge) {
+        *rq->gauge -= rq->inflight;
     }
 
     rq->inflight = 0;

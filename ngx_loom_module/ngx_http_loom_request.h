@@ -62,6 +62,8 @@ struct ngx_http_loom_requests_s {
 
     ngx_http_loom_out_t         *out;           /* where answers go */
     ngx_log_t                   *log;
+    ngx_atomic_t                *gauge;         /* requests of the worker,
+                                                   or NULL */
 
     ngx_http_loom_dispatch_pt    dispatch;      /* a deferred message */
     ngx_http_loom_requests_pt    resume;        /* room for more */
@@ -76,6 +78,7 @@ struct ngx_http_loom_requests_s {
 struct ngx_http_loom_request_s {
     ngx_http_loom_store_call_t   call;          /* must be first */
     ngx_http_loom_reply_pt       reply;
+    uint64_t                     start;         /* microseconds */
 
     ngx_queue_t                  queue;         /* in requests->queue */
     ngx_http_loom_requests_t    *requests;      /* NULL: the client left */

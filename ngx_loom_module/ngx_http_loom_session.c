@@ -83,6 +83,10 @@ ngx_http_loom_session_create(ngx_http_request_t *r)
     s->out.data = s;
 
     ngx_http_loom_requests_init(&s->requests, &s->out, c->log, s);
+
+    if (s->worker->stats) {
+        s->requests.gauge = &s->worker->stats->requests;
+    }
     s->requests.resume = ngx_http_loom_session_requests_resume;
     s->requests.nomem = ngx_http_loom_session_requests_nomem;
     ngx_http_loom_subscriber_init(&s->subscriber, &s->out, c->log);

@@ -102,6 +102,8 @@ ngx_http_loom_store_command(ngx_http_loom_store_t *st,
     }
 
     call->store = st;
+    call->durable = 0;
+    call->unconfirmed = 0;
 
     return ngx_http_loom_redis_send(rd, argc, argv, argvlen,
                                     ngx_http_loom_store_reply, call, 0,

@@ -75,3 +75,16 @@ ngx_http_loom_random_id(ngx_http_loom_worker_t *w, u_char *buf)
         *buf++ = hex[bytes[i] & 0x0f];
     }
 }
+
+
+/* a monotonic clock in microseconds, for latencies */
+
+uint64_t
+ngx_http_loom_usec(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}

@@ -210,7 +210,7 @@ def test_client_that_vanishes_mid_frame(nginx):
 
 
 def test_full_zone_refuses_client_ids_with_503(make_nginx):
-    n = make_nginx(http="loom_zone_size 180k;", connections=4096,
+    n = make_nginx(http="loom_zone_size 360k;", connections=4096,
                    main="worker_rlimit_nofile 8192;")
     opened = []
     while True:

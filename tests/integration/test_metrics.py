@@ -42,3 +42,50 @@ def test_metrics_are_lint_clean(make_nginx):
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout == "" and r.stderr == "", (
         r.stdout + r.stderr)
+
+
+def test_metrics_count_what_happened(make_nginx):
+    n = make_nginx(workers=2, server=METRICS)
+    (_, (a, b)), (_, (c, d)) = sorted(clients_on_workers(n, 2).items())
+    register(a, "m", {"v": None})
+    for s in (b, c, d):
+        subscribe(s, "m")
+    for i in range(5):
+        r = a.request({"id": str(i), "action": "publish", "topic": "m",
+                       "data": {"v": i}, "requireAck": True})
+        assert r["code"] == 200
+    bad = a.request({"id": "x", "action": "publish", "topic": "m",
+                     "data": {"w": 1}})
+    assert bad["code"] == 400
+    for s in (b, c, d):
+        for i in range(5):
+            assert s.recv_json()["data"] == {"v": i}
+
+    m = wait_for(lambda: (lambda m: m if m["loom_deliveries_total"] == 15
+                          else None)(samples(scrape(n))),
+                 what="the deliveries counted")
+    assert m["loom_workers"] == 2
+    assert m["loom_connections"] == 4
+    # the placement of clients on workers opened and closed a few more
+    total = m["loom_connections_total"]
+    assert total >= 4 and total == n.status()["connections_total"]
+    assert m["loom_subscriptions"] == 3
+    assert m["loom_channels"] == 2                 # one per worker
+    assert m["loom_publishes_total"] == 5
+    assert m["loom_requests_rejected_total"] == 1
+    assert m["loom_requests_failed_total"] == 0
+    assert m["loom_requests_waiting"] == 0
+    assert m["loom_publish_ack_seconds_count"] == 5
+    assert m["loom_publish_ack_seconds_bucket{le=+Inf}"] == 5
+    ups = [v for k, v in m.items() if k.startswith("loom_redis_link_up")]
+    assert ups == [1.0] * 4
+    assert m["loom_info{version=%s}" % n.status()["version"]] == 1
+
+    for s in (a, b, c, d):
+        s.close()
+    wait_for(lambda: samples(scrape(n))["loom_connections"] == 0,
+             what="the connections gone")
+    m = samples(scrape(n))
+    assert m["loom_subscriptions"] == 0
+    assert m["loom_channels"] == 0
+    assert m["loom_connections_total"] == total

@@ -1,9 +1,11 @@
 /* SOURCES: ngx_http_loom_jschema_compile.c ngx_http_loom_jschema_ref.c */
-/* SOURCES: ngx_http_loom_jschema_keyword.c */
+/* SOURCES: ngx_http_loom_jschema_keyword.c ngx_http_loom_jschema_util.c */
 /* SOURCES: ngx_http_loom_jschema_keyword_sub.c */
 /* SOURCES: ngx_http_loom_jschema_validate.c ngx_http_loom_jschema_format.c */
 /* SOURCES: ngx_http_loom_jschema_container.c ngx_http_loom_jschema_error.c */
+/* SOURCES: ngx_http_loom_jschema_vctx.c */
 /* SOURCES: ngx_http_loom_jschema_compat.c ngx_http_loom_jschema_compat_kw.c */
+/* SOURCES: ngx_http_loom_jschema_compat_util.c */
 /* SOURCES: ngx_http_loom_json.c ngx_http_loom_utf8.c */
 
 /*

@@ -26,6 +26,7 @@
 #include <ngx_core.h>
 #include "ngx_http_loom_protocol.h"
 #include "ngx_http_loom_topic.h"
+#include "ngx_http_loom_shm.h"
 
 
 /* nginx, without nginx */
@@ -81,6 +82,28 @@ ngx_sprintf(u_char *buf, const char *fmt, ...)
 static char        *answers[TEST_ANSWERS];
 static ngx_uint_t   nanswers;
 
+
+
+/* no worker, no counters, no clock here */
+
+ngx_http_loom_worker_t *
+ngx_http_loom_get_worker(void)
+{
+    return NULL;
+}
+
+
+uint64_t
+ngx_http_loom_usec(void)
+{
+    return 0;
+}
+
+
+void
+ngx_http_loom_shm_observe(ngx_http_loom_hist_t *h, ngx_msec_int_t usec)
+{
+}
 
 ngx_http_loom_frame_t *
 ngx_http_loom_frame_alloc(ngx_uint_t opcode, size_t len, u_char **payload)
