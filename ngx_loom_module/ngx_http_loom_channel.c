@@ -19,6 +19,10 @@
  */
 
 
+/* what a topic holds while it repairs a gap, at most (bytes) */
+#define NGX_HTTP_LOOM_CHANNEL_MAX_HELD  (16 * 1024 * 1024)
+
+
 /* a re-check of a topic's registration, after the subscriber link was down */
 typedef struct {
     ngx_http_loom_store_call_t   call;            /* must be first */
@@ -30,7 +34,11 @@ typedef struct {
 static ngx_http_loom_topic_t *ngx_http_loom_topic_by_channel(
     ngx_http_loom_worker_t *w, ngx_str_t *channel);
 static void ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t,
-    uint64_t seq, u_char *json, size_t len);
+    ngx_http_loom_gap_item_t *item);
+static void ngx_http_loom_channel_gap_deliver(ngx_http_loom_gap_t *g,
+    ngx_http_loom_gap_item_t *item);
+static void ngx_http_loom_channel_gap_resync(ngx_http_loom_gap_t *g,
+    ngx_str_t *reason, ngx_str_t *value, uint64_t rev, uint64_t ts);
 static void ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
     ngx_str_t *registration);
 static void ngx_http_loom_topic_end(ngx_http_loom_topic_t *t,
@@ -66,10 +74,8 @@ void
 ngx_http_loom_topic_message(ngx_http_loom_worker_t *w, ngx_str_t *channel,
     ngx_str_t *payload)
 {
-    u_char                 *p, *last;
-    uint64_t                seq;
-    ngx_str_t               registration;
-    ngx_http_loom_topic_t  *t;
+    ngx_http_loom_topic_t    *t;
+    ngx_http_loom_rev_msg_t   m;
 
     t = ngx_http_loom_topic_by_channel(w, channel);
 
@@ -77,83 +83,106 @@ ngx_http_loom_topic_message(ngx_http_loom_worker_t *w, ngx_str_t *channel,
         return;
     }
 
-    p = payload->data;
-    last = p + payload->len;
+    /*
+     * "<seq> <rev> <ts> <epoch> <delivery>", "E <epoch> <rev> <ts>
+     * <value>" or "U <registration>" (ngx_http_loom_rev.h)
+     */
 
-    /* "U <registration>" */
-
-    if (payload->len >= 2 && p[0] == 'U' && p[1] == ' ') {
-        registration.data = p + 2;
-        registration.len = payload->len - 2;
-
-        ngx_http_loom_topic_unregistered(t, &registration);
-        return;
-    }
-
-    /* "<seq> <delivery>" */
-
-    seq = 0;
-
-    while (p < last && *p >= '0' && *p <= '9') {
-        seq = seq * 10 + (*p++ - '0');
-    }
-
-    if (p == last || *p != ' ' || p == payload->data) {
+    if (ngx_http_loom_rev_parse(payload->data, payload->len, &m) != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, w->log, 0,
                       "loom: ignored a malformed message on \"%V\"",
                       channel);
         return;
     }
 
-    p++;
+    if (m.kind == NGX_HTTP_LOOM_REV_UNREGISTERED) {
+        ngx_http_loom_gap_forget(&t->gap);
+        ngx_http_loom_topic_unregistered(t, &m.text);
+        return;
+    }
 
-    ngx_http_loom_topic_deliver(t, seq, p, last - p);
+    /* in revision order, through the topic's gap repair */
+
+    if (ngx_http_loom_gap_message(&t->gap, &m) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, w->log, 0,
+                      "loom: no memory to hold a message of \"%V\"",
+                      &t->sn.str);
+    }
+}
+
+
+void
+ngx_http_loom_channel_gap_init(ngx_http_loom_topic_t *t)
+{
+    ngx_http_loom_gap_t        *g;
+    ngx_http_loom_main_conf_t  *lmcf;
+
+    g = &t->gap;
+    lmcf = t->worker->conf;
+
+    g->store = t->worker->store;
+    g->log = t->worker->log;
+    g->key = t->key;
+    g->stream = t->stream;
+    g->channel = t->channel;
+    g->page = lmcf->history_page;
+    g->history = lmcf->history;
+    g->max_age = (ngx_uint_t) lmcf->history_max_age;
+    g->max_held = NGX_HTTP_LOOM_CHANNEL_MAX_HELD;
+    g->deliver = ngx_http_loom_channel_gap_deliver;
+    g->resync = ngx_http_loom_channel_gap_resync;
+    g->data = t;
+    g->memory = 0;
+
+    ngx_http_loom_gap_init(g);
 }
 
 
 static void
-ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t, uint64_t seq,
-    u_char *json, size_t len)
+ngx_http_loom_channel_gap_deliver(ngx_http_loom_gap_t *g,
+    ngx_http_loom_gap_item_t *item)
 {
-    u_char                 *p;
-    ngx_uint_t              n;
-    ngx_queue_t            *q, *next, released;
-    ngx_http_loom_sub_t    *sub;
-    ngx_http_loom_frame_t  *f;
+    ngx_http_loom_topic_deliver(g->data, item);
+}
 
-    n = 0;
 
-    if (t->nsubscribers) {
+static void
+ngx_http_loom_channel_gap_resync(ngx_http_loom_gap_t *g, ngx_str_t *reason,
+    ngx_str_t *value, uint64_t rev, uint64_t ts)
+{
+    ngx_str_t  epoch;
 
-        /* framed once, the same frame queued to every local subscriber */
+    epoch.data = g->epoch;
+    epoch.len = g->epoch_len;
 
-        f = ngx_http_loom_frame_alloc(NGX_HTTP_LOOM_WS_TEXT, len, &p);
+    ngx_http_loom_fanout_resync(g->data, NULL, reason, value, rev, ts,
+                                &epoch);
+}
 
-        if (f) {
-            ngx_memcpy(p, json, len);
 
-            /* a subscriber over its limit may be closed, not freed */
+static void
+ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t,
+    ngx_http_loom_gap_item_t *item)
+{
+    uint64_t      seq;
+    ngx_uint_t    n;
+    ngx_queue_t   released;
 
-            for (q = ngx_queue_head(&t->subscribers);
-                 q != ngx_queue_sentinel(&t->subscribers);
-                 q = next)
-            {
-                next = ngx_queue_next(q);
-                sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
+    /* framed once per kind, the same frame queued to each subscriber */
 
-                if (ngx_http_loom_out_send(sub->subscriber->out, f)
-                    == NGX_OK)
-                {
-                    n++;
-                }
-            }
-
-            ngx_http_loom_frame_release(f);
-        }
-    }
+    n = (t->nsubscribers && !item->dup)
+        ? ngx_http_loom_fanout_deliver(t, item) : 0;
 
     if (t->worker->stats) {
         t->worker->stats->deliveries += n;
+    }
+
+    /* a revision read from history has no seq: no ack waits for it */
+
+    seq = item->seq;
+
+    if (seq == 0) {
+        return;
     }
 
     ngx_queue_init(&released);
@@ -263,6 +292,12 @@ ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w, ngx_str_t *channel)
 
     t->channel_state = NGX_HTTP_LOOM_CHANNEL_ON;
 
+    if (t->relink) {
+        /* back after a drop: what was published meanwhile is read back */
+        t->relink = 0;
+        ngx_http_loom_gap_link_back(&t->gap);
+    }
+
     ngx_queue_init(&done);
 
     while (!ngx_queue_empty(&t->waiting)) {
@@ -311,6 +346,10 @@ ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w)
          node = ngx_rbtree_next(&w->topics, node))
     {
         t = (ngx_http_loom_topic_t *) node;
+
+        if (t->channel_state == NGX_HTTP_LOOM_CHANNEL_ON) {
+            t->relink = 1;
+        }
 
         t->channel_state = NGX_HTTP_LOOM_CHANNEL_OFF;
 

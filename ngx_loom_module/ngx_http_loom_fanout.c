@@ -86,6 +86,11 @@ ngx_http_loom_fanout_deliver(ngx_http_loom_topic_t *t,
         next = ngx_queue_next(q);
         sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
 
+        if (item->rev && item->rev <= sub->after) {
+            /* its snapshot or replay had it */
+            continue;
+        }
+
         v2 = sub->subscriber->v2 && item->rev;
 
         if (f[v2] == NULL) {
@@ -113,8 +118,9 @@ ngx_http_loom_fanout_deliver(ngx_http_loom_topic_t *t,
 
 
 void
-ngx_http_loom_fanout_resync(ngx_http_loom_topic_t *t, ngx_str_t *reason,
-    ngx_str_t *value, uint64_t rev, uint64_t ts, ngx_str_t *epoch)
+ngx_http_loom_fanout_resync(ngx_http_loom_topic_t *t,
+    ngx_http_loom_sub_t *only, ngx_str_t *reason, ngx_str_t *value,
+    uint64_t rev, uint64_t ts, ngx_str_t *epoch)
 {
     u_char                 *p;
     size_t                  len;
@@ -134,9 +140,13 @@ ngx_http_loom_fanout_resync(ngx_http_loom_topic_t *t, ngx_str_t *reason,
 
         /* v1 connections get no event: their frames do not change */
 
-        if (!sub->subscriber->v2) {
+        if (!sub->subscriber->v2 || (only && sub != only)) {
             continue;
         }
+
+        /* the subscriber's position is the event's now */
+
+        sub->after = rev;
 
         if (f == NULL) {
 

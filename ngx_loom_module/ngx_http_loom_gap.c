@@ -198,6 +198,7 @@ ngx_http_loom_gap_handle(ngx_http_loom_gap_t *g, ngx_http_loom_rev_msg_t *m)
     item.seq = m->seq;
     item.rev = m->rev;
     item.ts = m->ts;
+    item.dup = 0;
 
     if (m->rev == 0) {
         /* not stored: no place in the sequence */
@@ -233,7 +234,9 @@ ngx_http_loom_gap_handle(ngx_http_loom_gap_t *g, ngx_http_loom_rev_msg_t *m)
     }
 
     if (m->rev <= g->last) {
-        /* read from history already */
+        /* read from history already: an ack may wait for its seq */
+        item.dup = 1;
+        g->deliver(g, &item);
         return NGX_OK;
     }
 

@@ -46,6 +46,7 @@ typedef struct {
     uint64_t                       seq;        /* 0: read from history */
     uint64_t                       rev;        /* 0: not stored */
     uint64_t                       ts;
+    unsigned                       dup:1;      /* seen: only its seq counts */
 } ngx_http_loom_gap_item_t;
 
 

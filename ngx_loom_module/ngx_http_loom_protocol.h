@@ -114,6 +114,10 @@ ngx_http_loom_frame_t *ngx_http_loom_ack(ngx_http_loom_request_t *r,
     ngx_str_t *data);
 ngx_http_loom_frame_t *ngx_http_loom_response(ngx_http_loom_request_t *r,
     ngx_uint_t code, ngx_str_t *msg, ngx_uint_t n, ngx_str_t *data);
+/* members of revisions after data (or where data would be) */
+ngx_http_loom_frame_t *ngx_http_loom_response_extra(
+    ngx_http_loom_request_t *r, ngx_uint_t code, ngx_str_t *data,
+    ngx_str_t *extra);
 /* 200 with data, and the cursor of the next page unless it is empty */
 ngx_http_loom_frame_t *ngx_http_loom_response_more(
     ngx_http_loom_request_t *r, ngx_str_t *data, ngx_str_t *cursor);

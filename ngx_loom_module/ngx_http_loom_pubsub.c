@@ -21,6 +21,9 @@
 
 #define NGX_HTTP_LOOM_PUBLISH_TRIES    3
 
+/* history entries one publish trims at most (lua/append.lua) */
+#define NGX_HTTP_LOOM_PUBLISH_TRIM     "64"
+
 #define ngx_http_loom_waiter_request(wt)                                     \
     ((ngx_http_loom_request_t *)                                             \
          ((u_char *) (wt) - offsetof(ngx_http_loom_request_t, waiter)))
@@ -39,6 +42,8 @@ static ngx_int_t ngx_http_loom_publish_send(ngx_http_loom_request_t *r,
     ngx_str_t *tag);
 static void ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
+static ngx_http_loom_frame_t *ngx_http_loom_publish_ack(
+    ngx_http_loom_request_t *r, long long rev);
 static void ngx_http_loom_publish_released(ngx_http_loom_waiter_t *wt,
     ngx_int_t rc);
 static void ngx_http_loom_publish_acked(ngx_http_loom_request_t *r);
@@ -379,9 +384,16 @@ ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx)
           + ctx->id.len + action->len + topic->len + data->len
           + s->sender.len;
 
-    /* and room for the registration of the tag it is sent with */
+    /*
+     * and room for the registration of the tag it is sent with, and for
+     * the history stream's key P{t:<name>}:h
+     */
 
-    r = ngx_http_loom_request_create(ctx, len + NGX_HTTP_LOOM_ID_LEN);
+    r = ngx_http_loom_request_create(ctx, len + NGX_HTTP_LOOM_ID_LEN
+                                     + ngx_http_loom_store_prefix(
+                                           ctx->worker->store)->len
+                                     + ctx->env.topic_str.len
+                                     + sizeof("{t:}:h") - 1);
     if (r == NULL) {
         json_decref(json);
         return;
@@ -389,6 +401,10 @@ ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx)
 
     r->data = json;
     r->registration.data = r->payload.data + len;
+
+    p = ngx_cpymem(r->registration.data + NGX_HTTP_LOOM_ID_LEN,
+                   r->key.data, r->key.len);
+    ngx_memcpy(p, ":h", 2);
 
     p = r->payload.data;
     p = ngx_cpymem(p, "{\"id\":", 6);
@@ -435,12 +451,15 @@ ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx)
 static ngx_int_t
 ngx_http_loom_publish_send(ngx_http_loom_request_t *r, ngx_str_t *tag)
 {
-    u_char       offset[NGX_INT_T_LEN], length[NGX_INT_T_LEN];
-    size_t       argvlen[7];
-    ngx_str_t   *key, reg;
-    const char  *argv[7];
+    u_char                     offset[NGX_INT_T_LEN], length[NGX_INT_T_LEN];
+    u_char                     hn[NGX_INT_T_LEN], ha[NGX_INT_T_LEN];
+    size_t                     argvlen[11];
+    ngx_str_t                 *key, reg;
+    const char                *argv[11];
+    ngx_http_loom_main_conf_t  *lmcf;
 
     key = &r->key;
+    lmcf = r->session->worker->conf;
 
     if (tag) {
         ngx_http_loom_topic_tag_registration(tag, &reg);
@@ -451,29 +470,42 @@ ngx_http_loom_publish_send(ngx_http_loom_request_t *r, ngx_str_t *tag)
         r->registration.len = 0;
     }
 
+    /* the keys: the topic's hash and its history stream */
+
     argv[0] = (char *) key->data;
     argvlen[0] = key->len;
-    argv[1] = tag ? (char *) tag->data : "";
-    argvlen[1] = tag ? tag->len : 0;
-    argv[2] = (r->action == NGX_HTTP_LOOM_PUBLISH) ? "1" : "0";
-    argvlen[2] = 1;
-    argv[3] = (char *) r->payload.data;
-    argvlen[3] = r->payload.len;
-    argv[4] = (char *) offset;
-    argvlen[4] = ngx_sprintf(offset, "%uz", r->data_offset + 1) - offset;
-    argv[5] = (char *) length;
-    argvlen[5] = ngx_sprintf(length, "%uz", r->data_len) - length;
+    argv[1] = (char *) r->registration.data + NGX_HTTP_LOOM_ID_LEN;
+    argvlen[1] = key->len + 2;
+
+    argv[2] = tag ? (char *) tag->data : "";
+    argvlen[2] = tag ? tag->len : 0;
+    argv[3] = (r->action == NGX_HTTP_LOOM_PUBLISH) ? "1" : "0";
+    argvlen[3] = 1;
+    argv[4] = (char *) r->payload.data;
+    argvlen[4] = r->payload.len;
+    argv[5] = (char *) offset;
+    argvlen[5] = ngx_sprintf(offset, "%uz", r->data_offset + 1) - offset;
+    argv[6] = (char *) length;
+    argvlen[6] = ngx_sprintf(length, "%uz", r->data_len) - length;
 
     /* the channel is the key with ":msg" */
-    argv[6] = (char *) key->data;
-    argvlen[6] = key->len + 4;
+    argv[7] = (char *) key->data;
+    argvlen[7] = key->len + 4;
+
+    /* the retention for a topic without its own, and the trimming bound */
+    argv[8] = (char *) hn;
+    argvlen[8] = ngx_sprintf(hn, "%ui", lmcf->history) - hn;
+    argv[9] = (char *) ha;
+    argvlen[9] = ngx_sprintf(ha, "%T", lmcf->history_max_age) - ha;
+    argv[10] = NGX_HTTP_LOOM_PUBLISH_TRIM;
+    argvlen[10] = sizeof(NGX_HTTP_LOOM_PUBLISH_TRIM) - 1;
 
     /* sendWithoutSave keeps nothing: no loom_redis_wait for it */
     r->call.ephemeral = (r->action == NGX_HTTP_LOOM_SEND);
 
     return ngx_http_loom_request_send(r, ngx_http_loom_publish_reply,
-                                      NGX_HTTP_LOOM_SCRIPT_PUBLISH, 1,
-                                      7, argv, argvlen);
+                                      NGX_HTTP_LOOM_SCRIPT_APPEND, 2,
+                                      11, argv, argvlen);
 }
 
 
@@ -493,9 +525,11 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
 
     w = s->worker;
 
-    if (reply && reply->type == REDIS_REPLY_INTEGER) {
-
-        /* stored (for publish) and on its way to every subscriber */
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3
+        && reply->element[0]->type == REDIS_REPLY_INTEGER
+        && reply->element[1]->type == REDIS_REPLY_INTEGER)
+    {
+        /* {seq, rev, ts}: stored (for publish), on its way to everyone */
 
         if (w->stats) {
             if (r->action == NGX_HTTP_LOOM_PUBLISH) {
@@ -506,7 +540,7 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
             }
         }
 
-        ack = ngx_http_loom_ack(r, NULL);
+        ack = ngx_http_loom_publish_ack(r, reply->element[1]->integer);
         r->response = ack;
 
         /* a retry is through: what came after it may go */
@@ -523,7 +557,8 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
         r->waiter.handler = ngx_http_loom_publish_released;
 
         if (t && ngx_http_loom_topic_hold(t, &s->subscriber, &r->waiter,
-                                          (uint64_t) reply->integer,
+                                          (uint64_t)
+                                              reply->element[0]->integer,
                                           &r->registration))
         {
             ngx_http_loom_requests_run(r->requests);
@@ -629,6 +664,29 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
     ngx_http_loom_request_barrier(r);
 
     (void) ngx_http_loom_publish_send(r, &tag);
+}
+
+
+/* the ack; on a v2 connection with the revision the publish got */
+
+static ngx_http_loom_frame_t *
+ngx_http_loom_publish_ack(ngx_http_loom_request_t *r, long long rev)
+{
+    u_char     buf[sizeof(",\"rev\":") - 1 + NGX_INT64_LEN];
+    ngx_str_t  extra;
+
+    if (!r->require_ack) {
+        return NULL;
+    }
+
+    if (!r->session->subscriber.v2 || rev <= 0) {
+        return ngx_http_loom_ack(r, NULL);
+    }
+
+    extra.data = buf;
+    extra.len = ngx_sprintf(buf, ",\"rev\":%L", (int64_t) rev) - buf;
+
+    return ngx_http_loom_response_extra(r, 200, NULL, &extra);
 }
 
 

@@ -73,10 +73,13 @@ ngx_http_loom_topic_get(ngx_http_loom_worker_t *w, ngx_str_t *name)
 
     prefix = ngx_http_loom_store_prefix(w->store);
 
-    /* name, then the channel P{t:<name>}:msg, whose start is the key */
+    /*
+     * name, then the channel P{t:<name>}:msg, whose start is the key,
+     * then the history stream P{t:<name>}:h
+     */
 
     len = sizeof(ngx_http_loom_topic_t) + name->len
-          + prefix->len + sizeof("{t:}:msg") - 1 + name->len;
+          + 2 * (prefix->len + name->len) + sizeof("{t:}:msg{t:}:h") - 1;
 
     t = ngx_alloc(len, w->log);
     if (t == NULL) {
@@ -102,6 +105,13 @@ ngx_http_loom_topic_get(ngx_http_loom_worker_t *w, ngx_str_t *name)
 
     t->key.data = t->channel.data;
     t->key.len = t->channel.len - 4;
+
+    t->stream.data = p;
+    p = ngx_cpymem(p, t->key.data, t->key.len);
+    p = ngx_cpymem(p, ":h", 2);
+    t->stream.len = p - t->stream.data;
+
+    ngx_http_loom_channel_gap_init(t);
 
     ngx_queue_init(&t->subscribers);
     ngx_queue_init(&t->waiting);
@@ -139,7 +149,8 @@ ngx_http_loom_topic_keep(ngx_http_loom_topic_t *t, ngx_uint_t evict)
     if (t->nsubscribers
         || !ngx_queue_empty(&t->waiting)
         || !ngx_queue_empty(&t->held)
-        || t->channel_state != NGX_HTTP_LOOM_CHANNEL_OFF)
+        || t->channel_state != NGX_HTTP_LOOM_CHANNEL_OFF
+        || !ngx_http_loom_gap_idle(&t->gap))
     {
         if (t->idle_linked) {
             ngx_queue_remove(&t->idle);
@@ -199,6 +210,7 @@ ngx_http_loom_topic_free(ngx_http_loom_topic_t *t)
     }
 
     ngx_http_loom_topic_drop_schema(t);
+    ngx_http_loom_gap_free(&t->gap);
 
     ngx_rbtree_delete(&w->topics, &t->sn.node);
 
@@ -214,6 +226,7 @@ ngx_http_loom_subscriber_init(ngx_http_loom_subscriber_t *sr,
     sr->nsubscriptions = 0;
     sr->out = out;
     sr->log = log;
+    sr->v2 = 0;
 }
 
 
@@ -285,6 +298,10 @@ ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
 
     sub->topic = t;
     sub->subscriber = sr;
+    sub->after = 0;
+    sub->buffered = 0;
+    sub->replay = NULL;
+    sub->buffering = 0;
     ngx_http_loom_topic_registration(sub, registration);
 
     ngx_queue_insert_tail(&t->subscribers, &sub->topic_link);
@@ -382,6 +399,12 @@ ngx_http_loom_topic_remove(ngx_http_loom_sub_t *sub)
     t->nsubscribers--;
     sr->nsubscriptions--;
 
+    if (sub->replay) {
+        sub->replay->sub = NULL;
+    }
+
+    ngx_http_loom_fanout_unbuffer(sub);
+
     ngx_http_loom_shm_subscribers(t->worker->shm, &t->sn.str, -1, sr->log);
 
     ngx_free(sub);
@@ -396,6 +419,9 @@ ngx_http_loom_topic_unused(ngx_http_loom_topic_t *t, ngx_queue_t *released)
     if (t->nsubscribers) {
         return;
     }
+
+    /* nobody here follows the revisions any more */
+    ngx_http_loom_gap_forget(&t->gap);
 
     if (t->channel_state == NGX_HTTP_LOOM_CHANNEL_ON) {
         ngx_http_loom_store_unsubscribe(t->worker->store, &t->channel);
