@@ -8,6 +8,7 @@
 #include <ngx_http.h>
 #include "ngx_http_loom_protocol.h"
 #include "ngx_http_loom_rev.h"
+#include "ngx_http_loom_resume.h"
 
 
 /*
@@ -35,8 +36,6 @@ static ngx_int_t ngx_http_loom_history_args(ngx_http_loom_ctx_t *ctx,
     ngx_http_loom_history_args_t *a);
 static void ngx_http_loom_history_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
-static ngx_int_t ngx_http_loom_history_entry(redisReply *e, ngx_str_t *data,
-    ngx_str_t *sender, uint64_t *rev, uint64_t *ts);
 
 
 #define ngx_http_loom_history_given(v)                                       \
@@ -284,7 +283,7 @@ ngx_http_loom_history_reply(ngx_http_loom_request_t *r, redisReply *reply)
 
 /* ["<rev>-0", ["t", ts, "d", delivery, "o", offset, "l", length]] */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_loom_history_entry(redisReply *e, ngx_str_t *data,
     ngx_str_t *sender, uint64_t *rev, uint64_t *ts)
 {

@@ -38,6 +38,7 @@
 #define NGX_HTTP_LOOM_UNREGISTER       7
 #define NGX_HTTP_LOOM_LIST             8
 #define NGX_HTTP_LOOM_UPDATE           9
+#define NGX_HTTP_LOOM_HISTORY          10
 
 /* ngx_http_loom_request_send() of a plain command, not a script */
 #define NGX_HTTP_LOOM_COMMAND          NGX_HTTP_LOOM_SCRIPTS
@@ -81,6 +82,9 @@ void ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_unsubscribe(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_get(ngx_http_loom_ctx_t *ctx);
+
+/* ngx_http_loom_history.c */
+void ngx_http_loom_history(ngx_http_loom_ctx_t *ctx);
 
 /* ngx_http_loom_admin.c */
 void ngx_http_loom_register(ngx_http_loom_ctx_t *ctx);

@@ -10,6 +10,7 @@
 #include "ngx_http_loom_schema.h"
 #include "ngx_http_loom_shm.h"
 #include "ngx_http_loom_topic.h"
+#include "ngx_http_loom_resume.h"
 
 
 /*
@@ -60,14 +61,33 @@ static ngx_str_t  ngx_http_loom_null = ngx_string("null");
 void
 ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx)
 {
+    ngx_http_loom_resume_t    rs;
     ngx_http_loom_request_t  *r;
 
-    /* room for the registration the subscription is made to */
+    /* "snapshot" and "since" (ngx_http_loom_resume.c) */
 
-    r = ngx_http_loom_request_create(ctx, NGX_HTTP_LOOM_ID_LEN);
+    if (ngx_http_loom_resume_check(ctx, &rs) != NGX_OK) {
+        return;
+    }
+
+    /*
+     * room for the registration the subscription is made to, and for
+     * what a snapshot or a resume keeps
+     */
+
+    r = ngx_http_loom_request_create(ctx, NGX_HTTP_LOOM_ID_LEN
+                                     + NGX_ALIGNMENT
+                                     + ngx_http_loom_resume_size(
+                                           ngx_http_loom_store_prefix(
+                                               ctx->worker->store)->len
+                                           + ctx->env.topic_str.len
+                                           + sizeof("{t:}") - 1));
     if (r == NULL) {
         return;
     }
+
+    ngx_memcpy(ngx_http_loom_resume_of(r), &rs,
+               sizeof(ngx_http_loom_resume_t));
 
     /*
      * Redis is asked even when the channel is live here: the news that
@@ -128,6 +148,7 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
     ngx_str_t                 msg[3];
     ngx_http_loom_sub_t      *sub;
     ngx_http_loom_topic_t    *t;
+    ngx_http_loom_resume_t   *rs;
     ngx_http_loom_session_t  *s;
 
     s = r->session;
@@ -142,10 +163,20 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
 
     sub = ngx_http_loom_topic_find(&s->subscriber, t);
 
+    rs = ngx_http_loom_resume_of(r);
+
     if (sub) {
         /* subscribing twice is fine: one delivery per message still */
         ngx_http_loom_topic_registration(sub, &r->payload);
         ngx_http_loom_topic_check(t);
+
+        if (rs->snapshot || rs->resume) {
+            /* a re-sync: buffering again until the new position */
+            ngx_http_loom_fanout_buffer(sub);
+            ngx_http_loom_resume_start(r, rs, sub);
+            return;
+        }
+
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_finish(r, ngx_http_loom_ack(r, NULL));
         return;
@@ -172,6 +203,22 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
 
     if (rc != NGX_AGAIN) {
         r->state = NGX_HTTP_LOOM_REQ_REDIS;
+    }
+
+    if ((rc == NGX_OK || rc == NGX_AGAIN) && (rs->snapshot || rs->resume)) {
+
+        /* buffering from the moment it joins: nothing can come between */
+
+        sub = ngx_http_loom_topic_find(&s->subscriber, t);
+
+        if (sub) {
+            ngx_http_loom_fanout_buffer(sub);
+
+            if (rc == NGX_OK) {
+                ngx_http_loom_resume_start(r, rs, sub);
+                return;
+            }
+        }
     }
 
     switch (rc) {
@@ -207,6 +254,7 @@ ngx_http_loom_subscribe_done(ngx_http_loom_waiter_t *wt, ngx_int_t rc)
     ngx_str_t                 msg;
     ngx_http_loom_sub_t      *sub;
     ngx_http_loom_topic_t    *t;
+    ngx_http_loom_resume_t   *rs;
     ngx_http_loom_request_t  *r;
     ngx_http_loom_session_t  *s;
 
@@ -215,14 +263,21 @@ ngx_http_loom_subscribe_done(ngx_http_loom_waiter_t *wt, ngx_int_t rc)
 
     r->state = NGX_HTTP_LOOM_REQ_REDIS;
 
+    t = ngx_http_loom_topic_lookup(s->worker, &r->name);
+    sub = t ? ngx_http_loom_topic_find(&s->subscriber, t) : NULL;
+
     if (rc == NGX_OK) {
+        rs = ngx_http_loom_resume_of(r);
+
+        if (sub && (rs->snapshot || rs->resume)) {
+            ngx_http_loom_resume_start(r, rs, sub);
+            return;
+        }
+
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_finish(r, ngx_http_loom_ack(r, NULL));
         return;
     }
-
-    t = ngx_http_loom_topic_lookup(s->worker, &r->name);
-    sub = t ? ngx_http_loom_topic_find(&s->subscriber, t) : NULL;
 
     if (sub) {
         ngx_http_loom_topic_unsubscribe(sub);
@@ -778,6 +833,12 @@ static void
 ngx_http_loom_get_run(ngx_http_loom_request_t *r)
 {
     ngx_http_loom_request_unbarrier(r);
+
+    if (r->session->subscriber.v2) {
+        /* with the value's position (ngx_http_loom_resume.c) */
+        ngx_http_loom_get_rev(r);
+        return;
+    }
 
     (void) ngx_http_loom_hash_command(r, ngx_http_loom_get_reply,
                                       "HMGET", "sv", "value");

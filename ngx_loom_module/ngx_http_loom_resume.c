@@ -23,7 +23,7 @@
 
 struct ngx_http_loom_replay_s {
     ngx_http_loom_store_call_t    call;            /* first */
-    ngx_http_loom_sub_t          *sub;             /* NULL: it went */
+    ngx_http_loom_sub_ref_t       ref;             /* sub NULL: it went */
     ngx_http_loom_worker_t       *worker;
     uint64_t                      next;            /* to send */
     uint64_t                      top;             /* the answer's rev */
@@ -41,7 +41,13 @@ static void ngx_http_loom_replay_reply(ngx_http_loom_store_call_t *call,
     redisReply *reply);
 static void ngx_http_loom_replay_end(ngx_http_loom_replay_t *rp,
     ngx_uint_t whole);
+static void ngx_http_loom_replay_snapshot(ngx_http_loom_store_call_t *call,
+    redisReply *reply);
+static ngx_http_loom_sub_t *ngx_http_loom_resume_sub(
+    ngx_http_loom_request_t *r);
 static ngx_int_t ngx_http_loom_resume_number(redisReply *r, uint64_t *v);
+static void ngx_http_loom_get_rev_reply(ngx_http_loom_request_t *r,
+    redisReply *reply);
 
 
 ngx_int_t
@@ -181,7 +187,7 @@ ngx_http_loom_resume_start(ngx_http_loom_request_t *r,
 static void
 ngx_http_loom_resume_reply(ngx_http_loom_request_t *r, redisReply *reply)
 {
-    u_char                  *p, extra[256 + NGX_HTTP_LOOM_GAP_EPOCH_LEN];
+    u_char                  *p, extra[256 + 6 * NGX_HTTP_LOOM_GAP_EPOCH_LEN];
     uint64_t                 top, ts, recovered;
     ngx_str_t                msg[2], data, rest;
     redisReply              *epoch, *value;
@@ -189,8 +195,14 @@ ngx_http_loom_resume_reply(ngx_http_loom_request_t *r, redisReply *reply)
 
     rs = ngx_http_loom_resume_of(r);
 
-    if (reply && reply->type == REDIS_REPLY_NIL) {
-        ngx_http_loom_fanout_unbuffer(rs->sub);
+    /* an unregister notice may have ended it meanwhile */
+    rs->sub = ngx_http_loom_resume_sub(r);
+
+    if (rs->sub == NULL || (reply && reply->type == REDIS_REPLY_NIL)) {
+        if (rs->sub) {
+            ngx_http_loom_fanout_unbuffer(rs->sub);
+        }
+
         ngx_str_set(&msg[0], "topic doesn't exist for ");
         msg[1] = r->name;
         ngx_http_loom_request_unbarrier(r);
@@ -227,6 +239,11 @@ ngx_http_loom_resume_reply(ngx_http_loom_request_t *r, redisReply *reply)
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_fail(r, reply);
         return;
+    }
+
+    if (rs->recovered && top < rs->since) {
+        /* cannot be: resume.lua changes the epoch then */
+        rs->recovered = 0;
     }
 
     rs->top = top;
@@ -285,10 +302,15 @@ ngx_http_loom_resume_answered(ngx_http_loom_request_t *r)
     ngx_http_loom_resume_t  *rs;
 
     rs = ngx_http_loom_resume_of(r);
-    sub = rs->sub;
 
-    if (r->session == NULL || sub == NULL) {
+    if (r->session == NULL) {
         /* the client left: its subscriptions went with it */
+        return;
+    }
+
+    sub = ngx_http_loom_resume_sub(r);
+
+    if (sub == NULL) {
         return;
     }
 
@@ -308,7 +330,7 @@ ngx_http_loom_resume_answered(ngx_http_loom_request_t *r)
     }
 
     rp->call.handler = ngx_http_loom_replay_reply;
-    rp->sub = sub;
+    rp->ref.sub = sub;
     rp->worker = r->session->worker;
     rp->next = rs->since + 1;
     rp->top = rs->top;
@@ -321,7 +343,7 @@ ngx_http_loom_resume_answered(ngx_http_loom_request_t *r)
     rp->stream.len = n;
     ngx_memcpy(ngx_cpymem(rp->stream.data, r->key.data, r->key.len), ":h", 2);
 
-    sub->replay = rp;
+    sub->replay = &rp->ref;
 
     if (ngx_http_loom_replay_send(rp) != NGX_OK) {
         ngx_http_loom_replay_end(rp, 0);
@@ -382,7 +404,7 @@ ngx_http_loom_replay_reply(ngx_http_loom_store_call_t *call,
 
     rp = (ngx_http_loom_replay_t *) call;
 
-    if (rp->sub == NULL) {
+    if (rp->ref.sub == NULL) {
         ngx_free(rp);
         return;
     }
@@ -414,7 +436,7 @@ ngx_http_loom_replay_reply(ngx_http_loom_store_call_t *call,
         item.delivery.len = e->element[i]->element[1]->element[3]->len;
         item.seq = 0;
 
-        rc = ngx_http_loom_fanout_replay(rp->sub->subscriber, &item);
+        rc = ngx_http_loom_fanout_replay(rp->ref.sub->subscriber, &item);
 
         if (rc != NGX_OK) {
             /* over the connection's limit: it is being closed */
@@ -437,30 +459,192 @@ ngx_http_loom_replay_reply(ngx_http_loom_store_call_t *call,
 
 
 /*
- * The replay is through (whole) or cannot go on: the subscription goes
- * live above what was sent; a replay cut short is followed by a resync
- * event from the topic's next read (the subscriber's position is behind)
+ * The replay is through (whole), and the subscription goes live above it;
+ * or it cannot go on (trimmed meanwhile, the link went down): then a
+ * snapshot is read for a resync event to this subscriber, which goes
+ * live above the snapshot
  */
 
 static void
 ngx_http_loom_replay_end(ngx_http_loom_replay_t *rp, ngx_uint_t whole)
 {
+    size_t                argvlen[1];
+    const char           *argv[1], *reason;
     ngx_http_loom_sub_t  *sub;
 
-    sub = rp->sub;
-    sub->replay = NULL;
+    sub = rp->ref.sub;
 
     if (!whole) {
         ngx_log_error(NGX_LOG_INFO, sub->subscriber->log, 0,
                       "loom: replay of \"%V\" stopped at revision %uL of "
                       "%uL", &rp->key, rp->next - 1, rp->top);
-        ngx_http_loom_topic_resync_one(sub, rp->next - 1);
+
+        rp->call.handler = ngx_http_loom_replay_snapshot;
+        argv[0] = (char *) rp->key.data;
+        argvlen[0] = rp->key.len;
+
+        if (ngx_http_loom_store_script(rp->worker->store, &rp->call,
+                                       NGX_HTTP_LOOM_SCRIPT_SNAPSHOT, 1, 1,
+                                       argv, argvlen, &reason)
+            == NGX_OK)
+        {
+            return;
+        }
+
+        /* no Redis: the topic's own check after the link is back tells */
     }
 
+    sub->replay = NULL;
     sub->after = rp->next - 1;
     (void) ngx_http_loom_fanout_apply(sub, rp->next - 1);
 
     ngx_free(rp);
+}
+
+
+/* {rev, epoch, ts, value or nil} for the resync event */
+
+static void
+ngx_http_loom_replay_snapshot(ngx_http_loom_store_call_t *call,
+    redisReply *reply)
+{
+    uint64_t                 rev, ts;
+    ngx_str_t                value, epoch, reason;
+    ngx_http_loom_sub_t     *sub;
+    ngx_http_loom_replay_t  *rp;
+
+    rp = (ngx_http_loom_replay_t *) call;
+    sub = rp->ref.sub;
+
+    if (sub == NULL) {
+        ngx_free(rp);
+        return;
+    }
+
+    sub->replay = NULL;
+    rev = rp->next - 1;
+
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4
+        && ngx_http_loom_resume_number(reply->element[0], &rev) == NGX_OK
+        && reply->element[1]->type == REDIS_REPLY_STRING
+        && ngx_http_loom_resume_number(reply->element[2], &ts) == NGX_OK)
+    {
+        epoch.data = (u_char *) reply->element[1]->str;
+        epoch.len = reply->element[1]->len;
+        ngx_str_null(&value);
+
+        if (reply->element[3]->type == REDIS_REPLY_STRING) {
+            value.data = (u_char *) reply->element[3]->str;
+            value.len = reply->element[3]->len;
+        }
+
+        ngx_str_set(&reason, "gap");
+        ngx_http_loom_fanout_resync(sub->topic, sub, &reason, &value, rev,
+                                    ts, &epoch);
+    }
+
+    sub->after = rev;
+    (void) ngx_http_loom_fanout_apply(sub, rev);
+
+    ngx_free(rp);
+}
+
+
+void
+ngx_http_loom_get_rev(ngx_http_loom_request_t *r)
+{
+    size_t       argvlen[1];
+    const char  *argv[1];
+
+    argv[0] = (char *) r->key.data;
+    argvlen[0] = r->key.len;
+
+    (void) ngx_http_loom_request_send(r, ngx_http_loom_get_rev_reply,
+                                      NGX_HTTP_LOOM_SCRIPT_SNAPSHOT, 1, 1,
+                                      argv, argvlen);
+}
+
+
+/* {rev, epoch, ts, value or nil}; nil when the topic does not exist */
+
+static void
+ngx_http_loom_get_rev_reply(ngx_http_loom_request_t *r, redisReply *reply)
+{
+    u_char      *p, extra[64 + 6 * NGX_HTTP_LOOM_GAP_EPOCH_LEN];
+    uint64_t     rev, ts;
+    ngx_str_t    msg[2], data, rest;
+    redisReply  *epoch, *value;
+
+    if (reply && reply->type == REDIS_REPLY_NIL) {
+        ngx_str_set(&msg[0], "couldn't get value for topic. "
+                             "topic doesn't exist. topic: ");
+        msg[1] = r->name;
+        ngx_http_loom_request_error(r, 500, msg, 2);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 4
+        || ngx_http_loom_resume_number(reply->element[0], &rev) != NGX_OK
+        || reply->element[1]->type != REDIS_REPLY_STRING
+        || ngx_http_loom_resume_number(reply->element[2], &ts) != NGX_OK)
+    {
+        ngx_str_set(&msg[0], "couldn't get value for topic with error: ");
+
+        if (reply == NULL) {
+            ngx_str_set(&msg[1], "connection to redis lost");
+
+        } else if (reply->type == REDIS_REPLY_ERROR) {
+            msg[1].data = (u_char *) reply->str;
+            msg[1].len = reply->len;
+
+        } else {
+            ngx_str_set(&msg[1], "unexpected reply from redis");
+        }
+
+        ngx_http_loom_request_error(r, 500, msg, 2);
+        return;
+    }
+
+    epoch = reply->element[1];
+    value = reply->element[3];
+
+    if (value->type == REDIS_REPLY_STRING) {
+        data.data = (u_char *) value->str;
+        data.len = value->len;
+
+    } else {
+        ngx_str_set(&data, "null");
+    }
+
+    p = ngx_cpymem(extra, ",\"rev\":", 7);
+    p = ngx_http_loom_rev_decimal(p, rev);
+    p = ngx_cpymem(p, ",\"epoch\":\"", 10);
+    p = ngx_http_loom_json_escape(p, (u_char *) epoch->str,
+                                  ngx_min(epoch->len,
+                                          NGX_HTTP_LOOM_GAP_EPOCH_LEN));
+    p = ngx_cpymem(p, "\",\"ts\":", 7);
+    p = ngx_http_loom_rev_decimal(p, ts);
+
+    rest.data = extra;
+    rest.len = p - extra;
+
+    /* get answers whether or not requireAck is set */
+
+    ngx_http_loom_request_finish(r, ngx_http_loom_response_extra(r, 200,
+                                                                 &data,
+                                                                 &rest));
+}
+
+
+static ngx_http_loom_sub_t *
+ngx_http_loom_resume_sub(ngx_http_loom_request_t *r)
+{
+    ngx_http_loom_topic_t  *t;
+
+    t = ngx_http_loom_topic_lookup(r->session->worker, &r->name);
+
+    return t ? ngx_http_loom_topic_find(&r->session->subscriber, t) : NULL;
 }
 
 

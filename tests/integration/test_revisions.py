@@ -288,6 +288,9 @@ def test_v2_deliveries_acks_and_get(nginx):
         b'{"id":"w","action":"sendWithoutSave","topic":"t","data":{"n":2},' \
         b'"senderId":"alice"}\n'
     assert c.recv_json() == answer("w", "sendWithoutSave")
+    assert old.recv_message().payload == \
+        b'{"id":"w","action":"sendWithoutSave","topic":"t","data":{"n":2},' \
+        b'"senderId":"alice"}\n'
     r = c.request({"id": "g", "action": "get", "topic": "t"})
     assert r == answer("g", "get", data={"n": 1}, rev=1, epoch=epoch, ts=ts)
     assert list(r) == ["id", "action", "code", "data", "rev", "epoch", "ts",
