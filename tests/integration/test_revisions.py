@@ -784,7 +784,10 @@ def test_history_paging(nginx):
 @NOT_YET
 def test_history_page_is_capped(nginx):
     c = v2(nginx)
-    register(c, "cap", SCHEMA)
+    r = c.request({"id": "r", "action": "registerTopic", "topic": "cap",
+                   "data": SCHEMA, "retention": {"history": 2000},
+                   "requireAck": True})
+    assert r["code"] == 200, r
     publish_n(c, "cap", 1005)
     assert history_revs(c, "cap", limit=5000) == list(range(1, 1001))
     assert history_revs(c, "cap", since=1000) == list(range(1001, 1006))
