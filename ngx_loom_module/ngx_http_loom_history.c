@@ -34,6 +34,7 @@ typedef struct {
 
 static ngx_int_t ngx_http_loom_history_args(ngx_http_loom_ctx_t *ctx,
     ngx_http_loom_history_args_t *a);
+static void ngx_http_loom_history_run(ngx_http_loom_request_t *r);
 static void ngx_http_loom_history_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
 
@@ -46,10 +47,6 @@ static void ngx_http_loom_history_reply(ngx_http_loom_request_t *r,
 void
 ngx_http_loom_history(ngx_http_loom_ctx_t *ctx)
 {
-    u_char                        *p;
-    u_char                         num[6][NGX_INT64_LEN];
-    size_t                         argvlen[9];
-    const char                    *argv[9];
     ngx_http_loom_request_t       *r;
     ngx_http_loom_main_conf_t     *lmcf;
     ngx_http_loom_history_args_t   a;
@@ -64,9 +61,11 @@ ngx_http_loom_history(ngx_http_loom_ctx_t *ctx)
         a.limit = lmcf->history_page;
     }
 
-    /* room for the stream's key, P{t:<name>}:h */
+    /* the arguments, then room for the stream's key, P{t:<name>}:h */
 
-    r = ngx_http_loom_request_create(ctx, ngx_http_loom_store_prefix(
+    r = ngx_http_loom_request_create(ctx,
+                                     sizeof(ngx_http_loom_history_args_t)
+                                     + ngx_http_loom_store_prefix(
                                          ctx->worker->store)->len
                                      + ctx->env.topic_str.len
                                      + sizeof("{t:}:h") - 1);
@@ -74,14 +73,43 @@ ngx_http_loom_history(ngx_http_loom_ctx_t *ctx)
         return;
     }
 
-    p = ngx_cpymem(r->payload.data, r->key.data, r->key.len);
+    ngx_memcpy(r->payload.data, &a, sizeof(ngx_http_loom_history_args_t));
+
+    /* what a publish sent just before stores must be in the page */
+
+    if (ngx_http_loom_behind_publish(r)
+        && ngx_http_loom_request_park(r, ngx_http_loom_history_run) == NGX_OK)
+    {
+        return;
+    }
+
+    ngx_http_loom_history_run(r);
+}
+
+
+static void
+ngx_http_loom_history_run(ngx_http_loom_request_t *r)
+{
+    u_char                        *p, *stream;
+    u_char                         num[6][NGX_INT64_LEN];
+    size_t                         argvlen[9];
+    const char                    *argv[9];
+    ngx_http_loom_main_conf_t     *lmcf;
+    ngx_http_loom_history_args_t   a;
+
+    ngx_http_loom_request_unbarrier(r);
+
+    lmcf = r->session->worker->conf;
+    ngx_memcpy(&a, r->payload.data, sizeof(ngx_http_loom_history_args_t));
+
+    stream = r->payload.data + sizeof(ngx_http_loom_history_args_t);
+    p = ngx_cpymem(stream, r->key.data, r->key.len);
     p = ngx_cpymem(p, ":h", 2);
-    r->payload.len = p - r->payload.data;
 
     argv[0] = (char *) r->key.data;
     argvlen[0] = r->key.len;
-    argv[1] = (char *) r->payload.data;
-    argvlen[1] = r->payload.len;
+    argv[1] = (char *) stream;
+    argvlen[1] = p - stream;
 
     argv[2] = (char *) num[0];
     argvlen[2] = a.has_since

@@ -82,6 +82,7 @@ void ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_unsubscribe(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_get(ngx_http_loom_ctx_t *ctx);
+ngx_uint_t ngx_http_loom_behind_publish(ngx_http_loom_request_t *r);
 
 /* ngx_http_loom_history.c */
 void ngx_http_loom_history(ngx_http_loom_ctx_t *ctx);

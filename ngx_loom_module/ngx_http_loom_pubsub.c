@@ -48,7 +48,6 @@ static ngx_http_loom_frame_t *ngx_http_loom_publish_ack(
 static void ngx_http_loom_publish_released(ngx_http_loom_waiter_t *wt,
     ngx_int_t rc);
 static void ngx_http_loom_publish_acked(ngx_http_loom_request_t *r);
-static ngx_uint_t ngx_http_loom_get_behind_publish(ngx_http_loom_request_t *r);
 static void ngx_http_loom_get_run(ngx_http_loom_request_t *r);
 static void ngx_http_loom_get_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
@@ -794,7 +793,7 @@ ngx_http_loom_get(ngx_http_loom_ctx_t *ctx)
      * before it are through, so that it sees that publish's value.
      */
 
-    if (ngx_http_loom_get_behind_publish(r)
+    if (ngx_http_loom_behind_publish(r)
         && ngx_http_loom_request_park(r, ngx_http_loom_get_run) == NGX_OK)
     {
         return;
@@ -804,8 +803,10 @@ ngx_http_loom_get(ngx_http_loom_ctx_t *ctx)
 }
 
 
-static ngx_uint_t
-ngx_http_loom_get_behind_publish(ngx_http_loom_request_t *r)
+/* a publish of the same topic before r is still under way */
+
+ngx_uint_t
+ngx_http_loom_behind_publish(ngx_http_loom_request_t *r)
 {
     ngx_queue_t              *q;
     ngx_http_loom_request_t  *prev;
