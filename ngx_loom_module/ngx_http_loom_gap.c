@@ -587,6 +587,7 @@ ngx_http_loom_gap_entry(ngx_http_loom_gap_t *g, redisReply *e)
 {
     size_t                    i;
     uint64_t                  rev;
+    ngx_str_t                 s;
     redisReply               *f, *k, *v;
     ngx_http_loom_gap_item_t  item;
 
@@ -610,7 +611,12 @@ ngx_http_loom_gap_entry(ngx_http_loom_gap_t *g, redisReply *e)
         }
 
         if (k->str[0] == 't') {
-            item.ts = (uint64_t) ngx_atoof((u_char *) v->str, v->len);
+            s.data = (u_char *) v->str;
+            s.len = v->len;
+
+            if (ngx_http_loom_rev_uint(&s, &item.ts) != NGX_OK) {
+                return NGX_ERROR;
+            }
 
         } else if (k->str[0] == 'd') {
             item.delivery.data = (u_char *) v->str;
@@ -643,8 +649,8 @@ ngx_http_loom_gap_entry(ngx_http_loom_gap_t *g, redisReply *e)
 static ngx_int_t
 ngx_http_loom_gap_entry_rev(redisReply *e, uint64_t *rev)
 {
-    u_char  *p, *dash;
-    off_t    n;
+    u_char     *p, *dash;
+    ngx_str_t   s;
 
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
         || e->element[0]->type != REDIS_REPLY_STRING
@@ -660,15 +666,10 @@ ngx_http_loom_gap_entry_rev(redisReply *e, uint64_t *rev)
         return NGX_ERROR;
     }
 
-    n = ngx_atoof(p, dash - p);
+    s.data = p;
+    s.len = dash - p;
 
-    if (n == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    *rev = (uint64_t) n;
-
-    return NGX_OK;
+    return ngx_http_loom_rev_uint(&s, rev);
 }
 
 

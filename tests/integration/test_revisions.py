@@ -29,10 +29,6 @@ from conftest import Nginx, answer, register, subscribe, wait_for
 from relay import Relay
 from wsclient import TEXT, encode_frame
 
-# revisions are specified (protocol.md section 15) and not served yet
-NOT_YET = pytest.mark.xfail(strict=True,
-                            reason="revisions are not served yet")
-
 V2 = "dataloom.v2"
 SCHEMA = {"n": None}
 
@@ -245,7 +241,6 @@ def test_history_directives(workdir, redis_server, make_nginx):
 
 # -- dataloom.v2 -------------------------------------------------------------
 
-@NOT_YET
 def test_v2_handshake(nginx):
     v2(nginx).close()
     c = nginx.client(headers={"Sec-WebSocket-Protocol": "chat, " + V2})
@@ -258,7 +253,6 @@ def test_v2_handshake(nginx):
     assert "sec-websocket-protocol" not in got
 
 
-@NOT_YET
 def test_v2_deliveries_acks_and_get(nginx):
     c = v2(nginx, "alice")
     old = nginx.client(headers={"ClientId": "bob"})
@@ -302,7 +296,6 @@ def test_v2_deliveries_acks_and_get(nginx):
 
 # -- snapshot-then-live --------------------------------------------------------
 
-@NOT_YET
 def test_snapshot_then_live_races(make_nginx):
     """Thousands of subscribes with snapshot on one node while another
     publishes at >= 1,000 msg/s: every snapshot is followed by exactly the
@@ -344,7 +337,6 @@ def test_snapshot_then_live_races(make_nginx):
     assert pub.errors == 0
 
 
-@NOT_YET
 def test_snapshot_of_an_empty_topic_and_resubscribe(nginx):
     c = v2(nginx)
     register(c, "e", SCHEMA)
@@ -366,7 +358,6 @@ def test_snapshot_of_an_empty_topic_and_resubscribe(nginx):
 
 # -- resume ---------------------------------------------------------------------
 
-@NOT_YET
 def test_resume_with_random_drops(make_nginx):
     """Clients drop and resume from their position at random while a
     publisher on each of 2 nodes x 2 workers runs: zero gaps, zero
@@ -429,7 +420,6 @@ def test_resume_with_random_drops(make_nginx):
     assert resumes[0] >= 20
 
 
-@NOT_YET
 def test_resume_answers(nginx):
     c = v2(nginx)
     register(c, "ra", SCHEMA)
@@ -498,7 +488,6 @@ def stream_through(a, b, disrupt, seconds=3.0, rate=500):
     return followers, epoch, final
 
 
-@NOT_YET
 def test_pubsub_link_killed_mid_stream(redis_server, make_nginx):
     a = make_nginx(workers=2)
     b = make_nginx(workers=2)
@@ -514,7 +503,6 @@ def test_pubsub_link_killed_mid_stream(redis_server, make_nginx):
         assert not f.events, f.events
 
 
-@NOT_YET
 def test_redis_restart_with_aof(redis_server, make_nginx):
     a = make_nginx(workers=2)
     b = make_nginx(workers=2)
@@ -566,7 +554,6 @@ def frozen_gap(relayed, make_nginx, history):
     return f
 
 
-@NOT_YET
 def test_frozen_link_gap_is_repaired(relayed, make_nginx):
     f = frozen_gap(relayed, make_nginx, 100)
     f.until(21)
@@ -574,7 +561,6 @@ def test_frozen_link_gap_is_repaired(relayed, make_nginx):
     assert not f.events
 
 
-@NOT_YET
 def test_gap_past_the_window_is_signalled(relayed, make_nginx):
     f = frozen_gap(relayed, make_nginx, 5)
     # nothing after revision 1 can be delivered without a hole: the event
@@ -590,7 +576,6 @@ def test_gap_past_the_window_is_signalled(relayed, make_nginx):
 
 # -- data loss -------------------------------------------------------------------
 
-@NOT_YET
 def test_redis_restarted_empty_gives_a_new_epoch(redis_server, nginx):
     c = v2(nginx)
     register(c, "dl", SCHEMA)
@@ -625,7 +610,6 @@ def test_redis_restarted_empty_gives_a_new_epoch(redis_server, nginx):
     live.c.expect_silence(0.5)
 
 
-@NOT_YET
 def test_resume_above_the_top_changes_the_epoch(redis_server, nginx):
     c = v2(nginx)
     register(c, "up", SCHEMA)
@@ -662,7 +646,6 @@ def history_revs(c, topic, **kw):
     return [e["rev"] for e in r["data"]]
 
 
-@NOT_YET
 def test_retention_by_count_and_age(nginx):
     c = v2(nginx)
     r = c.request({"id": "r", "action": "registerTopic", "topic": "cnt",
@@ -690,7 +673,6 @@ def test_retention_by_count_and_age(nginx):
     assert history_revs(c, "cnt") == [12, 13]
 
 
-@NOT_YET
 def test_latest_only_and_memory_topics(nginx):
     c = v2(nginx)
     r = c.request({"id": "r", "action": "registerTopic", "topic": "latest",
@@ -731,7 +713,6 @@ def test_latest_only_and_memory_topics(nginx):
 
 # -- history paging -------------------------------------------------------------------
 
-@NOT_YET
 def test_history_paging(nginx):
     c = v2(nginx, "h")
     register(c, "hp", SCHEMA)
@@ -778,7 +759,6 @@ def test_history_paging(nginx):
                                     "until": frm}) == []
 
 
-@NOT_YET
 def test_history_page_is_capped(nginx):
     c = v2(nginx)
     r = c.request({"id": "r", "action": "registerTopic", "topic": "cap",
@@ -792,7 +772,6 @@ def test_history_page_is_capped(nginx):
 
 # -- errors --------------------------------------------------------------------
 
-@NOT_YET
 def test_new_field_errors(nginx):
     c = v2(nginx)
     register(c, "err", SCHEMA)
