@@ -19,10 +19,6 @@
  */
 
 
-/* what a topic holds while it repairs a gap, at most (bytes) */
-#define NGX_HTTP_LOOM_CHANNEL_MAX_HELD  (16 * 1024 * 1024)
-
-
 /* a re-check of a topic's registration, after the subscriber link was down */
 typedef struct {
     ngx_http_loom_store_call_t   call;            /* must be first */
@@ -33,12 +29,6 @@ typedef struct {
 
 static ngx_http_loom_topic_t *ngx_http_loom_topic_by_channel(
     ngx_http_loom_worker_t *w, ngx_str_t *channel);
-static void ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t,
-    ngx_http_loom_gap_item_t *item);
-static void ngx_http_loom_channel_gap_deliver(ngx_http_loom_gap_t *g,
-    ngx_http_loom_gap_item_t *item);
-static void ngx_http_loom_channel_gap_resync(ngx_http_loom_gap_t *g,
-    ngx_str_t *reason, ngx_str_t *value, uint64_t rev, uint64_t ts);
 static void ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
     ngx_str_t *registration);
 static void ngx_http_loom_topic_end(ngx_http_loom_topic_t *t,
@@ -108,100 +98,6 @@ ngx_http_loom_topic_message(ngx_http_loom_worker_t *w, ngx_str_t *channel,
                       "loom: no memory to hold a message of \"%V\"",
                       &t->sn.str);
     }
-}
-
-
-void
-ngx_http_loom_channel_gap_init(ngx_http_loom_topic_t *t)
-{
-    ngx_http_loom_gap_t        *g;
-    ngx_http_loom_main_conf_t  *lmcf;
-
-    g = &t->gap;
-    lmcf = t->worker->conf;
-
-    g->store = t->worker->store;
-    g->log = t->worker->log;
-    g->key = t->key;
-    g->stream = t->stream;
-    g->channel = t->channel;
-    g->page = lmcf->history_page;
-    g->history = lmcf->history;
-    g->max_age = (ngx_uint_t) lmcf->history_max_age;
-    g->max_held = NGX_HTTP_LOOM_CHANNEL_MAX_HELD;
-    g->deliver = ngx_http_loom_channel_gap_deliver;
-    g->resync = ngx_http_loom_channel_gap_resync;
-    g->data = t;
-    g->memory = 0;
-
-    ngx_http_loom_gap_init(g);
-}
-
-
-static void
-ngx_http_loom_channel_gap_deliver(ngx_http_loom_gap_t *g,
-    ngx_http_loom_gap_item_t *item)
-{
-    ngx_http_loom_topic_deliver(g->data, item);
-}
-
-
-static void
-ngx_http_loom_channel_gap_resync(ngx_http_loom_gap_t *g, ngx_str_t *reason,
-    ngx_str_t *value, uint64_t rev, uint64_t ts)
-{
-    ngx_str_t  epoch;
-
-    epoch.data = g->epoch;
-    epoch.len = g->epoch_len;
-
-    ngx_http_loom_fanout_resync(g->data, NULL, reason, value, rev, ts,
-                                &epoch);
-}
-
-
-static void
-ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t,
-    ngx_http_loom_gap_item_t *item)
-{
-    uint64_t      seq;
-    ngx_uint_t    n;
-    ngx_queue_t   released;
-
-    /* framed once per kind, the same frame queued to each subscriber */
-
-    n = (t->nsubscribers && !item->dup)
-        ? ngx_http_loom_fanout_deliver(t, item) : 0;
-
-    if (t->worker->stats) {
-        t->worker->stats->deliveries += n;
-    }
-
-    /* a revision read from history has no seq: no ack waits for it */
-
-    seq = item->seq;
-
-    if (seq == 0) {
-        return;
-    }
-
-    ngx_queue_init(&released);
-
-    if (seq < t->seq) {
-        /*
-         * The count started again: Redis lost the topic and it was
-         * registered anew.  The deliveries held acks wait for are gone,
-         * and which registration counts now is not known here: the next
-         * publish answered here tells.
-         */
-        ngx_http_loom_topic_release_held(t, (uint64_t) -1, &released);
-        t->seq_registration_len = 0;
-    }
-
-    t->seq = seq;
-
-    ngx_http_loom_topic_release_held(t, t->seq, &released);
-    ngx_http_loom_topic_answer(&released, NULL);
 }
 
 

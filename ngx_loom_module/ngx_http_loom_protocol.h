@@ -81,7 +81,10 @@ void ngx_http_loom_protocol_session_closed(ngx_http_loom_session_t *s);
 void ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_unsubscribe(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx);
+
+/* ngx_http_loom_get.c */
 void ngx_http_loom_get(ngx_http_loom_ctx_t *ctx);
+/* a publish of r's topic before r is still under way */
 ngx_uint_t ngx_http_loom_behind_publish(ngx_http_loom_request_t *r);
 
 /* ngx_http_loom_history.c */

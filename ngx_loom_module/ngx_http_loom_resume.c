@@ -46,8 +46,6 @@ static void ngx_http_loom_replay_snapshot(ngx_http_loom_store_call_t *call,
 static ngx_http_loom_sub_t *ngx_http_loom_resume_sub(
     ngx_http_loom_request_t *r);
 static ngx_int_t ngx_http_loom_resume_number(redisReply *r, uint64_t *v);
-static void ngx_http_loom_get_rev_reply(ngx_http_loom_request_t *r,
-    redisReply *reply);
 
 
 ngx_int_t
@@ -550,93 +548,6 @@ ngx_http_loom_replay_snapshot(ngx_http_loom_store_call_t *call,
 }
 
 
-void
-ngx_http_loom_get_rev(ngx_http_loom_request_t *r)
-{
-    size_t       argvlen[1];
-    const char  *argv[1];
-
-    argv[0] = (char *) r->key.data;
-    argvlen[0] = r->key.len;
-
-    (void) ngx_http_loom_request_send(r, ngx_http_loom_get_rev_reply,
-                                      NGX_HTTP_LOOM_SCRIPT_SNAPSHOT, 1, 1,
-                                      argv, argvlen);
-}
-
-
-/* {rev, epoch, ts, value or nil}; nil when the topic does not exist */
-
-static void
-ngx_http_loom_get_rev_reply(ngx_http_loom_request_t *r, redisReply *reply)
-{
-    u_char      *p, extra[64 + 6 * NGX_HTTP_LOOM_GAP_EPOCH_LEN];
-    uint64_t     rev, ts;
-    ngx_str_t    msg[2], data, rest;
-    redisReply  *epoch, *value;
-
-    if (reply && reply->type == REDIS_REPLY_NIL) {
-        ngx_str_set(&msg[0], "couldn't get value for topic. "
-                             "topic doesn't exist. topic: ");
-        msg[1] = r->name;
-        ngx_http_loom_request_error(r, 500, msg, 2);
-        return;
-    }
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 4
-        || ngx_http_loom_resume_number(reply->element[0], &rev) != NGX_OK
-        || reply->element[1]->type != REDIS_REPLY_STRING
-        || ngx_http_loom_resume_number(reply->element[2], &ts) != NGX_OK)
-    {
-        ngx_str_set(&msg[0], "couldn't get value for topic with error: ");
-
-        if (reply == NULL) {
-            ngx_str_set(&msg[1], "connection to redis lost");
-
-        } else if (reply->type == REDIS_REPLY_ERROR) {
-            msg[1].data = (u_char *) reply->str;
-            msg[1].len = reply->len;
-
-        } else {
-            ngx_str_set(&msg[1], "unexpected reply from redis");
-        }
-
-        ngx_http_loom_request_error(r, 500, msg, 2);
-        return;
-    }
-
-    epoch = reply->element[1];
-    value = reply->element[3];
-
-    if (value->type == REDIS_REPLY_STRING) {
-        data.data = (u_char *) value->str;
-        data.len = value->len;
-
-    } else {
-        ngx_str_set(&data, "null");
-    }
-
-    p = ngx_cpymem(extra, ",\"rev\":", 7);
-    p = ngx_http_loom_rev_decimal(p, rev);
-    p = ngx_cpymem(p, ",\"epoch\":\"", 10);
-    p = ngx_http_loom_json_escape(p, (u_char *) epoch->str,
-                                  ngx_min(epoch->len,
-                                          NGX_HTTP_LOOM_GAP_EPOCH_LEN));
-    p = ngx_cpymem(p, "\",\"ts\":", 7);
-    p = ngx_http_loom_rev_decimal(p, ts);
-
-    rest.data = extra;
-    rest.len = p - extra;
-
-    /* get answers whether or not requireAck is set */
-
-    ngx_http_loom_request_finish(r, ngx_http_loom_response_extra(r, 200,
-                                                                 &data,
-                                                                 &rest));
-}
-
-
 static ngx_http_loom_sub_t *
 ngx_http_loom_resume_sub(ngx_http_loom_request_t *r)
 {
@@ -658,4 +569,80 @@ ngx_http_loom_resume_number(redisReply *r, uint64_t *v)
     *v = (uint64_t) r->integer;
 
     return NGX_OK;
+}
+
+
+/* ["<rev>-0", ["t", ts, "d", delivery, "o", offset, "l", length]] */
+
+ngx_int_t
+ngx_http_loom_history_entry(redisReply *e, ngx_str_t *data,
+    ngx_str_t *sender, uint64_t *rev, uint64_t *ts)
+{
+    u_char      *p, *dash;
+    off_t        n, o, l;
+    size_t       i;
+    ngx_str_t    d;
+    redisReply  *f, *k, *v;
+
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
+        || e->element[0]->type != REDIS_REPLY_STRING
+        || e->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        return NGX_ERROR;
+    }
+
+    p = (u_char *) e->element[0]->str;
+    dash = ngx_strlchr(p, p + e->element[0]->len, '-');
+    n = dash ? ngx_atoof(p, dash - p) : NGX_ERROR;
+
+    if (n == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    *rev = (uint64_t) n;
+    *ts = 0;
+    o = NGX_ERROR;
+    l = NGX_ERROR;
+    ngx_str_null(&d);
+
+    f = e->element[1];
+
+    for (i = 0; i + 1 < f->elements; i += 2) {
+        k = f->element[i];
+        v = f->element[i + 1];
+
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING
+            || k->len != 1)
+        {
+            return NGX_ERROR;
+        }
+
+        switch (k->str[0]) {
+
+        case 't':
+            n = ngx_atoof((u_char *) v->str, v->len);
+            *ts = (n == NGX_ERROR) ? 0 : (uint64_t) n;
+            break;
+
+        case 'd':
+            d.data = (u_char *) v->str;
+            d.len = v->len;
+            break;
+
+        case 'o':
+            o = ngx_atoof((u_char *) v->str, v->len);
+            break;
+
+        case 'l':
+            l = ngx_atoof((u_char *) v->str, v->len);
+            break;
+        }
+    }
+
+    if (o == NGX_ERROR || l == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_loom_rev_entry_parts(&d, (size_t) o, (size_t) l, data,
+                                         sender);
 }

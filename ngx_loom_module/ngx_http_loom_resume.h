@@ -53,10 +53,7 @@ ngx_int_t ngx_http_loom_resume_check(ngx_http_loom_ctx_t *ctx,
 void ngx_http_loom_resume_start(ngx_http_loom_request_t *r,
     ngx_http_loom_resume_t *rs, ngx_http_loom_sub_t *sub);
 
-/* get on a v2 connection: the value with rev, epoch and ts */
-void ngx_http_loom_get_rev(ngx_http_loom_request_t *r);
-
-/* ngx_http_loom_history.c: one stored entry, for replays too */
+/* one stored history entry, for replays and the history action */
 ngx_int_t ngx_http_loom_history_entry(redisReply *e, ngx_str_t *data,
     ngx_str_t *sender, uint64_t *rev, uint64_t *ts);
 

@@ -192,7 +192,6 @@ ngx_int_t ngx_http_loom_fanout_replay(ngx_http_loom_subscriber_t *sr,
     ngx_http_loom_gap_item_t *item);
 
 /* from the subscriber link (ngx_http_loom_channel.c) */
-void ngx_http_loom_channel_gap_init(ngx_http_loom_topic_t *t);
 void ngx_http_loom_topic_message(ngx_http_loom_worker_t *w,
     ngx_str_t *channel, ngx_str_t *payload);
 void ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w,

@@ -1,4 +1,5 @@
 /* SOURCES: ngx_http_loom_pubsub.c ngx_http_loom_answer.c */
+/* SOURCES: ngx_http_loom_get.c ngx_http_loom_rev.c */
 /* SOURCES: ngx_http_loom_request.c ngx_http_loom_schema.c */
 /* SOURCES: ngx_http_loom_json.c ngx_http_loom_utf8.c */
 
@@ -290,13 +291,6 @@ ngx_http_loom_resume_start(ngx_http_loom_request_t *r,
 
 void
 ngx_http_loom_fanout_buffer(ngx_http_loom_sub_t *sub)
-{
-    fail();
-}
-
-
-void
-ngx_http_loom_get_rev(ngx_http_loom_request_t *r)
 {
     fail();
 }
