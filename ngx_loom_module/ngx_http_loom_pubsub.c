@@ -94,7 +94,7 @@ ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx)
     ngx_http_loom_request_barrier(r);
 
     (void) ngx_http_loom_hash_command(r, ngx_http_loom_subscribe_reply,
-                                      "HGET", "tag", NULL);
+                                      "HMGET", "tag", "st");
 }
 
 
@@ -104,8 +104,22 @@ ngx_http_loom_subscribe_reply(ngx_http_loom_request_t *r,
 {
     u_char                   *p, *last, *colon;
     ngx_str_t                 msg[2];
+    redisReply               *tag, *st;
 
-    if (reply && reply->type == REDIS_REPLY_NIL) {
+    /* {tag, storage} */
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2)
+    {
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_fail(r, reply);
+        return;
+    }
+
+    tag = reply->element[0];
+    st = reply->element[1];
+
+    if (tag->type == REDIS_REPLY_NIL) {
         ngx_str_set(&msg[0], "topic doesn't exist for ");
         msg[1] = r->name;
         ngx_http_loom_request_unbarrier(r);
@@ -113,16 +127,22 @@ ngx_http_loom_subscribe_reply(ngx_http_loom_request_t *r,
         return;
     }
 
-    if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
+    if (tag->type != REDIS_REPLY_STRING) {
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_fail(r, reply);
         return;
     }
 
+    /* a memory topic's drops cannot be repaired, only told */
+
+    ngx_http_loom_resume_of(r)->memory =
+        (st->type == REDIS_REPLY_STRING && st->len == 6
+         && ngx_strncmp(st->str, "memory", 6) == 0);
+
     /* the tag is "<registration>:<schema version>" */
 
-    p = (u_char *) reply->str;
-    last = p + reply->len;
+    p = (u_char *) tag->str;
+    last = p + tag->len;
     colon = ngx_strlchr(p, last, ':');
 
     r->payload.len = ngx_min((size_t) ((colon ? colon : last) - p),
@@ -157,6 +177,8 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
     sub = ngx_http_loom_topic_find(&s->subscriber, t);
 
     rs = ngx_http_loom_resume_of(r);
+
+    t->gap.memory = rs->memory;
 
     if (sub) {
         /* subscribing twice is fine: one delivery per message still */

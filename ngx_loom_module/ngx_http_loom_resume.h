@@ -33,6 +33,7 @@ typedef struct {
     unsigned                    resume:1;       /* "since" given */
     unsigned                    foreign:1;      /* an epoch of nobody's */
     unsigned                    recovered:1;
+    unsigned                    memory:1;       /* storage "memory" */
     u_char                      stream[1];      /* P{t:<name>}:h */
 } ngx_http_loom_resume_t;
 

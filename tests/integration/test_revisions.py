@@ -711,6 +711,30 @@ def test_latest_only_and_memory_topics(nginx):
                        " and register it again")
 
 
+def test_memory_topic_link_drop_is_signalled(redis_server, nginx):
+    c = v2(nginx, "m")
+    r = c.request({"id": "r", "action": "registerTopic", "topic": "mem",
+                   "data": SCHEMA, "storage": "memory", "requireAck": True})
+    assert r["code"] == 200, r
+    subscribe(c, "mem")
+    old = nginx.client()
+    subscribe(old, "mem")
+    r = redis_server.client()
+    assert r.execute_command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+    # what was published meanwhile cannot be read back: v2 is told
+    e = c.recv_json(timeout=15)
+    assert e == {"action": "resync", "topic": "mem", "reason": "gap",
+                 "data": None, "rev": 0, "epoch": e["epoch"], "ts": 0,
+                 "type": "event"}
+    # the subscription goes on; a v1 connection hears nothing of it
+    c.send_json({"id": "p", "action": "publish", "topic": "mem",
+                 "data": {"n": 1}})
+    assert c.recv_json()["data"] == {"n": 1}
+    assert old.recv_json() == {"id": "p", "action": "publish",
+                               "topic": "mem", "data": {"n": 1},
+                               "senderId": "m"}
+
+
 # -- history paging -------------------------------------------------------------------
 
 def test_history_paging(nginx):
