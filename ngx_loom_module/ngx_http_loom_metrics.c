@@ -117,7 +117,6 @@ ngx_http_loom_metrics_handler(ngx_http_request_t *r)
     size_t                         size;
     ngx_int_t                      rc;
     ngx_buf_t                     *b;
-    ngx_chain_t                    out;
     ngx_http_loom_shm_t           *shm;
     ngx_http_loom_main_conf_t     *lmcf;
     ngx_http_loom_metrics_copy_t   cp;
@@ -155,25 +154,9 @@ ngx_http_loom_metrics_handler(ngx_http_request_t *r)
 
     b->last = ngx_http_loom_metrics_text(b->last, b->end, &cp);
 
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type,
-                "text/plain; version=0.0.4; charset=utf-8");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_loom_status_send(r, b,
+                                     "text/plain; version=0.0.4; "
+                                     "charset=utf-8");
 }
 
 
@@ -250,18 +233,8 @@ ngx_http_loom_metrics_copy(ngx_http_request_t *r, ngx_http_loom_shm_t *shm,
         sum->subscriptions += st->subscriptions;
         sum->channels += st->channels;
         sum->requests += st->requests;
-        sum->connections_total += st->connections_total;
-        sum->messages += st->messages;
-        sum->publishes += st->publishes;
-        sum->sends += st->sends;
-        sum->deliveries += st->deliveries;
-        sum->rejected += st->rejected;
-        sum->errors += st->errors;
-        sum->slow_consumers += st->slow_consumers;
-        sum->protocol_errors += st->protocol_errors;
-        sum->redis_reconnects += st->redis_reconnects;
 
-        ngx_http_loom_shm_hist_add(&sum->publish_ack, &st->publish_ack);
+        ngx_http_loom_shm_stats_add(sum, st);
     }
 
     return NGX_OK;

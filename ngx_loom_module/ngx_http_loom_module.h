@@ -119,11 +119,22 @@ ngx_int_t ngx_http_loom_handshake_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_loom_auth_check(ngx_http_request_t *r,
     ngx_array_t *keys);
 
+/* ngx_http_loom_redis_conf.c */
+char *ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_loom_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_loom_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_loom_redis_address(ngx_conf_t *cf,
+    ngx_http_loom_main_conf_t *lmcf);
+
 /* ngx_http_loom_metrics.c */
 ngx_int_t ngx_http_loom_metrics_handler(ngx_http_request_t *r);
 
 /* ngx_http_loom_status.c */
 ngx_int_t ngx_http_loom_status_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_loom_status_send(ngx_http_request_t *r, ngx_buf_t *b,
+    char *type);
 
 
 extern ngx_module_t  ngx_http_loom_module;

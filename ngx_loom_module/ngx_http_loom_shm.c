@@ -282,22 +282,28 @@ static void
 ngx_http_loom_shm_retire_locked(ngx_http_loom_shctx_t *sh,
     ngx_http_loom_stats_t *stats)
 {
-    ngx_http_loom_stats_t  *r;
+    ngx_http_loom_shm_stats_add(&sh->retired, stats);
+}
 
-    r = &sh->retired;
 
-    r->connections_total += stats->connections_total;
-    r->messages += stats->messages;
-    r->publishes += stats->publishes;
-    r->sends += stats->sends;
-    r->deliveries += stats->deliveries;
-    r->rejected += stats->rejected;
-    r->errors += stats->errors;
-    r->slow_consumers += stats->slow_consumers;
-    r->protocol_errors += stats->protocol_errors;
-    r->redis_reconnects += stats->redis_reconnects;
+/* the counters of one slot added to another; gauges stay */
 
-    ngx_http_loom_shm_hist_add(&r->publish_ack, &stats->publish_ack);
+void
+ngx_http_loom_shm_stats_add(ngx_http_loom_stats_t *to,
+    ngx_http_loom_stats_t *from)
+{
+    to->connections_total += from->connections_total;
+    to->messages += from->messages;
+    to->publishes += from->publishes;
+    to->sends += from->sends;
+    to->deliveries += from->deliveries;
+    to->rejected += from->rejected;
+    to->errors += from->errors;
+    to->slow_consumers += from->slow_consumers;
+    to->protocol_errors += from->protocol_errors;
+    to->redis_reconnects += from->redis_reconnects;
+
+    ngx_http_loom_shm_hist_add(&to->publish_ack, &from->publish_ack);
 }
 
 

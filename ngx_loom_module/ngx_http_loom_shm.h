@@ -110,6 +110,8 @@ ngx_int_t ngx_http_loom_shm_client_add(ngx_http_loom_shm_t *shm,
     ngx_str_t *id, ngx_log_t *log);
 void ngx_http_loom_shm_client_del(ngx_http_loom_shm_t *shm, ngx_str_t *id);
 
+void ngx_http_loom_shm_stats_add(ngx_http_loom_stats_t *to,
+    ngx_http_loom_stats_t *from);
 void ngx_http_loom_shm_hist_add(ngx_http_loom_hist_t *to,
     ngx_http_loom_hist_t *from);
 

@@ -72,12 +72,11 @@ static const char *ngx_http_loom_status_link(ngx_uint_t state);
 ngx_int_t
 ngx_http_loom_status_handler(ngx_http_request_t *r)
 {
-    char                       *text;
-    size_t                      len;
+    char                         *text;
+    size_t                        len;
     json_t                       *root;
     ngx_int_t                     rc;
     ngx_buf_t                    *b;
-    ngx_chain_t                   out;
     ngx_http_loom_main_conf_t    *lmcf;
     ngx_http_loom_status_copy_t   cp;
 
@@ -127,12 +126,25 @@ ngx_http_loom_status_handler(ngx_http_request_t *r)
     *b->last++ = '\n';
     free(text);
 
+    return ngx_http_loom_status_send(r, b, "application/json");
+}
+
+
+/* a whole answer in one buffer, for the status and metrics locations */
+
+ngx_int_t
+ngx_http_loom_status_send(ngx_http_request_t *r, ngx_buf_t *b, char *type)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type.data = (u_char *) type;
+    r->headers_out.content_type.len = ngx_strlen(type);
     r->headers_out.content_type_len = r->headers_out.content_type.len;
 
     rc = ngx_http_send_header(r);
@@ -245,16 +257,7 @@ ngx_http_loom_status_copy_workers(ngx_http_loom_shm_t *shm,
         cw->connections = st->connections;
 
         sum->connections += st->connections;
-        sum->connections_total += st->connections_total;
-        sum->messages += st->messages;
-        sum->publishes += st->publishes;
-        sum->sends += st->sends;
-        sum->deliveries += st->deliveries;
-        sum->rejected += st->rejected;
-        sum->errors += st->errors;
-        sum->slow_consumers += st->slow_consumers;
-        sum->protocol_errors += st->protocol_errors;
-        sum->redis_reconnects += st->redis_reconnects;
+        ngx_http_loom_shm_stats_add(sum, st);
     }
 }
 
