@@ -7,6 +7,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_http_loom_protocol.h"
+#include "ngx_http_loom_rev.h"
 #include "ngx_http_loom_json.h"
 #include "ngx_http_loom_schema.h"
 #include "ngx_http_loom_topic.h"
@@ -35,11 +36,22 @@ static int ngx_libc_cdecl ngx_http_loom_list_cmp(const void *one,
 static void ngx_http_loom_list_answer(ngx_http_loom_request_t *r);
 static void ngx_http_loom_update_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
+static ngx_http_loom_request_t *ngx_http_loom_admin_request(
+    ngx_http_loom_ctx_t *ctx, size_t len);
 static ngx_http_loom_request_t *ngx_http_loom_schema_request(
     ngx_http_loom_ctx_t *ctx);
+static size_t ngx_http_loom_admin_setting(u_char *buf, ngx_int_t v);
 static ngx_int_t ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
     ngx_http_loom_reply_pt reply, ngx_uint_t script, ngx_str_t *arg1,
     ngx_str_t *arg2);
+
+#define ngx_http_loom_admin_retention(r)                                     \
+    ((ngx_http_loom_retention_t *)                                           \
+         ngx_align_ptr((r)->payload.data + (r)->data_len, NGX_ALIGNMENT))
+
+#define ngx_http_loom_admin_stream(r)                                        \
+    ((u_char *) (ngx_http_loom_admin_retention(r) + 1))
+
 
 static ngx_str_t  ngx_http_loom_null = ngx_string("null");
 static ngx_str_t  ngx_http_loom_empty_object = ngx_string("{}");
@@ -135,7 +147,7 @@ ngx_http_loom_unregister(ngx_http_loom_ctx_t *ctx)
     ngx_str_t                 channel, *control;
     ngx_http_loom_request_t  *r;
 
-    r = ngx_http_loom_request_create(ctx, 0);
+    r = ngx_http_loom_admin_request(ctx, 0);
     if (r == NULL) {
         return;
     }
@@ -574,6 +586,13 @@ ngx_http_loom_update_reply(ngx_http_loom_request_t *r,
         return;
     }
 
+    if (reply->integer < 0) {
+        ngx_str_set(&msg[0], "the storage of a topic cannot change: "
+                             "unregister it and register it again");
+        ngx_http_loom_request_error(r, 400, msg, 1);
+        return;
+    }
+
     /* the control channel tells the other workers */
 
     t = ngx_http_loom_topic_lookup(r->session->worker, &r->name);
@@ -592,8 +611,10 @@ ngx_http_loom_update_reply(ngx_http_loom_request_t *r,
 static ngx_http_loom_request_t *
 ngx_http_loom_schema_request(ngx_http_loom_ctx_t *ctx)
 {
-    ngx_str_t                 msg, *data;
-    ngx_http_loom_request_t  *r;
+    u_char                     errbuf[NGX_HTTP_LOOM_REV_ERRLEN];
+    ngx_str_t                  msg, *data;
+    ngx_http_loom_request_t   *r;
+    ngx_http_loom_retention_t  rt;
 
     data = &ctx->env.data.raw;
 
@@ -603,13 +624,58 @@ ngx_http_loom_schema_request(ngx_http_loom_ctx_t *ctx)
         return NULL;
     }
 
-    r = ngx_http_loom_request_create(ctx, data->len);
+    /* "retention" and "storage" (docs/protocol.md section 15.4) */
+
+    msg.data = errbuf;
+
+    if (ngx_http_loom_rev_retention(&ctx->env.retention, &ctx->env.storage,
+                                    ctx->worker->conf->history_limit, &rt,
+                                    &msg)
+        != NGX_OK)
+    {
+        ngx_http_loom_answer_error(ctx, 400, &msg, 1);
+        return NULL;
+    }
+
+    /* the schema, the retention, room for the stream's key */
+
+    r = ngx_http_loom_admin_request(ctx, data->len);
     if (r == NULL) {
         return NULL;
     }
 
     ngx_memcpy(r->payload.data, data->data, data->len);
     r->payload.len = data->len;
+    *ngx_http_loom_admin_retention(r) = rt;
+
+    return r;
+}
+
+
+/*
+ * A request of this file: payload (of len bytes), then, aligned, the
+ * retention asked for and room for the history stream's key
+ */
+
+static ngx_http_loom_request_t *
+ngx_http_loom_admin_request(ngx_http_loom_ctx_t *ctx, size_t len)
+{
+    ngx_http_loom_request_t  *r;
+
+    r = ngx_http_loom_request_create(ctx, len + NGX_ALIGNMENT
+                                     + sizeof(ngx_http_loom_retention_t)
+                                     + ngx_http_loom_store_prefix(
+                                           ctx->worker->store)->len
+                                     + ctx->env.topic_str.len
+                                     + sizeof("{t:}:h") - 1);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    r->data_len = len;
+    ngx_http_loom_admin_retention(r)->history = NGX_HTTP_LOOM_REV_UNSET;
+    ngx_http_loom_admin_retention(r)->max_age = NGX_HTTP_LOOM_REV_UNSET;
+    ngx_http_loom_admin_retention(r)->memory = 0;
 
     return r;
 }
@@ -622,23 +688,66 @@ ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
     ngx_http_loom_reply_pt reply, ngx_uint_t script, ngx_str_t *arg1,
     ngx_str_t *arg2)
 {
-    size_t       argvlen[5];
-    ngx_str_t   *index;
-    const char  *argv[5];
+    u_char                     *p, *stream, hn[NGX_INT_T_LEN];
+    u_char                      ha[NGX_INT_T_LEN];
+    size_t                      argvlen[9];
+    ngx_str_t                  *index;
+    const char                 *argv[9];
+    ngx_http_loom_retention_t  *rt;
 
     index = ngx_http_loom_store_index(r->session->worker->store);
+
+    /* the keys: the topic's hash, the index, the topic's history stream */
+
+    stream = ngx_http_loom_admin_stream(r);
+    p = ngx_cpymem(stream, r->key.data, r->key.len);
+    p = ngx_cpymem(p, ":h", 2);
 
     argv[0] = (char *) r->key.data;
     argvlen[0] = r->key.len;
     argv[1] = (char *) index->data;
     argvlen[1] = index->len;
-    argv[2] = (char *) r->name.data;
-    argvlen[2] = r->name.len;
-    argv[3] = (char *) arg1->data;
-    argvlen[3] = arg1->len;
-    argv[4] = (char *) arg2->data;
-    argvlen[4] = arg2->len;
+    argv[2] = (char *) stream;
+    argvlen[2] = p - stream;
+    argv[3] = (char *) r->name.data;
+    argvlen[3] = r->name.len;
+    argv[4] = (char *) arg1->data;
+    argvlen[4] = arg1->len;
+    argv[5] = (char *) arg2->data;
+    argvlen[5] = arg2->len;
 
-    return ngx_http_loom_request_send(r, reply, script, 2, 5, argv,
+    if (script == NGX_HTTP_LOOM_SCRIPT_UNREGISTER) {
+        return ngx_http_loom_request_send(r, reply, script, 3, 6, argv,
+                                          argvlen);
+    }
+
+    /* the retention asked for: "" not asked, "-" back to the default */
+
+    rt = ngx_http_loom_admin_retention(r);
+
+    argv[6] = (char *) hn;
+    argvlen[6] = ngx_http_loom_admin_setting(hn, rt->history);
+    argv[7] = (char *) ha;
+    argvlen[7] = ngx_http_loom_admin_setting(ha, rt->max_age);
+    argv[8] = rt->memory == 2 ? "memory" : (rt->memory == 1 ? "redis" : "");
+    argvlen[8] = ngx_strlen(argv[8]);
+
+    return ngx_http_loom_request_send(r, reply, script, 3, 9, argv,
                                       argvlen);
+}
+
+
+static size_t
+ngx_http_loom_admin_setting(u_char *buf, ngx_int_t v)
+{
+    if (v == NGX_HTTP_LOOM_REV_UNSET) {
+        return 0;
+    }
+
+    if (v == NGX_HTTP_LOOM_REV_DEFAULT) {
+        buf[0] = '-';
+        return 1;
+    }
+
+    return ngx_sprintf(buf, "%i", v) - buf;
 }

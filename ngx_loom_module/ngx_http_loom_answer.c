@@ -19,7 +19,8 @@
 
 static ngx_http_loom_frame_t *ngx_http_loom_frame(ngx_http_loom_worker_t *w,
     ngx_str_t *id, ngx_str_t *action, ngx_uint_t code, ngx_str_t *msg,
-    ngx_uint_t n, ngx_str_t *data, ngx_str_t *cursor);
+    ngx_uint_t n, ngx_str_t *data, ngx_str_t *cursor,
+    ngx_str_t *extra);
 
 
 /* requests */
@@ -211,7 +212,7 @@ ngx_http_loom_answer_error(ngx_http_loom_ctx_t *ctx, ngx_uint_t code,
                                   ngx_http_loom_frame(ctx->worker, &ctx->id,
                                                       &ctx->action_quoted,
                                                       code, msg, n, NULL,
-                                                      NULL));
+                                                      NULL, NULL));
 }
 
 
@@ -231,7 +232,18 @@ ngx_http_loom_response(ngx_http_loom_request_t *r, ngx_uint_t code,
     ngx_str_t *msg, ngx_uint_t n, ngx_str_t *data)
 {
     return ngx_http_loom_frame(r->session->worker, &r->id, r->action_name,
-                               code, msg, n, data, NULL);
+                               code, msg, n, data, NULL, NULL);
+}
+
+
+/* members of revisions after data: extra is ",\"rev\":..." as written */
+
+ngx_http_loom_frame_t *
+ngx_http_loom_response_extra(ngx_http_loom_request_t *r, ngx_uint_t code,
+    ngx_str_t *data, ngx_str_t *extra)
+{
+    return ngx_http_loom_frame(r->session->worker, &r->id, r->action_name,
+                               code, NULL, 0, data, NULL, extra);
 }
 
 
@@ -241,7 +253,7 @@ ngx_http_loom_response_more(ngx_http_loom_request_t *r, ngx_str_t *data,
 {
     return ngx_http_loom_frame(r->session->worker, &r->id, r->action_name,
                                200, NULL, 0, data,
-                               cursor->len ? cursor : NULL);
+                               cursor->len ? cursor : NULL, NULL);
 }
 
 
@@ -254,7 +266,7 @@ ngx_http_loom_response_more(ngx_http_loom_request_t *r, ngx_str_t *data,
 static ngx_http_loom_frame_t *
 ngx_http_loom_frame(ngx_http_loom_worker_t *w, ngx_str_t *id,
     ngx_str_t *action, ngx_uint_t code, ngx_str_t *msg, ngx_uint_t n,
-    ngx_str_t *data, ngx_str_t *cursor)
+    ngx_str_t *data, ngx_str_t *cursor, ngx_str_t *extra)
 {
     u_char                 *p;
     size_t                  len;
@@ -278,6 +290,10 @@ ngx_http_loom_frame(ngx_http_loom_worker_t *w, ngx_str_t *id,
 
     if (cursor) {
         len += sizeof(",\"cursor\":\"\"") - 1 + cursor->len;
+    }
+
+    if (extra) {
+        len += extra->len;
     }
 
     f = ngx_http_loom_frame_alloc(NGX_HTTP_LOOM_WS_TEXT, len, &p);
@@ -310,6 +326,10 @@ ngx_http_loom_frame(ngx_http_loom_worker_t *w, ngx_str_t *id,
         p = ngx_cpymem(p, ",\"cursor\":\"", 11);
         p = ngx_cpymem(p, cursor->data, cursor->len);
         *p++ = '"';
+    }
+
+    if (extra) {
+        p = ngx_cpymem(p, extra->data, extra->len);
     }
 
     p = ngx_cpymem(p, ",\"type\":\"response\"}\n", 20);

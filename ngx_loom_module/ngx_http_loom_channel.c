@@ -29,8 +29,6 @@ typedef struct {
 
 static ngx_http_loom_topic_t *ngx_http_loom_topic_by_channel(
     ngx_http_loom_worker_t *w, ngx_str_t *channel);
-static void ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t,
-    uint64_t seq, u_char *json, size_t len);
 static void ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
     ngx_str_t *registration);
 static void ngx_http_loom_topic_end(ngx_http_loom_topic_t *t,
@@ -66,10 +64,8 @@ void
 ngx_http_loom_topic_message(ngx_http_loom_worker_t *w, ngx_str_t *channel,
     ngx_str_t *payload)
 {
-    u_char                 *p, *last;
-    uint64_t                seq;
-    ngx_str_t               registration;
-    ngx_http_loom_topic_t  *t;
+    ngx_http_loom_topic_t    *t;
+    ngx_http_loom_rev_msg_t   m;
 
     t = ngx_http_loom_topic_by_channel(w, channel);
 
@@ -77,102 +73,31 @@ ngx_http_loom_topic_message(ngx_http_loom_worker_t *w, ngx_str_t *channel,
         return;
     }
 
-    p = payload->data;
-    last = p + payload->len;
+    /*
+     * "<seq> <rev> <ts> <epoch> <delivery>", "E <epoch> <rev> <ts>
+     * <value>" or "U <registration>" (ngx_http_loom_rev.h)
+     */
 
-    /* "U <registration>" */
-
-    if (payload->len >= 2 && p[0] == 'U' && p[1] == ' ') {
-        registration.data = p + 2;
-        registration.len = payload->len - 2;
-
-        ngx_http_loom_topic_unregistered(t, &registration);
-        return;
-    }
-
-    /* "<seq> <delivery>" */
-
-    seq = 0;
-
-    while (p < last && *p >= '0' && *p <= '9') {
-        seq = seq * 10 + (*p++ - '0');
-    }
-
-    if (p == last || *p != ' ' || p == payload->data) {
+    if (ngx_http_loom_rev_parse(payload->data, payload->len, &m) != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, w->log, 0,
                       "loom: ignored a malformed message on \"%V\"",
                       channel);
         return;
     }
 
-    p++;
-
-    ngx_http_loom_topic_deliver(t, seq, p, last - p);
-}
-
-
-static void
-ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t, uint64_t seq,
-    u_char *json, size_t len)
-{
-    u_char                 *p;
-    ngx_uint_t              n;
-    ngx_queue_t            *q, *next, released;
-    ngx_http_loom_sub_t    *sub;
-    ngx_http_loom_frame_t  *f;
-
-    n = 0;
-
-    if (t->nsubscribers) {
-
-        /* framed once, the same frame queued to every local subscriber */
-
-        f = ngx_http_loom_frame_alloc(NGX_HTTP_LOOM_WS_TEXT, len, &p);
-
-        if (f) {
-            ngx_memcpy(p, json, len);
-
-            /* a subscriber over its limit may be closed, not freed */
-
-            for (q = ngx_queue_head(&t->subscribers);
-                 q != ngx_queue_sentinel(&t->subscribers);
-                 q = next)
-            {
-                next = ngx_queue_next(q);
-                sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
-
-                if (ngx_http_loom_out_send(sub->subscriber->out, f)
-                    == NGX_OK)
-                {
-                    n++;
-                }
-            }
-
-            ngx_http_loom_frame_release(f);
-        }
+    if (m.kind == NGX_HTTP_LOOM_REV_UNREGISTERED) {
+        ngx_http_loom_gap_forget(&t->gap);
+        ngx_http_loom_topic_unregistered(t, &m.text);
+        return;
     }
 
-    if (t->worker->stats) {
-        t->worker->stats->deliveries += n;
+    /* in revision order, through the topic's gap repair */
+
+    if (ngx_http_loom_gap_message(&t->gap, &m) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, w->log, 0,
+                      "loom: no memory to hold a message of \"%V\"",
+                      &t->sn.str);
     }
-
-    ngx_queue_init(&released);
-
-    if (seq < t->seq) {
-        /*
-         * The count started again: Redis lost the topic and it was
-         * registered anew.  The deliveries held acks wait for are gone,
-         * and which registration counts now is not known here: the next
-         * publish answered here tells.
-         */
-        ngx_http_loom_topic_release_held(t, (uint64_t) -1, &released);
-        t->seq_registration_len = 0;
-    }
-
-    t->seq = seq;
-
-    ngx_http_loom_topic_release_held(t, t->seq, &released);
-    ngx_http_loom_topic_answer(&released, NULL);
 }
 
 
@@ -263,6 +188,12 @@ ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w, ngx_str_t *channel)
 
     t->channel_state = NGX_HTTP_LOOM_CHANNEL_ON;
 
+    if (t->relink) {
+        /* back after a drop: what was published meanwhile is read back */
+        t->relink = 0;
+        ngx_http_loom_gap_link_back(&t->gap);
+    }
+
     ngx_queue_init(&done);
 
     while (!ngx_queue_empty(&t->waiting)) {
@@ -311,6 +242,10 @@ ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w)
          node = ngx_rbtree_next(&w->topics, node))
     {
         t = (ngx_http_loom_topic_t *) node;
+
+        if (t->channel_state == NGX_HTTP_LOOM_CHANNEL_ON) {
+            t->relink = 1;
+        }
 
         t->channel_state = NGX_HTTP_LOOM_CHANNEL_OFF;
 

@@ -9,6 +9,7 @@
 #include <ngx_sha1.h>
 #include "ngx_http_loom_module.h"
 #include "ngx_http_loom_session.h"
+#include "ngx_http_loom_rev.h"
 #include "ngx_http_loom_upgrade.h"
 #include "ngx_http_loom_shm.h"
 #include "ngx_http_loom_json.h"
@@ -144,6 +145,20 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, s, ngx_http_loom_module);
 
+    /* revisions (docs/protocol.md section 15) when the client asks */
+
+    for (h = ngx_http_loom_handshake_header(r, "Sec-WebSocket-Protocol", 22,
+                                            NULL);
+         h;
+         h = ngx_http_loom_handshake_header(r, "Sec-WebSocket-Protocol", 22,
+                                            h))
+    {
+        if (ngx_http_loom_rev_offered(&h->value)) {
+            s->subscriber.v2 = 1;
+            break;
+        }
+    }
+
     /* counted before the client can see the 101 */
 
     if (w->stats) {
@@ -160,6 +175,15 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
     if (ngx_http_loom_handshake_add_header(r, "Upgrade", 7,
                                            (u_char *) "websocket", 9)
         != NGX_OK)
+    {
+        goto failed;
+    }
+
+    if (s->subscriber.v2
+        && ngx_http_loom_handshake_add_header(r, "Sec-WebSocket-Protocol", 22,
+                                   (u_char *) NGX_HTTP_LOOM_REV_PROTOCOL,
+                                   sizeof(NGX_HTTP_LOOM_REV_PROTOCOL) - 1)
+           != NGX_OK)
     {
         goto failed;
     }

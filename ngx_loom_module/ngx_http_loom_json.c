@@ -22,6 +22,7 @@
 #define NGX_HTTP_LOOM_JSON_M_STRING   0
 #define NGX_HTTP_LOOM_JSON_M_BOOL     1
 #define NGX_HTTP_LOOM_JSON_M_RAW      2
+#define NGX_HTTP_LOOM_JSON_M_EXTRA    3    /* any value, checked later */
 
 
 typedef struct {
@@ -83,6 +84,32 @@ static ngx_http_loom_json_member_t  ngx_http_loom_json_members[] = {
     { ngx_string("senderId"), NGX_HTTP_LOOM_JSON_M_STRING,
       offsetof(ngx_http_loom_json_envelope_t, sender_id),
       offsetof(ngx_http_loom_json_envelope_t, sender_id_str) },
+
+    /* the members of revisions (protocol.md section 15) */
+
+    { ngx_string("snapshot"), NGX_HTTP_LOOM_JSON_M_EXTRA,
+      offsetof(ngx_http_loom_json_envelope_t, snapshot), 0 },
+
+    { ngx_string("since"), NGX_HTTP_LOOM_JSON_M_EXTRA,
+      offsetof(ngx_http_loom_json_envelope_t, since), 0 },
+
+    { ngx_string("retention"), NGX_HTTP_LOOM_JSON_M_EXTRA,
+      offsetof(ngx_http_loom_json_envelope_t, retention), 0 },
+
+    { ngx_string("storage"), NGX_HTTP_LOOM_JSON_M_EXTRA,
+      offsetof(ngx_http_loom_json_envelope_t, storage), 0 },
+
+    { ngx_string("limit"), NGX_HTTP_LOOM_JSON_M_EXTRA,
+      offsetof(ngx_http_loom_json_envelope_t, limit), 0 },
+
+    { ngx_string("reverse"), NGX_HTTP_LOOM_JSON_M_EXTRA,
+      offsetof(ngx_http_loom_json_envelope_t, reverse), 0 },
+
+    { ngx_string("from"), NGX_HTTP_LOOM_JSON_M_EXTRA,
+      offsetof(ngx_http_loom_json_envelope_t, from), 0 },
+
+    { ngx_string("until"), NGX_HTTP_LOOM_JSON_M_EXTRA,
+      offsetof(ngx_http_loom_json_envelope_t, until), 0 },
 
     { ngx_null_string, 0, 0, 0 }
 };
@@ -694,6 +721,16 @@ ngx_http_loom_json_member(ngx_http_loom_json_ctx_t *ctx, u_char *last)
     m = ctx->member;
     v = (ngx_http_loom_json_value_t *) ((u_char *) ctx->env + m->value);
     type = ngx_http_loom_json_type(*ctx->value);
+
+    if (m->kind == NGX_HTTP_LOOM_JSON_M_EXTRA) {
+
+        /* the action that uses it checks it; the last one wins */
+
+        v->type = type;
+        v->raw.len = last - ctx->value;
+        v->raw.data = ctx->value;
+        return;
+    }
 
     if (m->kind == NGX_HTTP_LOOM_JSON_M_RAW) {
 

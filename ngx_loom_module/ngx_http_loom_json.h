@@ -17,6 +17,9 @@
  *     {"id":..., "action":..., "topic":..., "data":..., "requireAck":...,
  *      "senderId":...}
  *
+ * and the members of revisions ("snapshot", "since", "retention",
+ * "storage", "limit", "reverse", "from", "until"), kept as raw values.
+ *
  * It checks the whole text against RFC 8259, finds the envelope members
  * (key match is ASCII case-insensitive, the last duplicate wins, unknown
  * members are skipped), decodes the string members and keeps the raw bytes
@@ -56,6 +59,19 @@ typedef struct {
     ngx_http_loom_json_value_t  data;
     ngx_http_loom_json_value_t  require_ack;
     ngx_http_loom_json_value_t  sender_id;
+
+    /*
+     * the members of revisions, kept as sent (any type, null included)
+     * for the action that uses them to check
+     */
+    ngx_http_loom_json_value_t  snapshot;
+    ngx_http_loom_json_value_t  since;
+    ngx_http_loom_json_value_t  retention;
+    ngx_http_loom_json_value_t  storage;
+    ngx_http_loom_json_value_t  limit;
+    ngx_http_loom_json_value_t  reverse;
+    ngx_http_loom_json_value_t  from;
+    ngx_http_loom_json_value_t  until;
 
     /*
      * decoded string members (escapes resolved, UTF-8); empty when the

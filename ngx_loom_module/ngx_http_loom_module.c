@@ -177,6 +177,34 @@ static ngx_command_t  ngx_http_loom_commands[] = {
       offsetof(ngx_http_loom_main_conf_t, topic_cache),
       NULL },
 
+    { ngx_string("loom_history"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, history),
+      NULL },
+
+    { ngx_string("loom_history_max_age"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, history_max_age),
+      NULL },
+
+    { ngx_string("loom_history_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, history_limit),
+      NULL },
+
+    { ngx_string("loom_history_page"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, history_page),
+      &ngx_http_loom_positive_bounds },
+
     { ngx_string("loom_api_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_loom_api_key,
@@ -337,6 +365,10 @@ ngx_http_loom_create_main_conf(ngx_conf_t *cf)
     lmcf->redis_wait_timeout = NGX_CONF_UNSET_MSEC;
     lmcf->zone_size = NGX_CONF_UNSET_SIZE;
     lmcf->topic_cache = NGX_CONF_UNSET_UINT;
+    lmcf->history = NGX_CONF_UNSET_UINT;
+    lmcf->history_max_age = NGX_CONF_UNSET;
+    lmcf->history_limit = NGX_CONF_UNSET_UINT;
+    lmcf->history_page = NGX_CONF_UNSET_UINT;
 
     return lmcf;
 }
@@ -378,6 +410,18 @@ ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(lmcf->redis_wait_timeout, 1000);
     ngx_conf_init_size_value(lmcf->zone_size, 16 * 1024 * 1024);
     ngx_conf_init_uint_value(lmcf->topic_cache, 4096);
+    ngx_conf_init_uint_value(lmcf->history, 1000);
+    ngx_conf_init_value(lmcf->history_max_age, 0);
+    ngx_conf_init_uint_value(lmcf->history_limit, 1000000);
+    ngx_conf_init_uint_value(lmcf->history_page, 1000);
+
+    if (lmcf->history > lmcf->history_limit) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"loom_history\" %ui is above "
+                           "\"loom_history_limit\" %ui",
+                           lmcf->history, lmcf->history_limit);
+        return NGX_CONF_ERROR;
+    }
 
     /* the counters of every possible worker slot, and room for entries */
 

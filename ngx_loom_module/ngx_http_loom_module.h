@@ -50,6 +50,12 @@ typedef struct {
 
     ngx_uint_t                  topic_cache;
 
+    /* revisions: retention defaults and history limits */
+    ngx_uint_t                  history;
+    time_t                      history_max_age;
+    ngx_uint_t                  history_limit;
+    ngx_uint_t                  history_page;
+
     ngx_flag_t                  used;             /* some location has loom */
     ngx_http_loom_worker_t     *worker;           /* this process's state */
 } ngx_http_loom_main_conf_t;

@@ -76,6 +76,11 @@ static ngx_http_loom_action_t  ngx_http_loom_actions[] = {
       { NGX_HTTP_LOOM_CHECK_DATA, NGX_HTTP_LOOM_CHECK_TOPIC },
       ngx_http_loom_update },
 
+    /* revisions (docs/protocol.md section 15.7) */
+    { ngx_string("history"), ngx_string("\"history\""),
+      { NGX_HTTP_LOOM_CHECK_TOPIC, 0 },
+      ngx_http_loom_history },
+
     /* ngx_http_loom_access.c */
     { ngx_string("refreshToken"), ngx_string("\"refreshToken\""),
       { 0, 0 },

@@ -38,6 +38,7 @@
 #define NGX_HTTP_LOOM_UNREGISTER       7
 #define NGX_HTTP_LOOM_LIST             8
 #define NGX_HTTP_LOOM_UPDATE           9
+#define NGX_HTTP_LOOM_HISTORY          10
 
 /* ngx_http_loom_request_send() of a plain command, not a script */
 #define NGX_HTTP_LOOM_COMMAND          NGX_HTTP_LOOM_SCRIPTS
@@ -80,7 +81,14 @@ void ngx_http_loom_protocol_session_closed(ngx_http_loom_session_t *s);
 void ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_unsubscribe(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx);
+
+/* ngx_http_loom_get.c */
 void ngx_http_loom_get(ngx_http_loom_ctx_t *ctx);
+/* a publish of r's topic before r is still under way */
+ngx_uint_t ngx_http_loom_behind_publish(ngx_http_loom_request_t *r);
+
+/* ngx_http_loom_history.c */
+void ngx_http_loom_history(ngx_http_loom_ctx_t *ctx);
 
 /* ngx_http_loom_admin.c */
 void ngx_http_loom_register(ngx_http_loom_ctx_t *ctx);
@@ -120,6 +128,10 @@ ngx_http_loom_frame_t *ngx_http_loom_ack(ngx_http_loom_request_t *r,
     ngx_str_t *data);
 ngx_http_loom_frame_t *ngx_http_loom_response(ngx_http_loom_request_t *r,
     ngx_uint_t code, ngx_str_t *msg, ngx_uint_t n, ngx_str_t *data);
+/* members of revisions after data (or where data would be) */
+ngx_http_loom_frame_t *ngx_http_loom_response_extra(
+    ngx_http_loom_request_t *r, ngx_uint_t code, ngx_str_t *data,
+    ngx_str_t *extra);
 /* 200 with data, and the cursor of the next page unless it is empty */
 ngx_http_loom_frame_t *ngx_http_loom_response_more(
     ngx_http_loom_request_t *r, ngx_str_t *data, ngx_str_t *cursor);

@@ -10,6 +10,7 @@
 #include "ngx_http_loom_schema.h"
 #include "ngx_http_loom_shm.h"
 #include "ngx_http_loom_topic.h"
+#include "ngx_http_loom_resume.h"
 
 
 /*
@@ -20,6 +21,9 @@
 
 
 #define NGX_HTTP_LOOM_PUBLISH_TRIES    3
+
+/* history entries one publish trims at most (lua/append.lua) */
+#define NGX_HTTP_LOOM_PUBLISH_TRIM     "64"
 
 #define ngx_http_loom_waiter_request(wt)                                     \
     ((ngx_http_loom_request_t *)                                             \
@@ -39,30 +43,44 @@ static ngx_int_t ngx_http_loom_publish_send(ngx_http_loom_request_t *r,
     ngx_str_t *tag);
 static void ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
+static ngx_http_loom_frame_t *ngx_http_loom_publish_ack(
+    ngx_http_loom_request_t *r, long long rev);
 static void ngx_http_loom_publish_released(ngx_http_loom_waiter_t *wt,
     ngx_int_t rc);
 static void ngx_http_loom_publish_acked(ngx_http_loom_request_t *r);
-static ngx_uint_t ngx_http_loom_get_behind_publish(ngx_http_loom_request_t *r);
-static void ngx_http_loom_get_run(ngx_http_loom_request_t *r);
-static void ngx_http_loom_get_reply(ngx_http_loom_request_t *r,
-    redisReply *reply);
-
-static ngx_str_t  ngx_http_loom_null = ngx_string("null");
-
 
 /* subscribe */
 
 void
 ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx)
 {
+    ngx_http_loom_resume_t    rs;
     ngx_http_loom_request_t  *r;
 
-    /* room for the registration the subscription is made to */
+    /* "snapshot" and "since" (ngx_http_loom_resume.c) */
 
-    r = ngx_http_loom_request_create(ctx, NGX_HTTP_LOOM_ID_LEN);
+    if (ngx_http_loom_resume_check(ctx, &rs) != NGX_OK) {
+        return;
+    }
+
+    /*
+     * room for the registration the subscription is made to, and for
+     * what a snapshot or a resume keeps
+     */
+
+    r = ngx_http_loom_request_create(ctx, NGX_HTTP_LOOM_ID_LEN
+                                     + NGX_ALIGNMENT
+                                     + ngx_http_loom_resume_size(
+                                           ngx_http_loom_store_prefix(
+                                               ctx->worker->store)->len
+                                           + ctx->env.topic_str.len
+                                           + sizeof("{t:}") - 1));
     if (r == NULL) {
         return;
     }
+
+    ngx_memcpy(ngx_http_loom_resume_of(r), &rs,
+               sizeof(ngx_http_loom_resume_t));
 
     /*
      * Redis is asked even when the channel is live here: the news that
@@ -76,7 +94,7 @@ ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx)
     ngx_http_loom_request_barrier(r);
 
     (void) ngx_http_loom_hash_command(r, ngx_http_loom_subscribe_reply,
-                                      "HGET", "tag", NULL);
+                                      "HMGET", "tag", "st");
 }
 
 
@@ -86,8 +104,22 @@ ngx_http_loom_subscribe_reply(ngx_http_loom_request_t *r,
 {
     u_char                   *p, *last, *colon;
     ngx_str_t                 msg[2];
+    redisReply               *tag, *st;
 
-    if (reply && reply->type == REDIS_REPLY_NIL) {
+    /* {tag, storage} */
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2)
+    {
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_fail(r, reply);
+        return;
+    }
+
+    tag = reply->element[0];
+    st = reply->element[1];
+
+    if (tag->type == REDIS_REPLY_NIL) {
         ngx_str_set(&msg[0], "topic doesn't exist for ");
         msg[1] = r->name;
         ngx_http_loom_request_unbarrier(r);
@@ -95,16 +127,22 @@ ngx_http_loom_subscribe_reply(ngx_http_loom_request_t *r,
         return;
     }
 
-    if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
+    if (tag->type != REDIS_REPLY_STRING) {
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_fail(r, reply);
         return;
     }
 
+    /* a memory topic's drops cannot be repaired, only told */
+
+    ngx_http_loom_resume_of(r)->memory =
+        (st->type == REDIS_REPLY_STRING && st->len == 6
+         && ngx_strncmp(st->str, "memory", 6) == 0);
+
     /* the tag is "<registration>:<schema version>" */
 
-    p = (u_char *) reply->str;
-    last = p + reply->len;
+    p = (u_char *) tag->str;
+    last = p + tag->len;
     colon = ngx_strlchr(p, last, ':');
 
     r->payload.len = ngx_min((size_t) ((colon ? colon : last) - p),
@@ -123,6 +161,7 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
     ngx_str_t                 msg[3];
     ngx_http_loom_sub_t      *sub;
     ngx_http_loom_topic_t    *t;
+    ngx_http_loom_resume_t   *rs;
     ngx_http_loom_session_t  *s;
 
     s = r->session;
@@ -137,10 +176,22 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
 
     sub = ngx_http_loom_topic_find(&s->subscriber, t);
 
+    rs = ngx_http_loom_resume_of(r);
+
+    t->gap.memory = rs->memory;
+
     if (sub) {
         /* subscribing twice is fine: one delivery per message still */
         ngx_http_loom_topic_registration(sub, &r->payload);
         ngx_http_loom_topic_check(t);
+
+        if (rs->snapshot || rs->resume) {
+            /* a re-sync: buffering again until the new position */
+            ngx_http_loom_fanout_buffer(sub);
+            ngx_http_loom_resume_start(r, rs, sub);
+            return;
+        }
+
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_finish(r, ngx_http_loom_ack(r, NULL));
         return;
@@ -167,6 +218,22 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
 
     if (rc != NGX_AGAIN) {
         r->state = NGX_HTTP_LOOM_REQ_REDIS;
+    }
+
+    if ((rc == NGX_OK || rc == NGX_AGAIN) && (rs->snapshot || rs->resume)) {
+
+        /* buffering from the moment it joins: nothing can come between */
+
+        sub = ngx_http_loom_topic_find(&s->subscriber, t);
+
+        if (sub) {
+            ngx_http_loom_fanout_buffer(sub);
+
+            if (rc == NGX_OK) {
+                ngx_http_loom_resume_start(r, rs, sub);
+                return;
+            }
+        }
     }
 
     switch (rc) {
@@ -202,6 +269,7 @@ ngx_http_loom_subscribe_done(ngx_http_loom_waiter_t *wt, ngx_int_t rc)
     ngx_str_t                 msg;
     ngx_http_loom_sub_t      *sub;
     ngx_http_loom_topic_t    *t;
+    ngx_http_loom_resume_t   *rs;
     ngx_http_loom_request_t  *r;
     ngx_http_loom_session_t  *s;
 
@@ -210,14 +278,21 @@ ngx_http_loom_subscribe_done(ngx_http_loom_waiter_t *wt, ngx_int_t rc)
 
     r->state = NGX_HTTP_LOOM_REQ_REDIS;
 
+    t = ngx_http_loom_topic_lookup(s->worker, &r->name);
+    sub = t ? ngx_http_loom_topic_find(&s->subscriber, t) : NULL;
+
     if (rc == NGX_OK) {
+        rs = ngx_http_loom_resume_of(r);
+
+        if (sub && (rs->snapshot || rs->resume)) {
+            ngx_http_loom_resume_start(r, rs, sub);
+            return;
+        }
+
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_finish(r, ngx_http_loom_ack(r, NULL));
         return;
     }
-
-    t = ngx_http_loom_topic_lookup(s->worker, &r->name);
-    sub = t ? ngx_http_loom_topic_find(&s->subscriber, t) : NULL;
 
     if (sub) {
         ngx_http_loom_topic_unsubscribe(sub);
@@ -379,9 +454,16 @@ ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx)
           + ctx->id.len + action->len + topic->len + data->len
           + s->sender.len;
 
-    /* and room for the registration of the tag it is sent with */
+    /*
+     * and room for the registration of the tag it is sent with, and for
+     * the history stream's key P{t:<name>}:h
+     */
 
-    r = ngx_http_loom_request_create(ctx, len + NGX_HTTP_LOOM_ID_LEN);
+    r = ngx_http_loom_request_create(ctx, len + NGX_HTTP_LOOM_ID_LEN
+                                     + ngx_http_loom_store_prefix(
+                                           ctx->worker->store)->len
+                                     + ctx->env.topic_str.len
+                                     + sizeof("{t:}:h") - 1);
     if (r == NULL) {
         json_decref(json);
         return;
@@ -389,6 +471,10 @@ ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx)
 
     r->data = json;
     r->registration.data = r->payload.data + len;
+
+    p = ngx_cpymem(r->registration.data + NGX_HTTP_LOOM_ID_LEN,
+                   r->key.data, r->key.len);
+    ngx_memcpy(p, ":h", 2);
 
     p = r->payload.data;
     p = ngx_cpymem(p, "{\"id\":", 6);
@@ -435,12 +521,15 @@ ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx)
 static ngx_int_t
 ngx_http_loom_publish_send(ngx_http_loom_request_t *r, ngx_str_t *tag)
 {
-    u_char       offset[NGX_INT_T_LEN], length[NGX_INT_T_LEN];
-    size_t       argvlen[7];
-    ngx_str_t   *key, reg;
-    const char  *argv[7];
+    u_char                     offset[NGX_INT_T_LEN], length[NGX_INT_T_LEN];
+    u_char                     hn[NGX_INT_T_LEN], ha[NGX_INT_T_LEN];
+    size_t                     argvlen[11];
+    ngx_str_t                 *key, reg;
+    const char                *argv[11];
+    ngx_http_loom_main_conf_t  *lmcf;
 
     key = &r->key;
+    lmcf = r->session->worker->conf;
 
     if (tag) {
         ngx_http_loom_topic_tag_registration(tag, &reg);
@@ -451,29 +540,42 @@ ngx_http_loom_publish_send(ngx_http_loom_request_t *r, ngx_str_t *tag)
         r->registration.len = 0;
     }
 
+    /* the keys: the topic's hash and its history stream */
+
     argv[0] = (char *) key->data;
     argvlen[0] = key->len;
-    argv[1] = tag ? (char *) tag->data : "";
-    argvlen[1] = tag ? tag->len : 0;
-    argv[2] = (r->action == NGX_HTTP_LOOM_PUBLISH) ? "1" : "0";
-    argvlen[2] = 1;
-    argv[3] = (char *) r->payload.data;
-    argvlen[3] = r->payload.len;
-    argv[4] = (char *) offset;
-    argvlen[4] = ngx_sprintf(offset, "%uz", r->data_offset + 1) - offset;
-    argv[5] = (char *) length;
-    argvlen[5] = ngx_sprintf(length, "%uz", r->data_len) - length;
+    argv[1] = (char *) r->registration.data + NGX_HTTP_LOOM_ID_LEN;
+    argvlen[1] = key->len + 2;
+
+    argv[2] = tag ? (char *) tag->data : "";
+    argvlen[2] = tag ? tag->len : 0;
+    argv[3] = (r->action == NGX_HTTP_LOOM_PUBLISH) ? "1" : "0";
+    argvlen[3] = 1;
+    argv[4] = (char *) r->payload.data;
+    argvlen[4] = r->payload.len;
+    argv[5] = (char *) offset;
+    argvlen[5] = ngx_sprintf(offset, "%uz", r->data_offset + 1) - offset;
+    argv[6] = (char *) length;
+    argvlen[6] = ngx_sprintf(length, "%uz", r->data_len) - length;
 
     /* the channel is the key with ":msg" */
-    argv[6] = (char *) key->data;
-    argvlen[6] = key->len + 4;
+    argv[7] = (char *) key->data;
+    argvlen[7] = key->len + 4;
+
+    /* the retention for a topic without its own, and the trimming bound */
+    argv[8] = (char *) hn;
+    argvlen[8] = ngx_sprintf(hn, "%ui", lmcf->history) - hn;
+    argv[9] = (char *) ha;
+    argvlen[9] = ngx_sprintf(ha, "%T", lmcf->history_max_age) - ha;
+    argv[10] = NGX_HTTP_LOOM_PUBLISH_TRIM;
+    argvlen[10] = sizeof(NGX_HTTP_LOOM_PUBLISH_TRIM) - 1;
 
     /* sendWithoutSave keeps nothing: no loom_redis_wait for it */
     r->call.ephemeral = (r->action == NGX_HTTP_LOOM_SEND);
 
     return ngx_http_loom_request_send(r, ngx_http_loom_publish_reply,
-                                      NGX_HTTP_LOOM_SCRIPT_PUBLISH, 1,
-                                      7, argv, argvlen);
+                                      NGX_HTTP_LOOM_SCRIPT_APPEND, 2,
+                                      11, argv, argvlen);
 }
 
 
@@ -493,9 +595,11 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
 
     w = s->worker;
 
-    if (reply && reply->type == REDIS_REPLY_INTEGER) {
-
-        /* stored (for publish) and on its way to every subscriber */
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3
+        && reply->element[0]->type == REDIS_REPLY_INTEGER
+        && reply->element[1]->type == REDIS_REPLY_INTEGER)
+    {
+        /* {seq, rev, ts}: stored (for publish), on its way to everyone */
 
         if (w->stats) {
             if (r->action == NGX_HTTP_LOOM_PUBLISH) {
@@ -506,7 +610,7 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
             }
         }
 
-        ack = ngx_http_loom_ack(r, NULL);
+        ack = ngx_http_loom_publish_ack(r, reply->element[1]->integer);
         r->response = ack;
 
         /* a retry is through: what came after it may go */
@@ -523,7 +627,8 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
         r->waiter.handler = ngx_http_loom_publish_released;
 
         if (t && ngx_http_loom_topic_hold(t, &s->subscriber, &r->waiter,
-                                          (uint64_t) reply->integer,
+                                          (uint64_t)
+                                              reply->element[0]->integer,
                                           &r->registration))
         {
             ngx_http_loom_requests_run(r->requests);
@@ -632,6 +737,29 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
 }
 
 
+/* the ack; on a v2 connection with the revision the publish got */
+
+static ngx_http_loom_frame_t *
+ngx_http_loom_publish_ack(ngx_http_loom_request_t *r, long long rev)
+{
+    u_char     buf[sizeof(",\"rev\":") - 1 + NGX_INT64_LEN];
+    ngx_str_t  extra;
+
+    if (!r->require_ack) {
+        return NULL;
+    }
+
+    if (!r->session->subscriber.v2 || rev <= 0) {
+        return ngx_http_loom_ack(r, NULL);
+    }
+
+    extra.data = buf;
+    extra.len = ngx_sprintf(buf, ",\"rev\":%L", (int64_t) rev) - buf;
+
+    return ngx_http_loom_response_extra(r, 200, NULL, &extra);
+}
+
+
 static void
 ngx_http_loom_publish_released(ngx_http_loom_waiter_t *wt, ngx_int_t rc)
 {
@@ -660,116 +788,4 @@ ngx_http_loom_publish_acked(ngx_http_loom_request_t *r)
                                   (ngx_msec_int_t) (ngx_http_loom_usec()
                                                     - r->start));
     }
-}
-
-
-/* get */
-
-void
-ngx_http_loom_get(ngx_http_loom_ctx_t *ctx)
-{
-    ngx_http_loom_request_t  *r;
-
-    r = ngx_http_loom_request_create(ctx, 0);
-    if (r == NULL) {
-        return;
-    }
-
-    /*
-     * A publish of this topic sent just before may still be retried (its
-     * cached schema tag may be stale): the get waits until the requests
-     * before it are through, so that it sees that publish's value.
-     */
-
-    if (ngx_http_loom_get_behind_publish(r)
-        && ngx_http_loom_request_park(r, ngx_http_loom_get_run) == NGX_OK)
-    {
-        return;
-    }
-
-    ngx_http_loom_get_run(r);
-}
-
-
-static ngx_uint_t
-ngx_http_loom_get_behind_publish(ngx_http_loom_request_t *r)
-{
-    ngx_queue_t              *q;
-    ngx_http_loom_request_t  *prev;
-
-    for (q = ngx_queue_head(&r->requests->queue);
-         q != &r->queue;
-         q = ngx_queue_next(q))
-    {
-        prev = ngx_queue_data(q, ngx_http_loom_request_t, queue);
-
-        if (prev->state == NGX_HTTP_LOOM_REQ_REDIS
-            && prev->action == NGX_HTTP_LOOM_PUBLISH
-            && prev->name.len == r->name.len
-            && ngx_memcmp(prev->name.data, r->name.data, r->name.len) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-static void
-ngx_http_loom_get_run(ngx_http_loom_request_t *r)
-{
-    ngx_http_loom_request_unbarrier(r);
-
-    (void) ngx_http_loom_hash_command(r, ngx_http_loom_get_reply,
-                                      "HMGET", "sv", "value");
-}
-
-
-static void
-ngx_http_loom_get_reply(ngx_http_loom_request_t *r,
-    redisReply *reply)
-{
-    ngx_str_t                 msg[2], data;
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2)
-    {
-        ngx_str_set(&msg[0], "couldn't get value for topic with error: ");
-
-        if (reply == NULL) {
-            ngx_str_set(&msg[1], "connection to redis lost");
-
-        } else if (reply->type == REDIS_REPLY_ERROR) {
-            msg[1].data = (u_char *) reply->str;
-            msg[1].len = reply->len;
-
-        } else {
-            ngx_str_set(&msg[1], "unexpected reply from redis");
-        }
-
-        ngx_http_loom_request_error(r, 500, msg, 2);
-        return;
-    }
-
-    if (reply->element[0]->type != REDIS_REPLY_STRING) {
-        ngx_str_set(&msg[0], "couldn't get value for topic. "
-                             "topic doesn't exist. topic: ");
-        msg[1] = r->name;
-        ngx_http_loom_request_error(r, 500, msg, 2);
-        return;
-    }
-
-    if (reply->element[1]->type == REDIS_REPLY_STRING) {
-        data.data = (u_char *) reply->element[1]->str;
-        data.len = reply->element[1]->len;
-
-    } else {
-        data = ngx_http_loom_null;
-    }
-
-    /* get answers whether or not requireAck is set */
-
-    ngx_http_loom_request_finish(r, ngx_http_loom_response(r, 200, NULL, 0,
-                                                           &data));
 }

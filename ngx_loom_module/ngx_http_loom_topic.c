@@ -19,6 +19,17 @@
 
 
 static void ngx_http_loom_topic_free(ngx_http_loom_topic_t *t);
+static void ngx_http_loom_topic_gap_init(ngx_http_loom_topic_t *t);
+static void ngx_http_loom_topic_gap_deliver(ngx_http_loom_gap_t *g,
+    ngx_http_loom_gap_item_t *item);
+static void ngx_http_loom_topic_gap_resync(ngx_http_loom_gap_t *g,
+    ngx_str_t *reason, ngx_str_t *value, uint64_t rev, uint64_t ts);
+static void ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t,
+    ngx_http_loom_gap_item_t *item);
+
+
+/* what a topic holds while it repairs a gap, at most (bytes) */
+#define NGX_HTTP_LOOM_TOPIC_MAX_HELD  (16 * 1024 * 1024)
 
 
 void
@@ -73,10 +84,13 @@ ngx_http_loom_topic_get(ngx_http_loom_worker_t *w, ngx_str_t *name)
 
     prefix = ngx_http_loom_store_prefix(w->store);
 
-    /* name, then the channel P{t:<name>}:msg, whose start is the key */
+    /*
+     * name, then the channel P{t:<name>}:msg, whose start is the key,
+     * then the history stream P{t:<name>}:h
+     */
 
     len = sizeof(ngx_http_loom_topic_t) + name->len
-          + prefix->len + sizeof("{t:}:msg") - 1 + name->len;
+          + 2 * (prefix->len + name->len) + sizeof("{t:}:msg{t:}:h") - 1;
 
     t = ngx_alloc(len, w->log);
     if (t == NULL) {
@@ -103,6 +117,13 @@ ngx_http_loom_topic_get(ngx_http_loom_worker_t *w, ngx_str_t *name)
     t->key.data = t->channel.data;
     t->key.len = t->channel.len - 4;
 
+    t->stream.data = p;
+    p = ngx_cpymem(p, t->key.data, t->key.len);
+    p = ngx_cpymem(p, ":h", 2);
+    t->stream.len = p - t->stream.data;
+
+    ngx_http_loom_topic_gap_init(t);
+
     ngx_queue_init(&t->subscribers);
     ngx_queue_init(&t->waiting);
     ngx_queue_init(&t->held);
@@ -113,6 +134,102 @@ ngx_http_loom_topic_get(ngx_http_loom_worker_t *w, ngx_str_t *name)
     ngx_rbtree_insert(&w->topics, &t->sn.node);
 
     return t;
+}
+
+
+/* the topic's revisions, in order (ngx_http_loom_gap.c), to its subscribers */
+
+static void
+ngx_http_loom_topic_gap_init(ngx_http_loom_topic_t *t)
+{
+    ngx_http_loom_gap_t        *g;
+    ngx_http_loom_main_conf_t  *lmcf;
+
+    g = &t->gap;
+    lmcf = t->worker->conf;
+
+    g->store = t->worker->store;
+    g->log = t->worker->log;
+    g->key = t->key;
+    g->stream = t->stream;
+    g->channel = t->channel;
+    g->page = lmcf->history_page;
+    g->history = lmcf->history;
+    g->max_age = (ngx_uint_t) lmcf->history_max_age;
+    g->max_held = NGX_HTTP_LOOM_TOPIC_MAX_HELD;
+    g->deliver = ngx_http_loom_topic_gap_deliver;
+    g->resync = ngx_http_loom_topic_gap_resync;
+    g->data = t;
+    g->memory = 0;
+
+    ngx_http_loom_gap_init(g);
+}
+
+
+static void
+ngx_http_loom_topic_gap_deliver(ngx_http_loom_gap_t *g,
+    ngx_http_loom_gap_item_t *item)
+{
+    ngx_http_loom_topic_deliver(g->data, item);
+}
+
+
+static void
+ngx_http_loom_topic_gap_resync(ngx_http_loom_gap_t *g, ngx_str_t *reason,
+    ngx_str_t *value, uint64_t rev, uint64_t ts)
+{
+    ngx_str_t  epoch;
+
+    epoch.data = g->epoch;
+    epoch.len = g->epoch_len;
+
+    ngx_http_loom_fanout_resync(g->data, NULL, reason, value, rev, ts,
+                                &epoch);
+}
+
+
+static void
+ngx_http_loom_topic_deliver(ngx_http_loom_topic_t *t,
+    ngx_http_loom_gap_item_t *item)
+{
+    uint64_t      seq;
+    ngx_uint_t    n;
+    ngx_queue_t   released;
+
+    /* framed once per kind, the same frame queued to each subscriber */
+
+    n = (t->nsubscribers && !item->dup)
+        ? ngx_http_loom_fanout_deliver(t, item) : 0;
+
+    if (t->worker->stats) {
+        t->worker->stats->deliveries += n;
+    }
+
+    /* a revision read from history has no seq: no ack waits for it */
+
+    seq = item->seq;
+
+    if (seq == 0) {
+        return;
+    }
+
+    ngx_queue_init(&released);
+
+    if (seq < t->seq) {
+        /*
+         * The count started again: Redis lost the topic and it was
+         * registered anew.  The deliveries held acks wait for are gone,
+         * and which registration counts now is not known here: the next
+         * publish answered here tells.
+         */
+        ngx_http_loom_topic_release_held(t, (uint64_t) -1, &released);
+        t->seq_registration_len = 0;
+    }
+
+    t->seq = seq;
+
+    ngx_http_loom_topic_release_held(t, t->seq, &released);
+    ngx_http_loom_topic_answer(&released, NULL);
 }
 
 
@@ -139,7 +256,8 @@ ngx_http_loom_topic_keep(ngx_http_loom_topic_t *t, ngx_uint_t evict)
     if (t->nsubscribers
         || !ngx_queue_empty(&t->waiting)
         || !ngx_queue_empty(&t->held)
-        || t->channel_state != NGX_HTTP_LOOM_CHANNEL_OFF)
+        || t->channel_state != NGX_HTTP_LOOM_CHANNEL_OFF
+        || !ngx_http_loom_gap_idle(&t->gap))
     {
         if (t->idle_linked) {
             ngx_queue_remove(&t->idle);
@@ -199,6 +317,7 @@ ngx_http_loom_topic_free(ngx_http_loom_topic_t *t)
     }
 
     ngx_http_loom_topic_drop_schema(t);
+    ngx_http_loom_gap_free(&t->gap);
 
     ngx_rbtree_delete(&w->topics, &t->sn.node);
 
@@ -214,6 +333,7 @@ ngx_http_loom_subscriber_init(ngx_http_loom_subscriber_t *sr,
     sr->nsubscriptions = 0;
     sr->out = out;
     sr->log = log;
+    sr->v2 = 0;
 }
 
 
@@ -285,6 +405,10 @@ ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
 
     sub->topic = t;
     sub->subscriber = sr;
+    sub->after = 0;
+    sub->buffered = 0;
+    sub->replay = NULL;
+    sub->buffering = 0;
     ngx_http_loom_topic_registration(sub, registration);
 
     ngx_queue_insert_tail(&t->subscribers, &sub->topic_link);
@@ -382,6 +506,12 @@ ngx_http_loom_topic_remove(ngx_http_loom_sub_t *sub)
     t->nsubscribers--;
     sr->nsubscriptions--;
 
+    if (sub->replay) {
+        sub->replay->sub = NULL;
+    }
+
+    ngx_http_loom_fanout_unbuffer(sub);
+
     ngx_http_loom_shm_subscribers(t->worker->shm, &t->sn.str, -1, sr->log);
 
     ngx_free(sub);
@@ -396,6 +526,9 @@ ngx_http_loom_topic_unused(ngx_http_loom_topic_t *t, ngx_queue_t *released)
     if (t->nsubscribers) {
         return;
     }
+
+    /* nobody here follows the revisions any more */
+    ngx_http_loom_gap_forget(&t->gap);
 
     if (t->channel_state == NGX_HTTP_LOOM_CHANNEL_ON) {
         ngx_http_loom_store_unsubscribe(t->worker->store, &t->channel);

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include "ngx_http_loom_module.h"
 #include "ngx_http_loom_output.h"
+#include "ngx_http_loom_gap.h"
 
 
 /*
@@ -54,6 +55,7 @@ typedef struct {
     ngx_uint_t                  nsubscriptions;
     ngx_http_loom_out_t        *out;
     ngx_log_t                  *log;
+    unsigned                    v2:1;             /* dataloom.v2 */
 } ngx_http_loom_subscriber_t;
 
 
@@ -62,6 +64,10 @@ struct ngx_http_loom_topic_s {
     ngx_http_loom_worker_t     *worker;
     ngx_str_t                   channel;          /* P{t:<name>}:msg */
     ngx_str_t                   key;              /* P{t:<name>} */
+    ngx_str_t                   stream;           /* P{t:<name>}:h */
+
+    /* the revisions handed on, in order (ngx_http_loom_gap.c) */
+    ngx_http_loom_gap_t         gap;
 
     ngx_queue_t                 subscribers;      /* ngx_http_loom_sub_t */
     ngx_uint_t                  nsubscribers;
@@ -80,10 +86,17 @@ struct ngx_http_loom_topic_s {
 
     ngx_queue_t                 idle;             /* in worker->idle_topics */
     unsigned                    idle_linked:1;
+    unsigned                    relink:1;         /* the link dropped */
 };
 
 
+/* what refers to a subscription from outside: let go when it ends */
 typedef struct {
+    struct ngx_http_loom_sub_s *sub;
+} ngx_http_loom_sub_ref_t;
+
+
+typedef struct ngx_http_loom_sub_s {
     ngx_queue_t                 topic_link;
     ngx_queue_t                 subscriber_link;
     ngx_http_loom_topic_t      *topic;
@@ -92,6 +105,13 @@ typedef struct {
     /* the registration subscribed to: its unregister ends this */
     size_t                      registration_len;
     u_char                      registration[NGX_HTTP_LOOM_ID_LEN];
+
+    /* revisions: none at or below after; kept while buffering */
+    uint64_t                    after;
+    ngx_queue_t                 buffer;
+    size_t                      buffered;
+    ngx_http_loom_sub_ref_t    *replay;           /* a resume's, or NULL */
+    unsigned                    buffering:1;
 } ngx_http_loom_sub_t;
 
 
@@ -156,6 +176,20 @@ void ngx_http_loom_topic_seq_registration(ngx_http_loom_topic_t *t,
 void ngx_http_loom_topic_release_held(ngx_http_loom_topic_t *t,
     uint64_t seq, ngx_queue_t *released);
 void ngx_http_loom_topic_answer(ngx_queue_t *released, ngx_queue_t *failed);
+
+/* ngx_http_loom_fanout.c: revisions to the local subscribers */
+ngx_http_loom_frame_t *ngx_http_loom_fanout_frame(
+    ngx_http_loom_gap_item_t *item, ngx_uint_t v2);
+ngx_uint_t ngx_http_loom_fanout_deliver(ngx_http_loom_topic_t *t,
+    ngx_http_loom_gap_item_t *item);
+void ngx_http_loom_fanout_resync(ngx_http_loom_topic_t *t,
+    ngx_http_loom_sub_t *only, ngx_str_t *reason, ngx_str_t *value,
+    uint64_t rev, uint64_t ts, ngx_str_t *epoch);
+void ngx_http_loom_fanout_buffer(ngx_http_loom_sub_t *sub);
+ngx_int_t ngx_http_loom_fanout_apply(ngx_http_loom_sub_t *sub, uint64_t rev);
+void ngx_http_loom_fanout_unbuffer(ngx_http_loom_sub_t *sub);
+ngx_int_t ngx_http_loom_fanout_replay(ngx_http_loom_subscriber_t *sr,
+    ngx_http_loom_gap_item_t *item);
 
 /* from the subscriber link (ngx_http_loom_channel.c) */
 void ngx_http_loom_topic_message(ngx_http_loom_worker_t *w,

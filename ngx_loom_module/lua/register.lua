@@ -1,11 +1,25 @@
 -- registerTopic.
--- KEYS[1] the topic's hash, KEYS[2] the index of topics
--- ARGV[1] name, ARGV[2] schema (JSON), ARGV[3] a new registration id
--- Returns {1} when registered, {0, schema} when the topic exists.
+-- KEYS[1] the topic's hash, KEYS[2] the index of topics, KEYS[3] the
+-- topic's history stream
+-- ARGV[1] name, ARGV[2] schema (JSON), ARGV[3] a new registration id,
+-- which is also the topic's first epoch; ARGV[4] and ARGV[5] the
+-- retention (revisions kept, seconds) and ARGV[6] the storage ("memory"),
+-- each "" when not asked for: the defaults then apply
+-- Returns {1} when registered, {0, schema} when the topic exists (its
+-- retention is left as it is).
 local s = redis.call('HGET', KEYS[1], 'schema')
 if s then return {0, s} end
 redis.call('HSET', KEYS[1], 'sv', 0, 'tag', ARGV[3] .. ':0',
-           'schema', ARGV[2], 'seq', 0)
+           'schema', ARGV[2], 'seq', 0, 'rev', 0, 'epoch', ARGV[3])
+local set = {hn = ARGV[4], ha = ARGV[5]}
+for k, a in pairs(set) do
+  if a and a ~= '' then redis.call('HSET', KEYS[1], k, a) end
+end
+if ARGV[6] == 'memory' then
+  redis.call('HSET', KEYS[1], 'st', 'memory')
+end
+-- the history of an older registration of the name is not this one's
+if KEYS[3] then redis.call('UNLINK', KEYS[3]) end
 redis.call('HSET', KEYS[2], ARGV[1],
            '{"version":0,"schema":' .. ARGV[2] .. '}')
 return {1}

@@ -1,11 +1,13 @@
 -- unregisterTopic.
--- KEYS[1] the topic's hash, KEYS[2] the index of topics
+-- KEYS[1] the topic's hash, KEYS[2] the index of topics, KEYS[3] the
+-- topic's history stream
 -- ARGV[1] name, ARGV[2] the topic's channel, ARGV[3] the control channel
 -- Subscribers hear which registration ended ("U <registration>").
 -- Returns 1, or 0 when the topic does not exist.
 local tag = redis.call('HGET', KEYS[1], 'tag')
 if not tag then return 0 end
 redis.call('DEL', KEYS[1])
+if KEYS[3] then redis.call('UNLINK', KEYS[3]) end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('PUBLISH', ARGV[2], 'U ' .. string.match(tag, '^[^:]*'))
 redis.call('PUBLISH', ARGV[3], ARGV[1])

@@ -92,8 +92,9 @@ def test_prefixes_keep_installations_apart(redis_server, make_nginx):
     assert ca.recv_json()["id"] == "a"
     assert cb.recv_json()["id"] == "b"
     keys = sorted(k.decode() for k in redis_server.client().keys("*"))
-    assert keys == ["app1:topics", "app1:{t:same}",
-                    "app2:topics", "app2:{t:same}"]
+    # each topic's hash and its history stream, under each prefix
+    assert keys == ["app1:topics", "app1:{t:same}", "app1:{t:same}:h",
+                    "app2:topics", "app2:{t:same}", "app2:{t:same}:h"]
     ca.close()
     cb.close()
 

@@ -194,6 +194,39 @@ test_valid_envelope(void **state)
 
 
 static void
+test_revision_members(void **state)
+{
+    /* kept as sent, whatever their type; the last duplicate wins */
+
+    EXPECT_OK("{\"action\":\"subscribe\",\"SNAPSHOT\":true,"
+              "\"since\":{\"epoch\":\"e\",\"rev\":4},"
+              "\"retention\":{\"history\":1},\"storage\":\"memory\","
+              "\"limit\":1e400,\"reverse\":\"x\",\"from\":[1],"
+              "\"until\":null,\"limit\":7}");
+
+    assert_int_equal(env.snapshot.type, NGX_HTTP_LOOM_JSON_TRUE);
+    assert_int_equal(env.since.type, NGX_HTTP_LOOM_JSON_OBJECT);
+    ASSERT_RAW(env.since, "{\"epoch\":\"e\",\"rev\":4}");
+    ASSERT_RAW(env.retention, "{\"history\":1}");
+    assert_int_equal(env.storage.type, NGX_HTTP_LOOM_JSON_STRING);
+    ASSERT_RAW(env.storage, "\"memory\"");
+    assert_int_equal(env.limit.type, NGX_HTTP_LOOM_JSON_NUMBER);
+    ASSERT_RAW(env.limit, "7");
+    assert_int_equal(env.reverse.type, NGX_HTTP_LOOM_JSON_STRING);
+    assert_int_equal(env.from.type, NGX_HTTP_LOOM_JSON_ARRAY);
+    assert_int_equal(env.until.type, NGX_HTTP_LOOM_JSON_NULL);
+
+    /* no type error, and a big number outside "data" is no overflow */
+    ASSERT_EMPTY(env.data_overflow);
+
+    EXPECT_OK("{\"action\":\"get\"}");
+    assert_int_equal(env.snapshot.type, NGX_HTTP_LOOM_JSON_NONE);
+    assert_int_equal(env.since.type, NGX_HTTP_LOOM_JSON_NONE);
+    assert_int_equal(env.until.type, NGX_HTTP_LOOM_JSON_NONE);
+}
+
+
+static void
 test_absent_members(void **state)
 {
     EXPECT_OK("{}");
@@ -1040,6 +1073,7 @@ main(void)
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_examples),
         cmocka_unit_test(test_valid_envelope),
+        cmocka_unit_test(test_revision_members),
         cmocka_unit_test(test_absent_members),
         cmocka_unit_test(test_empty_input),
         cmocka_unit_test(test_premature_end),

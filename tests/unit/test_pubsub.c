@@ -1,4 +1,5 @@
 /* SOURCES: ngx_http_loom_pubsub.c ngx_http_loom_answer.c */
+/* SOURCES: ngx_http_loom_get.c ngx_http_loom_rev.c */
 /* SOURCES: ngx_http_loom_request.c ngx_http_loom_schema.c */
 /* SOURCES: ngx_http_loom_json.c ngx_http_loom_json_text.c */
 /* SOURCES: ngx_http_loom_utf8.c */
@@ -27,6 +28,7 @@
 #include <ngx_core.h>
 #include "ngx_http_loom_protocol.h"
 #include "ngx_http_loom_topic.h"
+#include "ngx_http_loom_resume.h"
 #include "ngx_http_loom_shm.h"
 
 
@@ -190,7 +192,7 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
     int argc, const char **argv, const size_t *argvlen,
     const char **reason)
 {
-    return store_call(call, script == NGX_HTTP_LOOM_SCRIPT_PUBLISH
+    return store_call(call, script == NGX_HTTP_LOOM_SCRIPT_APPEND
                             ? "PUBLISH" : "SCRIPT", reason);
 }
 
@@ -278,6 +280,30 @@ ngx_http_loom_topic_hold(ngx_http_loom_topic_t *t,
 /* not reached by these tests */
 
 ngx_int_t
+ngx_http_loom_resume_check(ngx_http_loom_ctx_t *ctx,
+    ngx_http_loom_resume_t *rs)
+{
+    fail();
+    return NGX_ERROR;
+}
+
+
+void
+ngx_http_loom_resume_start(ngx_http_loom_request_t *r,
+    ngx_http_loom_resume_t *rs, ngx_http_loom_sub_t *sub)
+{
+    fail();
+}
+
+
+void
+ngx_http_loom_fanout_buffer(ngx_http_loom_sub_t *sub)
+{
+    fail();
+}
+
+
+ngx_int_t
 ngx_http_loom_topic_subscribe(ngx_http_loom_topic_t *t,
     ngx_http_loom_subscriber_t *sr, ngx_http_loom_waiter_t *wt,
     ngx_str_t *registration)
@@ -325,6 +351,7 @@ static ngx_log_t                   test_log;
 static ngx_connection_t            connection;
 static ngx_http_loom_worker_t      worker;
 static ngx_http_loom_loc_conf_t    conf;
+static ngx_http_loom_main_conf_t   main_conf;
 static ngx_http_loom_session_t     session;
 static ngx_http_loom_out_t         out;
 static ngx_http_loom_action_t      actions[] = {
@@ -355,6 +382,9 @@ setup(void **state)
 
     connection.log = &test_log;
     worker.store = (ngx_http_loom_store_t *) &conf;     /* opaque */
+    worker.conf = &main_conf;
+    main_conf.history = 1000;
+    main_conf.history_page = 1000;
     session.connection = &connection;
     session.worker = &worker;
     session.conf = &conf;
@@ -456,14 +486,26 @@ reply_stale(ngx_uint_t call, char *tag)
 }
 
 
+/* append.lua's answer to a publish: {seq, rev, ts} */
+
 static void
-reply_integer(ngx_uint_t call, long long n)
+reply_published(ngx_uint_t call, long long seq)
 {
-    redisReply  reply;
+    redisReply   reply, e[3], *elements[3];
+    ngx_uint_t   i;
 
     memset(&reply, 0, sizeof(reply));
-    reply.type = REDIS_REPLY_INTEGER;
-    reply.integer = n;
+    memset(e, 0, sizeof(e));
+
+    for (i = 0; i < 3; i++) {
+        e[i].type = REDIS_REPLY_INTEGER;
+        e[i].integer = (i == 2) ? 0 : seq;
+        elements[i] = &e[i];
+    }
+
+    reply.type = REDIS_REPLY_ARRAY;
+    reply.elements = 3;
+    reply.element = elements;
 
     calls[call]->handler(calls[call], &reply);
 }
@@ -529,7 +571,7 @@ test_get_behind_a_stale_publish(void **state)
     assert_int_equal(ncalls, 2);
     assert_string_equal(commands[1], "PUBLISH");
 
-    reply_integer(1, 1);
+    reply_published(1, 1);
     assert_int_equal(ncalls, 3);
     assert_string_equal(commands[2], "HMGET");
 
@@ -565,7 +607,7 @@ test_get_behind_a_publish_of_another_topic(void **state)
     assert_int_equal(ncalls, 2);
     assert_string_equal(commands[1], "HMGET");
 
-    reply_integer(0, 1);
+    reply_published(0, 1);
     reply_value(1, "null");
     assert_int_equal(nanswers, 2);
 }
@@ -583,7 +625,7 @@ test_what_comes_after_a_retry_waits_for_it(void **state)
     assert_int_equal(dispatched, 0);
     assert_int_equal(session.requests.ndeferred, 1);
 
-    reply_integer(1, 1);
+    reply_published(1, 1);
     assert_int_equal(dispatched, 1);
     assert_int_equal(nanswers, 1);
 }

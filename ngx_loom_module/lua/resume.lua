@@ -1,0 +1,54 @@
+-- subscribe with "since": can the revisions after (epoch, rev) be
+-- delivered from the history?
+-- KEYS[1] the topic's hash, KEYS[2] its history stream
+-- ARGV[1] the client's epoch, ARGV[2] its revision, ARGV[3] the most
+-- entries to return, ARGV[4] and ARGV[5] the default retention, ARGV[6]
+-- the topic's channel
+-- Recovered when the epoch is the topic's and every revision after rev
+-- is in the history (and not older than maxAge).  A client that has seen
+-- a revision of this epoch above the top one proves that Redis lost
+-- revisions: the topic gets a new epoch, and "E <epoch> <rev> <ts>
+-- <value>" on the channel tells every worker.
+-- Returns {recovered (0/1), epoch, top rev, ts, value or nil, entries}
+-- with entries as XRANGE gives them, from rev + 1 on (at most ARGV[3]:
+-- the caller reads the rest as history); nil when the topic does not
+-- exist.
+local h, s = KEYS[1], KEYS[2]
+local f = redis.call('HMGET', h, 'tag', 'rev', 'epoch', 'ts', 'value',
+                     'st', 'hn', 'ha')
+if not f[1] then return false end
+-- a new epoch: the registration id and Redis's clock in microseconds
+local function new_epoch()
+  local t = redis.call('TIME')
+  return string.match(f[1], '^[^:]*') .. '.' .. t[1]
+         .. string.format('%06d', tonumber(t[2]))
+end
+local epoch = f[3] or string.match(f[1], '^[^:]*')
+local top, ts = tonumber(f[2]) or 0, tonumber(f[4]) or 0
+local rev = tonumber(ARGV[2])
+if ARGV[1] ~= epoch then
+  return {0, epoch, top, ts, f[5], {}}
+end
+if rev > top then
+  epoch = new_epoch()
+  redis.call('HSET', h, 'epoch', epoch)
+  redis.call('PUBLISH', ARGV[6], 'E ' .. epoch .. ' ' .. top .. ' ' .. ts
+             .. ' ' .. (f[5] or 'null'))
+  return {0, epoch, top, ts, f[5], {}}
+end
+if rev == top then
+  return {1, epoch, top, ts, f[5], {}}
+end
+local n = tonumber(f[7] or ARGV[4])
+if f[6] == 'memory' or n == 0 then
+  return {0, epoch, top, ts, f[5], {}}
+end
+local e = redis.call('XRANGE', s, (rev + 1) .. '-0', '+', 'COUNT',
+                     tonumber(ARGV[3]))
+local age = tonumber(f[8] or ARGV[5])
+if not e[1] or e[1][1] ~= (rev + 1) .. '-0'
+   or (age > 0 and tonumber(e[1][2][2]) < ts - age * 1000)
+then
+  return {0, epoch, top, ts, f[5], {}}
+end
+return {1, epoch, top, ts, f[5], e}

@@ -1,0 +1,326 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_loom_topic.h"
+#include "ngx_http_loom_ws.h"
+#include "ngx_http_loom_json.h"
+
+
+/*
+ * Fan-out of a topic's revisions (docs/architecture.md, "Revisions and
+ * history"): what the topic's gap sequence hands on is framed at most
+ * twice per worker, as the v1 delivery and, for a stored revision, as the
+ * v2 one with "rev" and "ts", and each local subscriber gets the frame of
+ * its kind.  A subscription that starts with a snapshot or a resume is
+ * buffering: its frames are kept, with their revisions, until the
+ * snapshot's position is known and its answer is out.
+ */
+
+
+typedef struct {
+    ngx_queue_t                 link;
+    ngx_http_loom_frame_t      *frame;
+    uint64_t                    rev;              /* 0: not stored */
+} ngx_http_loom_buffered_t;
+
+
+static ngx_int_t ngx_http_loom_fanout_send(ngx_http_loom_sub_t *sub,
+    ngx_http_loom_frame_t *f, uint64_t rev);
+
+
+ngx_http_loom_frame_t *
+ngx_http_loom_fanout_frame(ngx_http_loom_gap_item_t *item, ngx_uint_t v2)
+{
+    u_char                 *p;
+    ngx_http_loom_frame_t  *f;
+
+    if (!v2 || item->rev == 0) {
+        f = ngx_http_loom_frame_alloc(NGX_HTTP_LOOM_WS_TEXT,
+                                      item->delivery.len, &p);
+        if (f) {
+            ngx_memcpy(p, item->delivery.data, item->delivery.len);
+        }
+
+        return f;
+    }
+
+    f = ngx_http_loom_frame_alloc(NGX_HTTP_LOOM_WS_TEXT,
+                                  ngx_http_loom_rev_delivery_len(
+                                      &item->delivery, item->rev, item->ts),
+                                  &p);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    (void) ngx_http_loom_rev_delivery(p, &item->delivery, item->rev,
+                                      item->ts);
+
+    return f;
+}
+
+
+ngx_uint_t
+ngx_http_loom_fanout_deliver(ngx_http_loom_topic_t *t,
+    ngx_http_loom_gap_item_t *item)
+{
+    ngx_uint_t              n, v2;
+    ngx_queue_t            *q, *next;
+    ngx_http_loom_sub_t    *sub;
+    ngx_http_loom_frame_t  *f[2];
+
+    f[0] = NULL;
+    f[1] = NULL;
+    n = 0;
+
+    /* a subscriber over its limit may be closed, not freed */
+
+    for (q = ngx_queue_head(&t->subscribers);
+         q != ngx_queue_sentinel(&t->subscribers);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
+
+        if (item->rev && item->rev <= sub->after) {
+            /* its snapshot or replay had it */
+            continue;
+        }
+
+        v2 = sub->subscriber->v2 && item->rev;
+
+        if (f[v2] == NULL) {
+            f[v2] = ngx_http_loom_fanout_frame(item, v2);
+            if (f[v2] == NULL) {
+                continue;
+            }
+        }
+
+        if (ngx_http_loom_fanout_send(sub, f[v2], item->rev) == NGX_OK) {
+            n++;
+        }
+    }
+
+    if (f[0]) {
+        ngx_http_loom_frame_release(f[0]);
+    }
+
+    if (f[1]) {
+        ngx_http_loom_frame_release(f[1]);
+    }
+
+    return n;
+}
+
+
+void
+ngx_http_loom_fanout_resync(ngx_http_loom_topic_t *t,
+    ngx_http_loom_sub_t *only, ngx_str_t *reason, ngx_str_t *value,
+    uint64_t rev, uint64_t ts, ngx_str_t *epoch)
+{
+    u_char                 *p;
+    size_t                  len;
+    ngx_str_t               topic;
+    ngx_queue_t            *q, *next;
+    ngx_http_loom_sub_t    *sub;
+    ngx_http_loom_frame_t  *f;
+
+    f = NULL;
+
+    for (q = ngx_queue_head(&t->subscribers);
+         q != ngx_queue_sentinel(&t->subscribers);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
+
+        /* v1 connections get no event: their frames do not change */
+
+        if (!sub->subscriber->v2 || (only && sub != only)) {
+            continue;
+        }
+
+        /* the subscriber's position is the event's now */
+
+        sub->after = rev;
+
+        if (f == NULL) {
+
+            /* the topic as a JSON string, then the event around it */
+
+            len = 2 + ngx_http_loom_json_escape_len(t->sn.str.data,
+                                                    t->sn.str.len);
+            topic.data = ngx_alloc(len, t->worker->log);
+            if (topic.data == NULL) {
+                return;
+            }
+
+            p = topic.data;
+            *p++ = '"';
+            p = ngx_http_loom_json_escape(p, t->sn.str.data, t->sn.str.len);
+            *p++ = '"';
+            topic.len = p - topic.data;
+
+            f = ngx_http_loom_frame_alloc(NGX_HTTP_LOOM_WS_TEXT,
+                                          ngx_http_loom_rev_resync_len(
+                                              &topic, reason, value, rev,
+                                              epoch, ts),
+                                          &p);
+            if (f) {
+                (void) ngx_http_loom_rev_resync(p, &topic, reason, value,
+                                                rev, epoch, ts);
+            }
+
+            ngx_free(topic.data);
+
+            if (f == NULL) {
+                return;
+            }
+        }
+
+        /* a buffering subscription keeps it with the revision it is at */
+
+        (void) ngx_http_loom_fanout_send(sub, f, rev ? rev : 1);
+    }
+
+    if (f) {
+        ngx_http_loom_frame_release(f);
+    }
+}
+
+
+void
+ngx_http_loom_fanout_buffer(ngx_http_loom_sub_t *sub)
+{
+    if (!sub->buffering) {
+        ngx_queue_init(&sub->buffer);
+        sub->buffered = 0;
+        sub->buffering = 1;
+    }
+}
+
+
+/*
+ * The subscription goes live at rev: what was kept for it above rev is
+ * sent, in order; a frame not stored (rev 0) goes in its place
+ */
+
+ngx_int_t
+ngx_http_loom_fanout_apply(ngx_http_loom_sub_t *sub, uint64_t rev)
+{
+    ngx_int_t                  rc;
+    ngx_queue_t               *q;
+    ngx_http_loom_buffered_t  *b;
+
+    if (!sub->buffering) {
+        return NGX_OK;
+    }
+
+    sub->buffering = 0;
+    rc = NGX_OK;
+
+    while (!ngx_queue_empty(&sub->buffer)) {
+        q = ngx_queue_head(&sub->buffer);
+        ngx_queue_remove(q);
+        b = ngx_queue_data(q, ngx_http_loom_buffered_t, link);
+
+        if (rc == NGX_OK && (b->rev == 0 || b->rev > rev)) {
+            rc = ngx_http_loom_out_send(sub->subscriber->out, b->frame);
+        }
+
+        ngx_http_loom_frame_release(b->frame);
+        ngx_free(b);
+    }
+
+    sub->buffered = 0;
+
+    return rc;
+}
+
+
+void
+ngx_http_loom_fanout_unbuffer(ngx_http_loom_sub_t *sub)
+{
+    ngx_queue_t               *q;
+    ngx_http_loom_buffered_t  *b;
+
+    if (!sub->buffering) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&sub->buffer)) {
+        q = ngx_queue_head(&sub->buffer);
+        ngx_queue_remove(q);
+        b = ngx_queue_data(q, ngx_http_loom_buffered_t, link);
+        ngx_http_loom_frame_release(b->frame);
+        ngx_free(b);
+    }
+
+    sub->buffered = 0;
+    sub->buffering = 0;
+}
+
+
+/* one entry of a replay, to one subscriber, past its buffer */
+
+ngx_int_t
+ngx_http_loom_fanout_replay(ngx_http_loom_subscriber_t *sr,
+    ngx_http_loom_gap_item_t *item)
+{
+    ngx_int_t               rc;
+    ngx_http_loom_frame_t  *f;
+
+    f = ngx_http_loom_fanout_frame(item, sr->v2);
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_loom_out_send(sr->out, f);
+    ngx_http_loom_frame_release(f);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_loom_fanout_send(ngx_http_loom_sub_t *sub, ngx_http_loom_frame_t *f,
+    uint64_t rev)
+{
+    ngx_http_loom_out_t       *out;
+    ngx_http_loom_buffered_t  *b;
+
+    if (!sub->buffering) {
+        return ngx_http_loom_out_send(sub->subscriber->out, f);
+    }
+
+    out = sub->subscriber->out;
+
+    /* what is kept counts against the connection's output limit */
+
+    if (out->closed || out->bytes + sub->buffered + f->len > out->limit) {
+        ngx_http_loom_fanout_unbuffer(sub);
+
+        if (!out->closed && out->overflow) {
+            out->overflow(out);
+        }
+
+        return NGX_ERROR;
+    }
+
+    b = ngx_alloc(sizeof(ngx_http_loom_buffered_t), sub->subscriber->log);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    f->refs++;
+    b->frame = f;
+    b->rev = rev;
+    ngx_queue_insert_tail(&sub->buffer, &b->link);
+    sub->buffered += f->len;
+
+    return NGX_OK;
+}

@@ -1,0 +1,648 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_loom_protocol.h"
+#include "ngx_http_loom_topic.h"
+#include "ngx_http_loom_resume.h"
+
+
+/*
+ * subscribe with "snapshot" or "since" (docs/protocol.md sections 15.5
+ * and 15.6).  The subscription is buffering from the moment it joins the
+ * topic; once its channel is live, snapshot.lua or resume.lua reads the
+ * position.  The answer goes out in its turn; then (the request's
+ * cleanup) the replay, page by page from history.lua, and the buffer
+ * above the answer's revision: no gap, no duplicate.
+ */
+
+
+struct ngx_http_loom_replay_s {
+    ngx_http_loom_store_call_t    call;            /* first */
+    ngx_http_loom_sub_ref_t       ref;             /* sub NULL: it went */
+    ngx_http_loom_worker_t       *worker;
+    uint64_t                      next;            /* to send */
+    uint64_t                      top;             /* the answer's rev */
+    ngx_str_t                     key;
+    ngx_str_t                     stream;
+    u_char                        data[1];
+};
+
+
+static void ngx_http_loom_resume_reply(ngx_http_loom_request_t *r,
+    redisReply *reply);
+static void ngx_http_loom_resume_answered(ngx_http_loom_request_t *r);
+static ngx_int_t ngx_http_loom_replay_send(ngx_http_loom_replay_t *rp);
+static void ngx_http_loom_replay_reply(ngx_http_loom_store_call_t *call,
+    redisReply *reply);
+static void ngx_http_loom_replay_end(ngx_http_loom_replay_t *rp,
+    ngx_uint_t whole);
+static void ngx_http_loom_replay_snapshot(ngx_http_loom_store_call_t *call,
+    redisReply *reply);
+static ngx_http_loom_sub_t *ngx_http_loom_resume_sub(
+    ngx_http_loom_request_t *r);
+static ngx_int_t ngx_http_loom_resume_number(redisReply *r, uint64_t *v);
+
+
+ngx_int_t
+ngx_http_loom_resume_check(ngx_http_loom_ctx_t *ctx,
+    ngx_http_loom_resume_t *rs)
+{
+    u_char                          errbuf[NGX_HTTP_LOOM_REV_ERRLEN];
+    u_char                         *scratch;
+    ngx_str_t                       err, epoch;
+    ngx_uint_t                      flag;
+    ngx_http_loom_json_envelope_t  *env;
+
+    env = &ctx->env;
+    err.data = errbuf;
+
+    ngx_memzero(rs, sizeof(ngx_http_loom_resume_t));
+
+    if (env->snapshot.type != NGX_HTTP_LOOM_JSON_NONE
+        && env->snapshot.type != NGX_HTTP_LOOM_JSON_NULL)
+    {
+        if (ngx_http_loom_rev_bool(&env->snapshot, "snapshot", &flag, &err)
+            != NGX_OK)
+        {
+            goto invalid;
+        }
+
+        rs->snapshot = flag;
+    }
+
+    if (env->since.type == NGX_HTTP_LOOM_JSON_NONE
+        || env->since.type == NGX_HTTP_LOOM_JSON_NULL)
+    {
+        return NGX_OK;
+    }
+
+    scratch = ngx_alloc(env->since.raw.len + 1, ctx->worker->log);
+    if (scratch == NULL) {
+        ngx_str_set(&err, "out of memory");
+        ngx_http_loom_answer_error(ctx, 500, &err, 1);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_loom_rev_since(&env->since, scratch, &epoch, &rs->since,
+                                &err)
+        != NGX_OK)
+    {
+        ngx_free(scratch);
+        goto invalid;
+    }
+
+    rs->resume = 1;
+
+    /* an epoch longer than any the scripts make is nobody's */
+
+    if (epoch.len > NGX_HTTP_LOOM_GAP_EPOCH_LEN) {
+        rs->foreign = 1;
+
+    } else {
+        ngx_memcpy(rs->epoch, epoch.data, epoch.len);
+        rs->epoch_len = epoch.len;
+    }
+
+    ngx_free(scratch);
+
+    return NGX_OK;
+
+invalid:
+
+    ngx_http_loom_answer_error(ctx, 400, &err, 1);
+
+    return NGX_ERROR;
+}
+
+
+/* the subscription is live at Redis and buffering: read the position */
+
+void
+ngx_http_loom_resume_start(ngx_http_loom_request_t *r,
+    ngx_http_loom_resume_t *rs, ngx_http_loom_sub_t *sub)
+{
+    u_char                     *p, num[4][NGX_INT64_LEN];
+    size_t                      argvlen[8];
+    const char                 *argv[8];
+    ngx_http_loom_main_conf_t  *lmcf;
+
+    rs->sub = sub;
+    lmcf = r->session->worker->conf;
+
+    argv[0] = (char *) r->key.data;
+    argvlen[0] = r->key.len;
+
+    if (!rs->resume) {
+        (void) ngx_http_loom_request_send(r, ngx_http_loom_resume_reply,
+                                          NGX_HTTP_LOOM_SCRIPT_SNAPSHOT, 1,
+                                          1, argv, argvlen);
+        return;
+    }
+
+    /* the stream's key, P{t:<name>}:h, behind the struct */
+
+    p = ngx_cpymem(rs->stream, r->key.data, r->key.len);
+    p = ngx_cpymem(p, ":h", 2);
+
+    argv[1] = (char *) rs->stream;
+    argvlen[1] = p - rs->stream;
+    argv[2] = rs->foreign ? "-" : (char *) rs->epoch;
+    argvlen[2] = rs->foreign ? 1 : rs->epoch_len;
+    argv[3] = (char *) num[0];
+    argvlen[3] = ngx_http_loom_rev_decimal(num[0], rs->since) - num[0];
+
+    /* the entries come as history pages after the answer */
+    argv[4] = "1";
+    argvlen[4] = 1;
+
+    argv[5] = (char *) num[1];
+    argvlen[5] = ngx_http_loom_rev_decimal(num[1], lmcf->history) - num[1];
+    argv[6] = (char *) num[2];
+    argvlen[6] = ngx_http_loom_rev_decimal(num[2],
+                                           (uint64_t) lmcf->history_max_age)
+                 - num[2];
+
+    /* the channel is the key with ":msg" */
+    argv[7] = (char *) r->key.data;
+    argvlen[7] = r->key.len + 4;
+
+    (void) ngx_http_loom_request_send(r, ngx_http_loom_resume_reply,
+                                      NGX_HTTP_LOOM_SCRIPT_RESUME, 2, 8,
+                                      argv, argvlen);
+}
+
+
+/*
+ * snapshot.lua: {rev, epoch, ts, value}; resume.lua: {recovered, epoch,
+ * top, ts, value, entries}; nil when the topic is gone
+ */
+
+static void
+ngx_http_loom_resume_reply(ngx_http_loom_request_t *r, redisReply *reply)
+{
+    u_char                  *p, extra[256 + 6 * NGX_HTTP_LOOM_GAP_EPOCH_LEN];
+    uint64_t                 top, ts, recovered;
+    ngx_str_t                msg[2], data, rest;
+    redisReply              *epoch, *value;
+    ngx_http_loom_resume_t  *rs;
+
+    rs = ngx_http_loom_resume_of(r);
+
+    /* an unregister notice may have ended it meanwhile */
+    rs->sub = ngx_http_loom_resume_sub(r);
+
+    if (rs->sub == NULL || (reply && reply->type == REDIS_REPLY_NIL)) {
+        if (rs->sub) {
+            ngx_http_loom_fanout_unbuffer(rs->sub);
+        }
+
+        ngx_str_set(&msg[0], "topic doesn't exist for ");
+        msg[1] = r->name;
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_error(r, 500, msg, 2);
+        return;
+    }
+
+    recovered = 0;
+
+    if (reply && reply->type == REDIS_REPLY_ARRAY && !rs->resume
+        && reply->elements == 4
+        && ngx_http_loom_resume_number(reply->element[0], &top) == NGX_OK
+        && reply->element[1]->type == REDIS_REPLY_STRING
+        && ngx_http_loom_resume_number(reply->element[2], &ts) == NGX_OK)
+    {
+        epoch = reply->element[1];
+        value = reply->element[3];
+
+    } else if (reply && reply->type == REDIS_REPLY_ARRAY && rs->resume
+               && reply->elements == 6
+               && ngx_http_loom_resume_number(reply->element[0], &recovered)
+                  == NGX_OK
+               && reply->element[1]->type == REDIS_REPLY_STRING
+               && ngx_http_loom_resume_number(reply->element[2], &top)
+                  == NGX_OK
+               && ngx_http_loom_resume_number(reply->element[3], &ts)
+                  == NGX_OK)
+    {
+        epoch = reply->element[1];
+        value = reply->element[4];
+
+    } else {
+        ngx_http_loom_fanout_unbuffer(rs->sub);
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_fail(r, reply);
+        return;
+    }
+
+    if (rs->recovered && top < rs->since) {
+        /* cannot be: resume.lua changes the epoch then */
+        rs->recovered = 0;
+    }
+
+    rs->top = top;
+    rs->recovered = recovered ? 1 : 0;
+
+    if (value->type == REDIS_REPLY_STRING) {
+        data.data = (u_char *) value->str;
+        data.len = value->len;
+
+    } else {
+        ngx_str_set(&data, "null");
+    }
+
+    /* ,"rev":R,"epoch":"E"[,"ts":T][,"recovered":b,"replayed":N] */
+
+    p = ngx_cpymem(extra, ",\"rev\":", 7);
+    p = ngx_http_loom_rev_decimal(p, top);
+    p = ngx_cpymem(p, ",\"epoch\":\"", 10);
+    p = ngx_http_loom_json_escape(p, (u_char *) epoch->str,
+                                  ngx_min(epoch->len,
+                                          NGX_HTTP_LOOM_GAP_EPOCH_LEN));
+    *p++ = '"';
+
+    if (rs->snapshot) {
+        p = ngx_cpymem(p, ",\"ts\":", 6);
+        p = ngx_http_loom_rev_decimal(p, ts);
+    }
+
+    if (rs->resume) {
+        p = recovered ? ngx_cpymem(p, ",\"recovered\":true", 17)
+                      : ngx_cpymem(p, ",\"recovered\":false", 18);
+        p = ngx_cpymem(p, ",\"replayed\":", 12);
+        p = ngx_http_loom_rev_decimal(p, recovered ? top - rs->since : 0);
+    }
+
+    rest.data = extra;
+    rest.len = p - extra;
+
+    /* the rest once the answer is out, in its turn */
+
+    r->cleanup = ngx_http_loom_resume_answered;
+
+    ngx_http_loom_request_unbarrier(r);
+    ngx_http_loom_request_finish(r,
+        ngx_http_loom_response_extra(r, 200, rs->snapshot ? &data : NULL,
+                                     &rest));
+}
+
+
+static void
+ngx_http_loom_resume_answered(ngx_http_loom_request_t *r)
+{
+    size_t                   n;
+    ngx_http_loom_sub_t     *sub;
+    ngx_http_loom_replay_t  *rp;
+    ngx_http_loom_resume_t  *rs;
+
+    rs = ngx_http_loom_resume_of(r);
+
+    if (r->session == NULL) {
+        /* the client left: its subscriptions went with it */
+        return;
+    }
+
+    sub = ngx_http_loom_resume_sub(r);
+
+    if (sub == NULL) {
+        return;
+    }
+
+    if (!rs->recovered || rs->top == rs->since) {
+        sub->after = rs->top;
+        (void) ngx_http_loom_fanout_apply(sub, rs->top);
+        return;
+    }
+
+    n = r->key.len + 2;
+
+    rp = ngx_alloc(sizeof(ngx_http_loom_replay_t) + 2 * n,
+                   r->session->connection->log);
+    if (rp == NULL) {
+        ngx_http_loom_fanout_unbuffer(sub);
+        return;
+    }
+
+    rp->call.handler = ngx_http_loom_replay_reply;
+    rp->ref.sub = sub;
+    rp->worker = r->session->worker;
+    rp->next = rs->since + 1;
+    rp->top = rs->top;
+
+    rp->key.data = rp->data;
+    rp->key.len = r->key.len;
+    ngx_memcpy(rp->key.data, r->key.data, r->key.len);
+
+    rp->stream.data = rp->data + n;
+    rp->stream.len = n;
+    ngx_memcpy(ngx_cpymem(rp->stream.data, r->key.data, r->key.len), ":h", 2);
+
+    sub->replay = &rp->ref;
+
+    if (ngx_http_loom_replay_send(rp) != NGX_OK) {
+        ngx_http_loom_replay_end(rp, 0);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_loom_replay_send(ngx_http_loom_replay_t *rp)
+{
+    u_char                     num[4][NGX_INT64_LEN];
+    size_t                     argvlen[9];
+    const char                *argv[9], *reason;
+    ngx_http_loom_main_conf_t  *lmcf;
+
+    lmcf = rp->worker->conf;
+
+    argv[0] = (char *) rp->key.data;
+    argvlen[0] = rp->key.len;
+    argv[1] = (char *) rp->stream.data;
+    argvlen[1] = rp->stream.len;
+    argv[2] = (char *) num[0];
+    argvlen[2] = ngx_http_loom_rev_decimal(num[0], rp->next - 1) - num[0];
+    argv[3] = (char *) num[1];
+    argvlen[3] = ngx_http_loom_rev_decimal(num[1], lmcf->history_page)
+                 - num[1];
+    argv[4] = "0";
+    argvlen[4] = 1;
+    argv[5] = "";
+    argvlen[5] = 0;
+    argv[6] = "";
+    argvlen[6] = 0;
+    argv[7] = (char *) num[2];
+    argvlen[7] = ngx_http_loom_rev_decimal(num[2], lmcf->history) - num[2];
+    argv[8] = (char *) num[3];
+    argvlen[8] = ngx_http_loom_rev_decimal(num[3],
+                                           (uint64_t) lmcf->history_max_age)
+                 - num[3];
+
+    return ngx_http_loom_store_script(rp->worker->store, &rp->call,
+                                      NGX_HTTP_LOOM_SCRIPT_HISTORY, 2, 9,
+                                      argv, argvlen, &reason);
+}
+
+
+/* a page of the replay: {1, epoch, top, entries} */
+
+static void
+ngx_http_loom_replay_reply(ngx_http_loom_store_call_t *call,
+    redisReply *reply)
+{
+    size_t                     i;
+    ngx_int_t                  rc;
+    ngx_str_t                  data, sender;
+    redisReply                *e;
+    ngx_http_loom_replay_t    *rp;
+    ngx_http_loom_gap_item_t   item;
+
+    rp = (ngx_http_loom_replay_t *) call;
+
+    if (rp->ref.sub == NULL) {
+        ngx_free(rp);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 4
+        || reply->element[3]->type != REDIS_REPLY_ARRAY)
+    {
+        ngx_http_loom_replay_end(rp, 0);
+        return;
+    }
+
+    e = reply->element[3];
+
+    for (i = 0; i < e->elements && rp->next <= rp->top; i++) {
+
+        if (ngx_http_loom_history_entry(e->element[i], &data, &sender,
+                                        &item.rev, &item.ts)
+            != NGX_OK
+            || item.rev != rp->next)
+        {
+            /* trimmed meanwhile: the rest cannot come from history */
+            ngx_http_loom_replay_end(rp, 0);
+            return;
+        }
+
+        item.delivery.data = (u_char *) e->element[i]->element[1]
+                                 ->element[3]->str;
+        item.delivery.len = e->element[i]->element[1]->element[3]->len;
+        item.seq = 0;
+
+        rc = ngx_http_loom_fanout_replay(rp->ref.sub->subscriber, &item);
+
+        if (rc != NGX_OK) {
+            /* over the connection's limit: it is being closed */
+            ngx_http_loom_replay_end(rp, 0);
+            return;
+        }
+
+        rp->next++;
+    }
+
+    if (rp->next > rp->top) {
+        ngx_http_loom_replay_end(rp, 1);
+        return;
+    }
+
+    if (e->elements == 0 || ngx_http_loom_replay_send(rp) != NGX_OK) {
+        ngx_http_loom_replay_end(rp, 0);
+    }
+}
+
+
+/*
+ * The replay is through (whole), and the subscription goes live above it;
+ * or it cannot go on (trimmed meanwhile, the link went down): then a
+ * snapshot is read for a resync event to this subscriber, which goes
+ * live above the snapshot
+ */
+
+static void
+ngx_http_loom_replay_end(ngx_http_loom_replay_t *rp, ngx_uint_t whole)
+{
+    size_t                argvlen[1];
+    const char           *argv[1], *reason;
+    ngx_http_loom_sub_t  *sub;
+
+    sub = rp->ref.sub;
+
+    if (!whole) {
+        ngx_log_error(NGX_LOG_INFO, sub->subscriber->log, 0,
+                      "loom: replay of \"%V\" stopped at revision %uL of "
+                      "%uL", &rp->key, rp->next - 1, rp->top);
+
+        rp->call.handler = ngx_http_loom_replay_snapshot;
+        argv[0] = (char *) rp->key.data;
+        argvlen[0] = rp->key.len;
+
+        if (ngx_http_loom_store_script(rp->worker->store, &rp->call,
+                                       NGX_HTTP_LOOM_SCRIPT_SNAPSHOT, 1, 1,
+                                       argv, argvlen, &reason)
+            == NGX_OK)
+        {
+            return;
+        }
+
+        /* no Redis: the topic's own check after the link is back tells */
+    }
+
+    sub->replay = NULL;
+    sub->after = rp->next - 1;
+    (void) ngx_http_loom_fanout_apply(sub, rp->next - 1);
+
+    ngx_free(rp);
+}
+
+
+/* {rev, epoch, ts, value or nil} for the resync event */
+
+static void
+ngx_http_loom_replay_snapshot(ngx_http_loom_store_call_t *call,
+    redisReply *reply)
+{
+    uint64_t                 rev, ts;
+    ngx_str_t                value, epoch, reason;
+    ngx_http_loom_sub_t     *sub;
+    ngx_http_loom_replay_t  *rp;
+
+    rp = (ngx_http_loom_replay_t *) call;
+    sub = rp->ref.sub;
+
+    if (sub == NULL) {
+        ngx_free(rp);
+        return;
+    }
+
+    sub->replay = NULL;
+    rev = rp->next - 1;
+
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4
+        && ngx_http_loom_resume_number(reply->element[0], &rev) == NGX_OK
+        && reply->element[1]->type == REDIS_REPLY_STRING
+        && ngx_http_loom_resume_number(reply->element[2], &ts) == NGX_OK)
+    {
+        epoch.data = (u_char *) reply->element[1]->str;
+        epoch.len = reply->element[1]->len;
+        ngx_str_null(&value);
+
+        if (reply->element[3]->type == REDIS_REPLY_STRING) {
+            value.data = (u_char *) reply->element[3]->str;
+            value.len = reply->element[3]->len;
+        }
+
+        ngx_str_set(&reason, "gap");
+        ngx_http_loom_fanout_resync(sub->topic, sub, &reason, &value, rev,
+                                    ts, &epoch);
+    }
+
+    sub->after = rev;
+    (void) ngx_http_loom_fanout_apply(sub, rev);
+
+    ngx_free(rp);
+}
+
+
+static ngx_http_loom_sub_t *
+ngx_http_loom_resume_sub(ngx_http_loom_request_t *r)
+{
+    ngx_http_loom_topic_t  *t;
+
+    t = ngx_http_loom_topic_lookup(r->session->worker, &r->name);
+
+    return t ? ngx_http_loom_topic_find(&r->session->subscriber, t) : NULL;
+}
+
+
+static ngx_int_t
+ngx_http_loom_resume_number(redisReply *r, uint64_t *v)
+{
+    if (r->type != REDIS_REPLY_INTEGER || r->integer < 0) {
+        return NGX_ERROR;
+    }
+
+    *v = (uint64_t) r->integer;
+
+    return NGX_OK;
+}
+
+
+/* ["<rev>-0", ["t", ts, "d", delivery, "o", offset, "l", length]] */
+
+ngx_int_t
+ngx_http_loom_history_entry(redisReply *e, ngx_str_t *data,
+    ngx_str_t *sender, uint64_t *rev, uint64_t *ts)
+{
+    u_char      *p, *dash;
+    off_t        n, o, l;
+    size_t       i;
+    ngx_str_t    d;
+    redisReply  *f, *k, *v;
+
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
+        || e->element[0]->type != REDIS_REPLY_STRING
+        || e->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        return NGX_ERROR;
+    }
+
+    p = (u_char *) e->element[0]->str;
+    dash = ngx_strlchr(p, p + e->element[0]->len, '-');
+    n = dash ? ngx_atoof(p, dash - p) : NGX_ERROR;
+
+    if (n == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    *rev = (uint64_t) n;
+    *ts = 0;
+    o = NGX_ERROR;
+    l = NGX_ERROR;
+    ngx_str_null(&d);
+
+    f = e->element[1];
+
+    for (i = 0; i + 1 < f->elements; i += 2) {
+        k = f->element[i];
+        v = f->element[i + 1];
+
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING
+            || k->len != 1)
+        {
+            return NGX_ERROR;
+        }
+
+        switch (k->str[0]) {
+
+        case 't':
+            n = ngx_atoof((u_char *) v->str, v->len);
+            *ts = (n == NGX_ERROR) ? 0 : (uint64_t) n;
+            break;
+
+        case 'd':
+            d.data = (u_char *) v->str;
+            d.len = v->len;
+            break;
+
+        case 'o':
+            o = ngx_atoof((u_char *) v->str, v->len);
+            break;
+
+        case 'l':
+            l = ngx_atoof((u_char *) v->str, v->len);
+            break;
+        }
+    }
+
+    if (o == NGX_ERROR || l == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_loom_rev_entry_parts(&d, (size_t) o, (size_t) l, data,
+                                         sender);
+}
