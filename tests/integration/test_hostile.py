@@ -2,11 +2,13 @@
 gets a clear answer, and nobody else notices."""
 
 import json
+import os
+import re
 import socket
 import struct
 import threading
 
-from conftest import register, subscribe, wait_for
+from conftest import Nginx, register, subscribe, wait_for
 from wsclient import PING, PONG, TEXT, WSClient, encode_frame
 
 LIST = '{"id":"l","action":"listTopics"}'
@@ -209,8 +211,21 @@ def test_client_that_vanishes_mid_frame(nginx):
     again.close()
 
 
-def test_full_zone_refuses_client_ids_with_503(make_nginx):
-    n = make_nginx(http="loom_zone_size 360k;", connections=4096,
+def smallest_zone(workdir, redis_port):
+    """The smallest loom_zone_size nginx takes, as its error says it."""
+    probe = Nginx(os.path.join(workdir, "probe"), redis_port,
+                  http="loom_zone_size 8k;")
+    r = probe.cmd("-t")
+    m = re.search(r"it must be at least (\d+)", r.stderr)
+    assert r.returncode != 0 and m, r.stderr
+    return int(m.group(1))
+
+
+def test_full_zone_refuses_client_ids_with_503(workdir, redis_server,
+                                               make_nginx):
+    # the smallest zone, plus a few pages for ClientIds
+    size = smallest_zone(workdir, redis_server.port) + 4 * 4096
+    n = make_nginx(http="loom_zone_size %d;" % size, connections=4096,
                    main="worker_rlimit_nofile 8192;")
     opened = []
     while True:
