@@ -165,6 +165,7 @@ function openWs(Ws: any, opts: OpenOptions, handlers: SocketHandlers)
         const headers = { ...opts.headers };
         let accepted = "";
         let opened = false;
+        let refused = false;
         let ws: any;
 
         /*
@@ -197,16 +198,29 @@ function openWs(Ws: any, opts: OpenOptions, handlers: SocketHandlers)
         });
         ws.on("unexpected-response", (_req: any, res: any) => {
             let body = "";
-            res.setEncoding("utf8");
-            res.on("data", (c: string) => { body += c; });
-            res.on("end", () => {
+            let done = false;
+            const finish = () => {
+                if (done) {
+                    return;
+                }
+                done = true;
+                clearTimeout(t);
                 reject(new DataLoomError("connect_failed",
                     "the server refused the WebSocket: " + res.statusCode
                     + (body.trim() ? " " + body.trim() : ""),
                     "", "", res.statusCode));
+                ws.terminate();
+            };
+            /* the refusal's short body names the reason */
+            const t = setTimeout(finish, 1000);
+            refused = true;
+            res.setEncoding("utf8");
+            res.on("data", (c: string) => {
+                body = (body + c).slice(0, 1024);
             });
-            res.on("error", () => { /* end or close follows */ });
-            ws.terminate();
+            res.on("end", finish);
+            res.on("error", finish);
+            res.on("close", finish);
         });
         ws.on("open", () => {
             opened = true;
@@ -226,14 +240,14 @@ function openWs(Ws: any, opts: OpenOptions, handlers: SocketHandlers)
         });
         ws.on("message", (data: any) => handlers.onMessage(decode(data)));
         ws.on("error", (e: Error) => {
-            if (!opened) {
+            if (!opened && !refused) {
                 reject(new DataLoomError("connect_failed", e.message));
             }
         });
         ws.on("close", (code: number, reason: Buffer) => {
             if (opened) {
                 handlers.onClose(code, reason.toString());
-            } else {
+            } else if (!refused) {
                 reject(new DataLoomError("connect_failed",
                     "the connection closed during the handshake"));
             }
