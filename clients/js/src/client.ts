@@ -26,6 +26,8 @@ interface Request {
     timer: ReturnType<typeof setTimeout> | undefined;
     /* settled already (timed out): the answer is only awaited for order */
     done: boolean;
+    /* runs as the success answer arrives, before any later message */
+    onOk: ((a: Answer) => void) | undefined;
 }
 
 interface Listener {
@@ -279,8 +281,8 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
 
     /* ---- requests ---- */
 
-    private request(action: string, fields: Frame, front = false)
-        : Promise<Answer>
+    private request(action: string, fields: Frame, front = false,
+                    onOk?: (a: Answer) => void): Promise<Answer>
     {
         return new Promise((resolve, reject) => {
             if (this.stateValue === "closed") {
@@ -292,6 +294,7 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
             const req: Request = {
                 frame: { id, action, ...fields, requireAck: true },
                 id, action, resolve, reject, timer: undefined, done: false,
+                onOk,
             };
 
             if (front) {
@@ -406,6 +409,13 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
         }
         const req = this.inflight.splice(i, 1)[0];
         if (msg.code === 200) {
+            if (req.onOk && !req.done) {
+                try {
+                    req.onOk(msg);
+                } catch (e) {
+                    this.emit("error", e as Error);
+                }
+            }
             this.settle(req, msg, null);
         } else {
             this.settle(req, null, new DataLoomError(
@@ -489,7 +499,11 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
                 fields.snapshot = true;
             }
             const from = sub.rev;
-            this.request("subscribe", fields, true).then((a) => {
+            /*
+             * The position is taken, and the application told, as the
+             * answer arrives: the replayed deliveries come right after it.
+             */
+            const onOk = (a: Answer) => {
                 if (this.subs.get(sub.topic) !== sub) {
                     return;
                 }
@@ -514,13 +528,15 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
                     }
                 }
                 this.recovered(sub, r);
-            }, (e: DataLoomError) => {
-                if (e.fromServer && this.subs.get(sub.topic) === sub) {
-                    /* the topic is gone: the subscription ends */
-                    this.subs.delete(sub.topic);
-                }
-                this.emit("error", e);
-            });
+            };
+            this.request("subscribe", fields, true, onOk).catch(
+                (e: DataLoomError) => {
+                    if (e.fromServer && this.subs.get(sub.topic) === sub) {
+                        /* the topic is gone: the subscription ends */
+                        this.subs.delete(sub.topic);
+                    }
+                    this.emit("error", e);
+                });
         }
     }
 
@@ -613,10 +629,20 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
         sub.listeners.add(listener);
 
         const v2 = this.v2;
+        const position = (a: Answer) => {
+            /* before any delivery that follows the answer */
+            if (typeof a.epoch === "string" && sub !== undefined
+                && (sub.epoch !== a.epoch || sub.rev === undefined
+                    || a.rev > sub.rev))
+            {
+                sub.epoch = a.epoch;
+                sub.rev = a.rev;
+            }
+        };
         let a: Answer;
         try {
             a = await this.request("subscribe",
-                v2 ? { topic, snapshot: true } : { topic });
+                v2 ? { topic, snapshot: true } : { topic }, false, position);
         } catch (e) {
             sub.listeners.delete(listener);
             if (fresh && sub.listeners.size === 0
@@ -632,12 +658,6 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
             unsubscribe: () => this.dropListener(topic, listener),
         };
         if (typeof a.epoch === "string") {
-            if (sub.epoch !== a.epoch || sub.rev === undefined
-                || a.rev > sub.rev)
-            {
-                sub.epoch = a.epoch;
-                sub.rev = a.rev;
-            }
             if (opts.snapshot) {
                 result.snapshot = { data: a.data, rev: a.rev, epoch: a.epoch,
                                     ts: a.ts };
