@@ -105,5 +105,15 @@ void ngx_http_loom_session_close(ngx_http_loom_session_t *s,
 /* the protocol layer has room for more requests again */
 void ngx_http_loom_session_resume(ngx_http_loom_session_t *s);
 
+/* ngx_http_loom_session_close.c, for the reading side */
+ngx_uint_t ngx_http_loom_session_may_read(ngx_http_loom_session_t *s);
+void ngx_http_loom_session_control_frame(ngx_http_loom_session_t *s,
+    ngx_uint_t opcode, u_char *data, size_t len);
+void ngx_http_loom_session_overflow(ngx_http_loom_out_t *o);
+void ngx_http_loom_session_fail(ngx_http_loom_session_t *s, ngx_uint_t code,
+    const char *reason);
+void ngx_http_loom_session_timer(ngx_http_loom_session_t *s);
+void ngx_http_loom_session_finalize(ngx_http_loom_session_t *s);
+
 
 #endif /* _NGX_HTTP_LOOM_SESSION_H_INCLUDED_ */

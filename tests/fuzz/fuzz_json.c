@@ -8,6 +8,7 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I ... \
  *       tests/fuzz/fuzz_json.c ngx_loom_module/ngx_http_loom_json.c \
+ *       ngx_loom_module/ngx_http_loom_json_text.c \
  *       ngx_loom_module/ngx_http_loom_utf8.c \
  *       -o build/fuzz_json
  *

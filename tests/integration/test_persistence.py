@@ -154,3 +154,27 @@ def test_acknowledged_publishes_survive_redis_kill(redis_server, nginx):
     r = c.request({"id": "l", "action": "listTopics"})
     assert r == answer("l", "listTopics", data=EXPECTED_TOPICS)
     c.close()
+
+
+def test_schema_updates_do_not_grow_the_topic(redis_server, nginx):
+    # only the current schema is kept: a topic's hash has the same fields
+    # after 50 updates as after one (an older release added one per update)
+    c = nginx.client()
+    register(c, "growing", {"v": None})
+    rc = redis_server.client()
+    sizes = []
+    for i in range(50):
+        r = c.request({"id": "u%d" % i, "action": "updateSchema",
+                       "topic": "growing", "data": {"v%d" % i: None},
+                       "requireAck": True})
+        assert r == answer("u%d" % i, "updateSchema")
+        sizes.append(rc.hlen("loom:{t:growing}"))
+    assert sizes[-1] == sizes[0]
+    assert rc.hget("loom:{t:growing}", "schema") == b'{"v49": null}'
+    # fields an older release left are removed as versions pass
+    rc.hset("loom:{t:growing}", "s:50", b'{"old": null}')
+    r = c.request({"id": "u", "action": "updateSchema", "topic": "growing",
+                   "data": {"w": None}, "requireAck": True})
+    assert r == answer("u", "updateSchema")
+    assert not rc.hexists("loom:{t:growing}", "s:50")
+    c.close()

@@ -6,7 +6,8 @@
 /* SOURCES: ngx_http_loom_jschema_vctx.c */
 /* SOURCES: ngx_http_loom_jschema_compat.c ngx_http_loom_jschema_compat_kw.c */
 /* SOURCES: ngx_http_loom_jschema_compat_util.c */
-/* SOURCES: ngx_http_loom_json.c ngx_http_loom_utf8.c */
+/* SOURCES: ngx_http_loom_json.c ngx_http_loom_json_text.c */
+/* SOURCES: ngx_http_loom_utf8.c */
 
 /*
  * Copyright (C) Data Loom

@@ -1,4 +1,5 @@
-/* SOURCES: ngx_http_loom_json.c ngx_http_loom_utf8.c */
+/* SOURCES: ngx_http_loom_json.c ngx_http_loom_json_text.c */
+/* SOURCES: ngx_http_loom_utf8.c */
 
 /*
  * Copyright (C) Data Loom

@@ -1,6 +1,7 @@
 /* SOURCES: ngx_http_loom_pubsub.c ngx_http_loom_answer.c */
 /* SOURCES: ngx_http_loom_request.c ngx_http_loom_schema.c */
-/* SOURCES: ngx_http_loom_json.c ngx_http_loom_utf8.c */
+/* SOURCES: ngx_http_loom_json.c ngx_http_loom_json_text.c */
+/* SOURCES: ngx_http_loom_utf8.c */
 
 /*
  * publish and get on one connection, with a fake store whose answers the
