@@ -37,6 +37,11 @@ done
 
 missing=
 for p in $want; do
+    # nodejs from NodeSource carries its own npm, which Debian's npm
+    # package conflicts with: an npm on the PATH is enough
+    if [ "$p" = npm ] && command -v npm > /dev/null; then
+        continue
+    fi
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
          | grep -q "install ok installed"
     then
