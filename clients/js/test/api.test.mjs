@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import WebSocket from "ws";
 import { connect, DataLoomClient, DataLoomError } from "../dist/index.js";
 import { startBroker, waitFor } from "./broker.mjs";
 
@@ -82,7 +83,18 @@ describe("topics", () => {
     });
 
     test("listTopics follows the server's pages", async () => {
-        const c = await client();
+        /*
+         * Through the standard WebSocket interface (the one browsers
+         * have), with ws behind it so the frames sent can be counted.
+         */
+        const frames = [];
+        class Counting extends WebSocket {
+            send(data, ...rest) {
+                frames.push(JSON.parse(data));
+                return super.send(data, ...rest);
+            }
+        }
+        const c = await client({ WebSocket: Counting, protocols: [] });
         const n = 1100;
         const names = [];
         for (let i = 0; i < n; i++) {
@@ -92,8 +104,13 @@ describe("topics", () => {
         const list = await c.listTopics();
         const got = new Set(list.map((t) => t.name)
                                 .filter((x) => x.startsWith("page.")));
-        /* one page holds about 1000: all of them means the pages were read */
         assert.equal(got.size, n);
+        const asks = frames.filter((f) => f.action === "listTopics");
+        assert.ok(asks.length >= 2, "pages asked for: " + asks.length);
+        assert.equal(asks[0].data, undefined);
+        for (const a of asks.slice(1)) {
+            assert.match(a.data.cursor, /^[0-9]+$/);
+        }
         await Promise.all(names.map((t) => c.unregisterTopic(t)));
     });
 });
