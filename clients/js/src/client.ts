@@ -41,6 +41,8 @@ interface TopicSub {
     /* last applied position (v2) */
     epoch: string | undefined;
     rev: number | undefined;
+    /* the server answered a subscribe: a reconnect subscribes again */
+    live: boolean;
 }
 
 export interface RegisterOptions {
@@ -488,7 +490,8 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
 
     /* after a reconnect: every subscription again, resumed on v2 */
     private resubscribe(): void {
-        const subs = [...this.subs.values()].reverse();
+        /* one still waiting for its first answer sends its own again */
+        const subs = [...this.subs.values()].filter((s) => s.live).reverse();
         for (const sub of subs) {
             const fields: Frame = { topic: sub.topic };
             const resume = this.v2 && sub.epoch !== undefined;
@@ -622,7 +625,7 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
         const fresh = sub === undefined;
         if (sub === undefined) {
             sub = { topic, listeners: new Set(), epoch: undefined,
-                    rev: undefined };
+                    rev: undefined, live: false };
             this.subs.set(topic, sub);
         }
         const listener: Listener = { handler, onRecovery: opts.onRecovery };
@@ -631,6 +634,9 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
         const v2 = this.v2;
         const position = (a: Answer) => {
             /* before any delivery that follows the answer */
+            if (sub !== undefined) {
+                sub.live = true;
+            }
             if (typeof a.epoch === "string" && sub !== undefined
                 && (sub.epoch !== a.epoch || sub.rev === undefined
                     || a.rev > sub.rev))
@@ -682,10 +688,7 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
 
     /* ends every handler of the topic */
     async unsubscribe(topic: string): Promise<void> {
-        const had = this.subs.delete(topic);
-        if (!had && this.socket === null) {
-            return;
-        }
+        this.subs.delete(topic);
         if (this.socket === null) {
             /* not connected: the server holds no subscription */
             return;

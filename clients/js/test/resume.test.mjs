@@ -174,3 +174,28 @@ test("resume: recovered, replayed, duplicates dropped; then a new epoch",
     await waitFor(() => got.length === 5, "rev 58");
     await c.close();
 });
+
+test("a subscribe made while reconnecting is sent once", async () => {
+    script = (peer, m) => {
+        if (m.action === "subscribe") {
+            answer(peer, m, { data: null, rev: 0, epoch: "E", ts: 0 });
+        }
+    };
+    peers = [];
+    const c = await connect({ url, reconnect: { initialDelayMs: 100,
+                                                maxDelayMs: 100 } });
+    await c.subscribe("early", () => {});
+    peers[0].ws.terminate();
+    await waitFor(() => c.state === "reconnecting", "reconnecting");
+    const rec = [];
+    const late = c.subscribe("late", () => {},
+                             { onRecovery: (r) => rec.push(r) });
+    await waitFor(() => peers.length === 2, "the second connection");
+    await late;
+    const subs = peers[1].got.filter((m) => m.action === "subscribe");
+    /* "early" resumes first, then "late" is sent once, as a plain one */
+    assert.deepEqual(subs.map((m) => [m.topic, m.since]),
+                     [["early", { epoch: "E", rev: 0 }], ["late", undefined]]);
+    assert.deepEqual(rec, []);
+    await c.close();
+});
