@@ -473,6 +473,12 @@ ngx_http_loom_list_answer(ngx_http_loom_request_t *r)
             continue;
         }
 
+        /* only the topics the credential may see */
+
+        if (ngx_http_loom_access_visible(r->session, pairs[i]) != NGX_OK) {
+            continue;
+        }
+
         pairs[k++] = pairs[i];
 
         name = pairs[i];
@@ -480,6 +486,14 @@ ngx_http_loom_list_answer(ngx_http_loom_request_t *r)
 
         len += sizeof("{\"name\":\"\",\"schema\":},") - 1 + value->len
                + ngx_http_loom_json_escape_len(name->data, name->len);
+    }
+
+    if (k == 0) {
+        ngx_free(pairs);
+        ngx_http_loom_request_finish(r, ngx_http_loom_response_more(r,
+                                                    &ngx_http_loom_null,
+                                                    &more));
+        return;
     }
 
     data.data = ngx_alloc(len, r->session->connection->log);

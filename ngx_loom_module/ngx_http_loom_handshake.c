@@ -45,6 +45,7 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
     ngx_http_loom_worker_t    *w;
     ngx_http_loom_session_t   *s;
     ngx_http_loom_loc_conf_t  *llcf;
+    void                      *access;
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_loom_module);
     w = ngx_http_loom_get_worker();
@@ -53,11 +54,15 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* the key is checked first, as the original server does */
+    /* the credential is checked first, as the original server does */
 
-    if (ngx_http_loom_auth_check(r, llcf->api_keys) != NGX_OK) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "loom: client sent a missing or wrong API key");
+    rc = ngx_http_loom_auth_check(r, llcf, &access);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
         return ngx_http_loom_handshake_error(r, NGX_HTTP_UNAUTHORIZED,
                                              "unauthorized\n");
     }
@@ -128,6 +133,8 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    s->access = access;
+
     text = NULL;
     rc = ngx_http_loom_handshake_client_id(r, s, &text);
 
@@ -169,6 +176,7 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
 
     r->main->count++;
 
+    ngx_http_loom_auth_start(s);
     ngx_http_loom_upgrade_start(s);
 
     return NGX_DONE;
@@ -365,15 +373,23 @@ ngx_http_loom_handshake_client_id(ngx_http_request_t *r,
     size_t             len;
     ngx_int_t          rc;
     ngx_uint_t         i;
-    ngx_str_t          id;
+    ngx_str_t          id, *value;
     ngx_table_elt_t   *h;
     ngx_connection_t  *c;
 
     c = r->connection;
 
     h = ngx_http_loom_handshake_header(r, "ClientId", 8, NULL);
+    value = h ? &h->value : NULL;
 
-    if (h == NULL || h->value.len == 0) {
+    /* a token's subject is the ClientId */
+
+    rc = ngx_http_loom_auth_client_id(s, &value, text);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (value == NULL || value->len == 0) {
 
         /* a client without an id gets one */
 
@@ -387,25 +403,25 @@ ngx_http_loom_handshake_client_id(ngx_http_request_t *r,
 
     } else {
 
-        if (h->value.len > NGX_HTTP_LOOM_MAX_CLIENT_ID) {
+        if (value->len > NGX_HTTP_LOOM_MAX_CLIENT_ID) {
             *text = "\"ClientId\" is longer than 256 bytes\n";
             return NGX_HTTP_BAD_REQUEST;
         }
 
-        for (i = 0; i < h->value.len; i++) {
-            if (h->value.data[i] < 0x20 || h->value.data[i] == 0x7f) {
+        for (i = 0; i < value->len; i++) {
+            if (value->data[i] < 0x20 || value->data[i] == 0x7f) {
                 *text = "\"ClientId\" has a control character\n";
                 return NGX_HTTP_BAD_REQUEST;
             }
         }
 
-        id.len = h->value.len;
+        id.len = value->len;
         id.data = ngx_pnalloc(c->pool, id.len);
         if (id.data == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ngx_memcpy(id.data, h->value.data, id.len);
+        ngx_memcpy(id.data, value->data, id.len);
 
         rc = ngx_http_loom_shm_client_add(s->worker->shm, &id, c->log);
 

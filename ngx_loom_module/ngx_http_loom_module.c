@@ -184,6 +184,21 @@ static ngx_command_t  ngx_http_loom_commands[] = {
       0,
       NULL },
 
+    /* ngx_http_loom_auth.c */
+    { ngx_string("loom_auth_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_loom_auth_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loom_jwt"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_loom_jwt,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("loom_keep_request"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -408,6 +423,8 @@ ngx_http_loom_create_loc_conf(ngx_conf_t *cf)
     llcf->status = NGX_CONF_UNSET;
     llcf->keep_request = NGX_CONF_UNSET;
     llcf->api_keys = NGX_CONF_UNSET_PTR;
+    llcf->auth_file = NGX_CONF_UNSET_PTR;
+    llcf->jwt = NGX_CONF_UNSET_PTR;
     llcf->max_message_size = NGX_CONF_UNSET_SIZE;
     llcf->max_send_queue = NGX_CONF_UNSET_SIZE;
     llcf->max_inflight = NGX_CONF_UNSET_UINT;
@@ -432,6 +449,18 @@ ngx_http_loom_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->status, prev->status, 0);
     ngx_conf_merge_value(conf->keep_request, prev->keep_request, 1);
     ngx_conf_merge_ptr_value(conf->api_keys, prev->api_keys, NULL);
+    ngx_conf_merge_ptr_value(conf->auth_file, prev->auth_file, NULL);
+
+    if (conf->jwt == NGX_CONF_UNSET_PTR) {
+        conf->jwt = prev->jwt;
+        conf->jwt_leeway = prev->jwt_leeway;
+    }
+
+    if (conf->jwt == NGX_CONF_UNSET_PTR) {
+        conf->jwt = NULL;
+        conf->jwt_leeway = 0;
+    }
+
     ngx_conf_merge_size_value(conf->max_message_size,
                               prev->max_message_size, 1024 * 1024);
     ngx_conf_merge_size_value(conf->max_send_queue,

@@ -10,6 +10,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include "ngx_http_loom_keyfile.h"
+#include "ngx_http_loom_jwt.h"
 
 
 #define NGX_HTTP_LOOM_VERSION  "0.1.0"
@@ -59,6 +61,9 @@ typedef struct {
     ngx_flag_t                  keep_request;
 
     ngx_array_t                *api_keys;         /* of ngx_str_t */
+    ngx_http_loom_keyfile_t    *auth_file;        /* loom_auth_file */
+    ngx_http_loom_jwt_conf_t   *jwt;              /* loom_jwt */
+    time_t                      jwt_leeway;
 
     size_t                      max_message_size;
     size_t                      max_send_queue;
@@ -111,7 +116,13 @@ ngx_int_t ngx_http_loom_handshake_handler(ngx_http_request_t *r);
 
 /* ngx_http_loom_auth.c */
 ngx_int_t ngx_http_loom_auth_check(ngx_http_request_t *r,
-    ngx_array_t *keys);
+    ngx_http_loom_loc_conf_t *llcf, void **access);
+ngx_int_t ngx_http_loom_auth_client_id(ngx_http_loom_session_t *s,
+    ngx_str_t **value, char **text);
+void ngx_http_loom_auth_start(ngx_http_loom_session_t *s);
+char *ngx_http_loom_auth_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_loom_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 /* ngx_http_loom_redis_conf.c */
 char *ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

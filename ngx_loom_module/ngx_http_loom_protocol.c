@@ -76,6 +76,11 @@ static ngx_http_loom_action_t  ngx_http_loom_actions[] = {
       { NGX_HTTP_LOOM_CHECK_DATA, NGX_HTTP_LOOM_CHECK_TOPIC },
       ngx_http_loom_update },
 
+    /* ngx_http_loom_access.c */
+    { ngx_string("refreshToken"), ngx_string("\"refreshToken\""),
+      { 0, 0 },
+      ngx_http_loom_refresh },
+
     { ngx_null_string, ngx_null_string, { 0, 0 }, NULL }
 };
 
@@ -196,6 +201,12 @@ ngx_http_loom_protocol_dispatch(ngx_http_loom_requests_t *rq, u_char *data,
         {
             return;
         }
+    }
+
+    /* what the credential allows: answered 403 if not this */
+
+    if (ngx_http_loom_access_request(&ctx) != NGX_OK) {
+        return;
     }
 
     a->handler(&ctx);

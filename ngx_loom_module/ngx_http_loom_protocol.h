@@ -88,6 +88,12 @@ void ngx_http_loom_unregister(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_list(ngx_http_loom_ctx_t *ctx);
 void ngx_http_loom_update(ngx_http_loom_ctx_t *ctx);
 
+/* ngx_http_loom_access.c */
+ngx_int_t ngx_http_loom_access_request(ngx_http_loom_ctx_t *ctx);
+ngx_int_t ngx_http_loom_access_visible(ngx_http_loom_session_t *s,
+    ngx_str_t *topic);
+void ngx_http_loom_refresh(ngx_http_loom_ctx_t *ctx);
+
 /* ngx_http_loom_answer.c: requests and answers, for the actions */
 ngx_http_loom_request_t *ngx_http_loom_request_create(
     ngx_http_loom_ctx_t *ctx, ngx_uint_t extra);

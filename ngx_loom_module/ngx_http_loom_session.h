@@ -14,6 +14,7 @@
 #include "ngx_http_loom_ws.h"
 #include "ngx_http_loom_output.h"
 #include "ngx_http_loom_request.h"
+#include "ngx_http_loom_access.h"
 
 
 /*
@@ -47,6 +48,9 @@ struct ngx_http_loom_session_s {
 
     ngx_str_t                   client_id;
     ngx_str_t                   sender;           /* JSON-escaped id */
+
+    /* what the credential allows; NULL: everything (no auth configured) */
+    ngx_http_loom_access_t     *access;
 
     /* input */
     ngx_http_loom_ws_parser_t   parser;

@@ -15,7 +15,7 @@ build="nginx nginx-dev build-essential libhiredis-dev libjansson-dev
        libjwt-dev libssl-dev libpcre2-dev zlib1g-dev"
 run="redis-server curl procps"
 test="python3 python3-pytest python3-pytest-timeout python3-websockets
-      python3-redis libcmocka-dev openssl libtest-json-schema-acceptance-perl
+      python3-cryptography python3-redis libcmocka-dev openssl libtest-json-schema-acceptance-perl
       libnginx-mod-nchan prometheus python3-prometheus-client
       nodejs npm"
 check="clang valgrind"
