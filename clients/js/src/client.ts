@@ -57,7 +57,7 @@ function backoff(attempt: number, initial: number, max: number): number {
 }
 
 export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
-    private readonly opts: ConnectOptions;
+    private opts: ConnectOptions;
     private readonly timeoutMs: number;
     private readonly maxInFlight: number;
     private readonly maxQueued: number;
@@ -577,6 +577,15 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
             cursor = a.cursor;
         }
         return all;
+    }
+
+    /*
+     * Replaces the connection's token before it expires (close 4001); the
+     * new one is also the credential of later reconnects.
+     */
+    async refreshToken(token: string): Promise<void> {
+        await this.request("refreshToken", { data: { token } });
+        this.opts = { ...this.opts, token };
     }
 
     /* resolves with the stored revision on dataloom.v2, else undefined */

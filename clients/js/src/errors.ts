@@ -1,7 +1,7 @@
 /*
  * The one error type of the client.  Errors the server answered carry its
- * numeric code (400 or 500), its message text, and the action and id of
- * the request.  Errors the client itself raises carry a string code.
+ * numeric code (400, 401, 403, 500), its message text, and the action and
+ * id of the request.  Errors the client itself raises carry a string code.
  */
 
 export type ClientErrorCode =

@@ -266,4 +266,20 @@ describe("api keys", () => {
                                 "connect_failed");
         assert.equal(f.status, 401);
     });
+
+    test("the key as a subprotocol entry or in the query, as browsers send it",
+         async () => {
+        for (const where of ["protocol", "query"]) {
+            const c = await connect({ url: keyed.url, apiKey: "k1",
+                                      credentialIn: where });
+            clients.push(c);
+            assert.ok(Array.isArray(await c.listTopics()), where);
+            /* the token entry is never the accepted subprotocol */
+            assert.ok(c.protocol === "" || c.protocol === "dataloom.v2");
+            const e = await rejects(connect({ url: keyed.url, apiKey: "k9",
+                                              credentialIn: where }),
+                                    "connect_failed");
+            assert.equal(e.status, 401, where);
+        }
+    });
 });

@@ -180,3 +180,41 @@ test("credentials and ClientId as headers, v2 offered", async () => {
     assert.equal(q.peer.req.url, "/ws?access_token=a%20b");
     await q.c.close();
 });
+
+test("refreshToken: the new token is sent, and used to reconnect",
+     async () => {
+    peers = [];
+    const c = await connect({ url, token: "old", credentialIn: "query",
+                              reconnect: { initialDelayMs: 10,
+                                           maxDelayMs: 20 } });
+    await waitFor(() => peers.length === 1, "the connection");
+    const p = c.refreshToken("new");
+    await waitFor(() => peers[0].got.length === 1, "the request");
+    const req = peers[0].got[0];
+    assert.deepEqual(req, { id: req.id, action: "refreshToken",
+                            data: { token: "new" }, requireAck: true });
+    answer(peers[0], req);
+    await p;
+    assert.equal(peers[0].req.url, "/ws?access_token=old");
+    peers[0].ws.terminate();
+    await waitFor(() => peers.length === 2, "the reconnect");
+    assert.equal(peers[1].req.url, "/ws?access_token=new");
+    await c.close();
+});
+
+test("a refused refreshToken keeps the old token", async () => {
+    peers = [];
+    const c = await connect({ url, token: "old", credentialIn: "query",
+                              reconnect: false });
+    await waitFor(() => peers.length === 1, "the connection");
+    const p = c.refreshToken("bad").then(() => null, (e) => e);
+    await waitFor(() => peers[0].got.length === 1, "the request");
+    peers[0].ws.send(JSON.stringify({ id: peers[0].got[0].id,
+        action: "refreshToken", code: 401,
+        message: "unauthorized: token expired", type: "response" }));
+    const e = await p;
+    assert.ok(e instanceof DataLoomError);
+    assert.deepEqual([e.code, e.message], [401,
+                                           "unauthorized: token expired"]);
+    await c.close();
+});
