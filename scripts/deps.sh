@@ -16,7 +16,8 @@ build="nginx nginx-dev build-essential libhiredis-dev libjansson-dev
 run="redis-server curl procps"
 test="python3 python3-pytest python3-pytest-timeout python3-websockets
       python3-cryptography python3-redis libcmocka-dev openssl libtest-json-schema-acceptance-perl
-      libnginx-mod-nchan prometheus python3-prometheus-client"
+      libnginx-mod-nchan prometheus python3-prometheus-client
+      nodejs npm"
 check="clang valgrind"
 bench="$run jq iproute2"
 deb="debhelper dpkg-dev lintian"
@@ -36,6 +37,11 @@ done
 
 missing=
 for p in $want; do
+    # nodejs from NodeSource carries its own npm, which Debian's npm
+    # package conflicts with: an npm on the PATH is enough
+    if [ "$p" = npm ] && command -v npm > /dev/null; then
+        continue
+    fi
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
          | grep -q "install ok installed"
     then

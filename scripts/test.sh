@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: C unit tests of the pure parts, then integration
-# tests against a real nginx loading the module and a real redis-server.
+# tests against a real nginx loading the module and a real redis-server,
+# then the TypeScript client's tests (scripts/test-js.sh).  Both of the
+# last two run even when the first fails; the exit status is non-zero when
+# either failed.
 #
 # Extra arguments go to pytest (e.g. -k frames, -x).
 
@@ -19,7 +22,13 @@ make -s -C tests/unit check
 echo "== fuzz corpus replay"
 make -s -C tests/fuzz check
 
+status=0
+
 echo "== integration tests"
-cd tests/integration
-exec /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-    --timeout 180 "$@"
+(cd tests/integration && /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+    --timeout 180 "$@") || status=$?
+
+echo "== TypeScript client tests"
+scripts/test-js.sh || status=$?
+
+exit $status
