@@ -493,54 +493,77 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
         /* one still waiting for its first answer sends its own again */
         const subs = [...this.subs.values()].filter((s) => s.live).reverse();
         for (const sub of subs) {
-            const fields: Frame = { topic: sub.topic };
-            const resume = this.v2 && sub.epoch !== undefined;
-            if (resume) {
-                fields.since = { epoch: sub.epoch, rev: sub.rev ?? 0 };
+            this.resubscribeOne(sub, 0);
+        }
+    }
+
+    private resubscribeOne(sub: TopicSub, attempt: number): void {
+        const fields: Frame = { topic: sub.topic };
+        const resume = this.v2 && sub.epoch !== undefined;
+        if (resume) {
+            fields.since = { epoch: sub.epoch, rev: sub.rev ?? 0 };
+        }
+        if (this.v2) {
+            fields.snapshot = true;
+        }
+        const from = sub.rev;
+        /*
+         * The position is taken, and the application told, as the
+         * answer arrives: the replayed deliveries come right after it.
+         */
+        const onOk = (a: Answer) => {
+            if (this.subs.get(sub.topic) !== sub) {
+                return;
             }
-            if (this.v2) {
-                fields.snapshot = true;
+            const r: Recovery = {
+                topic: sub.topic, recovered: a.recovered === true,
+                reason: "reconnect",
+                replayed: typeof a.replayed === "number" ? a.replayed : 0,
+            };
+            if (typeof a.epoch === "string") {
+                r.epoch = a.epoch;
+                r.rev = a.rev;
             }
-            const from = sub.rev;
-            /*
-             * The position is taken, and the application told, as the
-             * answer arrives: the replayed deliveries come right after it.
-             */
-            const onOk = (a: Answer) => {
+            if (r.recovered) {
+                /* the replay follows: it moves sub.rev from `from` */
+                sub.rev = from;
+            } else {
+                sub.epoch = a.epoch;
+                sub.rev = a.rev;
+                if ("data" in a) {
+                    r.value = { data: a.data, rev: a.rev, epoch: a.epoch,
+                                ts: a.ts };
+                }
+            }
+            this.recovered(sub, r);
+        };
+        this.request("subscribe", fields, true, onOk).catch(
+            (e: DataLoomError) => {
                 if (this.subs.get(sub.topic) !== sub) {
                     return;
                 }
-                const r: Recovery = {
-                    topic: sub.topic, recovered: a.recovered === true,
-                    reason: "reconnect",
-                    replayed: typeof a.replayed === "number" ? a.replayed : 0,
-                };
-                if (typeof a.epoch === "string") {
-                    r.epoch = a.epoch;
-                    r.rev = a.rev;
+                if (e.fromServer
+                    && e.message.startsWith("storage unavailable"))
+                {
+                    /*
+                     * the broker is back but its Redis link not yet:
+                     * the subscription stays and is asked for again
+                     */
+                    const r = this.reconnect;
+                    setTimeout(() => {
+                        if (this.subs.get(sub.topic) === sub
+                            && this.stateValue === "open")
+                        {
+                            this.resubscribeOne(sub, attempt + 1);
+                            this.pump();
+                        }
+                    }, backoff(attempt, r.initial, r.max));
+                } else if (e.fromServer) {
+                    /* the topic is gone: the subscription ends */
+                    this.subs.delete(sub.topic);
                 }
-                if (r.recovered) {
-                    /* the replay follows: it moves sub.rev from `from` */
-                    sub.rev = from;
-                } else {
-                    sub.epoch = a.epoch;
-                    sub.rev = a.rev;
-                    if ("data" in a) {
-                        r.value = { data: a.data, rev: a.rev, epoch: a.epoch,
-                                    ts: a.ts };
-                    }
-                }
-                this.recovered(sub, r);
-            };
-            this.request("subscribe", fields, true, onOk).catch(
-                (e: DataLoomError) => {
-                    if (e.fromServer && this.subs.get(sub.topic) === sub) {
-                        /* the topic is gone: the subscription ends */
-                        this.subs.delete(sub.topic);
-                    }
-                    this.emit("error", e);
-                });
-        }
+                this.emit("error", e);
+            });
     }
 
     /* ---- the API ---- */

@@ -72,6 +72,37 @@ test("reconnects, resubscribes, and deliveries flow again", async () => {
     await waitFor(() => pub.get("rc.a"), "a get");
 });
 
+test("a resubscribe that meets a Redis outage is tried again", async () => {
+    const sub = await client(broker.url, { clientId: "rc-outage" });
+    const recoveries = [];
+    const errors = [];
+    sub.on("recovery", (r) => recoveries.push(r));
+    sub.on("error", (e) => errors.push(e));
+    await sub.registerTopic("rc.out", { n: null });
+    const got = [];
+    await sub.subscribe("rc.out", (d) => got.push(d.data.n));
+
+    /* the broker comes back while its Redis answers nothing */
+    broker.redis.kill("SIGSTOP");
+    try {
+        await broker.nginx.kill();
+        await waitFor(() => sub.state === "reconnecting", "reconnecting");
+        await broker.nginx.start({ waitRedis: false });
+        await waitFor(() => errors.some((e) => e.message.startsWith(
+            "storage unavailable")), "the resubscribe refused", 15000);
+        assert.equal(recoveries.length, 0);
+    } finally {
+        broker.redis.kill("SIGCONT");
+    }
+
+    /* the subscription was kept and is made again once Redis answers */
+    await waitFor(() => recoveries.length === 1, "resubscribed", 15000);
+    const pub = await client(broker.url);
+    await pub.publish("rc.out", { n: 7 });
+    await waitFor(() => got.includes(7), "the delivery");
+});
+
+
 test("a subscription's own recovery callback", async () => {
     const c = await client(broker.url);
     await c.registerTopic("rc.cb", { n: null });
