@@ -15,22 +15,26 @@
 -- Returns {seq, rev, ts}; {tag, schema} when the tag is not the current
 -- one (the caller checks again); nil when the topic does not exist.
 local h, s = KEYS[1], KEYS[2]
-local f = redis.call('HMGET', h, 'tag', 'st', 'hn', 'ha', 'ts', 'epoch')
+local f = redis.call('HMGET', h, 'tag', 'st', 'hn', 'ha', 'ts', 'epoch',
+                    'seq', 'rev')
 local tag = f[1]
 if not tag then return false end
 if tag ~= ARGV[1] then
   return {tag, redis.call('HGET', h, 'schema')}
 end
-local seq = redis.call('HINCRBY', h, 'seq', 1)
+-- the counters come with the fields read above: one HSET writes them
+local seq = (tonumber(f[7]) or 0) + 1
 local rev, ts = 0, 0
-if ARGV[2] == '1' and f[2] ~= 'memory' then
+if ARGV[2] ~= '1' or f[2] == 'memory' then
+  redis.call('HSET', h, 'seq', seq)
+else
   local t = redis.call('TIME')
   ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local last = tonumber(f[5]) or 0
   if ts < last then ts = last end
-  rev = redis.call('HINCRBY', h, 'rev', 1)
+  rev = (tonumber(f[8]) or 0) + 1
   local o = tonumber(ARGV[4])
-  redis.call('HSET', h, 'ts', ts, 'value',
+  redis.call('HSET', h, 'seq', seq, 'rev', rev, 'ts', ts, 'value',
              string.sub(ARGV[3], o, o + tonumber(ARGV[5]) - 1))
   local n = tonumber(f[3] or ARGV[7])
   local age = tonumber(f[4] or ARGV[8])
