@@ -80,6 +80,10 @@ ngx_http_loom_cred_query(ngx_str_t *args, u_char *buf, ngx_str_t *cred)
                     continue;
                 }
 
+                if (*v == '\0') {
+                    return NGX_ERROR;
+                }
+
                 if (*v != '%') {
                     *d++ = *v;
                     continue;

@@ -42,7 +42,7 @@ ngx_int_t ngx_http_loom_cred_authorization(ngx_str_t *value,
  * percent-decoded ('+' is a space, as browsers' URLSearchParams writes
  * it) into buf, which must hold args->len bytes.  NGX_OK with cred in
  * buf; NGX_DECLINED: no such argument, or it is empty; NGX_ERROR: a bad
- * %-escape, an escaped NUL, or the argument given twice.
+ * %-escape, a NUL byte (escaped or not), or the argument given twice.
  */
 ngx_int_t ngx_http_loom_cred_query(ngx_str_t *args, u_char *buf,
     ngx_str_t *cred);

@@ -385,6 +385,10 @@ ngx_http_loom_jwt_verify(ngx_http_loom_jwt_conf_t *conf, u_char *token,
     if (n != 0 || jwt == NULL) {
         json_decref(body);
 
+        if (jwt) {
+            jwt_free(jwt);
+        }
+
         if (n == ENOMEM) {
             return NGX_ERROR;
         }

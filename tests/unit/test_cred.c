@@ -147,6 +147,16 @@ test_query(void **state)
     assert_int_equal(query("access_token=k%zz"), NGX_ERROR);
     assert_int_equal(query("access_token=k%00x"), NGX_ERROR);
     assert_int_equal(query("access_token=a&access_token=a"), NGX_ERROR);
+    {
+        u_char     buf[32];
+        ngx_str_t  a, cred;
+
+        /* a raw NUL, as found by fuzzing: not a credential either */
+        a.data = (u_char *) "access_token=k\0x";
+        a.len = 16;
+        assert_int_equal(ngx_http_loom_cred_query(&a, buf, &cred),
+                         NGX_ERROR);
+    }
     assert_int_equal(query("access_token=a&access_token"), NGX_ERROR);
     assert_int_equal(query("access_token=&access_token=a"), NGX_ERROR);
 }
