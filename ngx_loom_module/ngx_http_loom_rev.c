@@ -16,6 +16,8 @@
 #define NGX_HTTP_LOOM_REV_MAX_AGE    2147483647
 
 
+static u_char *ngx_http_loom_rev_word(u_char *p, u_char *last,
+    ngx_str_t *word);
 static u_char *ngx_http_loom_rev_number(u_char *p, u_char *last,
     uint64_t *v);
 static ngx_int_t ngx_http_loom_rev_error(ngx_str_t *err, char *a, char *b,
@@ -65,7 +67,7 @@ ngx_http_loom_rev_offered(ngx_str_t *value)
 ngx_int_t
 ngx_http_loom_rev_parse(u_char *p, size_t len, ngx_http_loom_rev_msg_t *m)
 {
-    u_char  *last, *q;
+    u_char  *last;
 
     last = p + len;
 
@@ -92,19 +94,10 @@ ngx_http_loom_rev_parse(u_char *p, size_t len, ngx_http_loom_rev_msg_t *m)
     }
 
     if (m->kind == NGX_HTTP_LOOM_REV_EPOCH) {
-        q = p;
-
-        while (p < last && *p != ' ') {
-            p++;
-        }
-
-        if (p == q || p == last) {
+        p = ngx_http_loom_rev_word(p, last, &m->epoch);
+        if (p == NULL) {
             return NGX_ERROR;
         }
-
-        m->epoch.data = q;
-        m->epoch.len = p - q;
-        p++;
     }
 
     p = ngx_http_loom_rev_number(p, last, &m->rev);
@@ -118,19 +111,10 @@ ngx_http_loom_rev_parse(u_char *p, size_t len, ngx_http_loom_rev_msg_t *m)
     }
 
     if (m->kind == NGX_HTTP_LOOM_REV_DELIVERY) {
-        q = p;
-
-        while (p < last && *p != ' ') {
-            p++;
-        }
-
-        if (p == q || p == last) {
+        p = ngx_http_loom_rev_word(p, last, &m->epoch);
+        if (p == NULL) {
             return NGX_ERROR;
         }
-
-        m->epoch.data = q;
-        m->epoch.len = p - q;
-        p++;
     }
 
     if (p == last) {
@@ -145,6 +129,30 @@ ngx_http_loom_rev_parse(u_char *p, size_t len, ngx_http_loom_rev_msg_t *m)
 
 
 /* digits and one space after them */
+
+/* a word up to the next space, which must follow; the end after it */
+
+static u_char *
+ngx_http_loom_rev_word(u_char *p, u_char *last, ngx_str_t *word)
+{
+    u_char  *start;
+
+    start = p;
+
+    while (p < last && *p != ' ') {
+        p++;
+    }
+
+    if (p == start || p == last) {
+        return NULL;
+    }
+
+    word->data = start;
+    word->len = p - start;
+
+    return p + 1;
+}
+
 
 static u_char *
 ngx_http_loom_rev_number(u_char *p, u_char *last, uint64_t *v)
