@@ -470,6 +470,7 @@ ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx)
     }
 
     r->data = json;
+    r->start = ngx_http_loom_usec();
     r->registration.data = r->payload.data + len;
 
     p = ngx_cpymem(r->registration.data + NGX_HTTP_LOOM_ID_LEN,
@@ -781,9 +782,9 @@ ngx_http_loom_publish_acked(ngx_http_loom_request_t *r)
 {
     ngx_http_loom_worker_t  *w;
 
-    w = ngx_http_loom_get_worker();
+    w = r->session->worker;
 
-    if (w && w->stats && r->action == NGX_HTTP_LOOM_PUBLISH) {
+    if (w->stats && r->action == NGX_HTTP_LOOM_PUBLISH) {
         ngx_http_loom_shm_observe(&w->stats->publish_ack,
                                   (ngx_msec_int_t) (ngx_http_loom_usec()
                                                     - r->start));

@@ -97,7 +97,6 @@ ngx_http_loom_request_alloc(ngx_http_loom_requests_t *rq, size_t size,
     r->requests = rq;
     r->session = rq->data;
     r->state = NGX_HTTP_LOOM_REQ_REDIS;
-    r->start = ngx_http_loom_usec();
 
     /* before position: what a deferred message leads to takes its place */
 

@@ -78,7 +78,7 @@ struct ngx_http_loom_requests_s {
 struct ngx_http_loom_request_s {
     ngx_http_loom_store_call_t   call;          /* must be first */
     ngx_http_loom_reply_pt       reply;
-    uint64_t                     start;         /* microseconds */
+    uint64_t                     start;         /* publish: microseconds */
 
     ngx_queue_t                  queue;         /* in requests->queue */
     ngx_http_loom_requests_t    *requests;      /* NULL: the client left */

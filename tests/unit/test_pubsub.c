@@ -87,13 +87,7 @@ static ngx_uint_t   nanswers;
 
 
 
-/* no worker, no counters, no clock here */
-
-ngx_http_loom_worker_t *
-ngx_http_loom_get_worker(void)
-{
-    return NULL;
-}
+/* no counters, no clock here */
 
 
 uint64_t

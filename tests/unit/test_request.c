@@ -68,15 +68,6 @@ frame(const char *label)
 }
 
 
-
-/* latencies are not measured here */
-
-uint64_t
-ngx_http_loom_usec(void)
-{
-    return 0;
-}
-
 ngx_int_t
 ngx_http_loom_out_send(ngx_http_loom_out_t *o, ngx_http_loom_frame_t *f)
 {
