@@ -1,0 +1,313 @@
+"""ClientIds unique across every node that shares the Redis.
+
+With loom_client_id_claim on, a connection's ClientId is claimed in Redis
+(key loom:{c:<id>}, the owner as value, with a ttl that each worker
+refreshes): a second connection with the id is refused with the same 409
+on any node, the id is free again as soon as the connection closes, and a
+node that dies leaves its ids to expire within the ttl.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import wait_for
+from wsclient import PING, PONG, HandshakeError
+
+TTL = 2.0
+CLAIM = ("loom_client_id_claim on;\n"
+         "    loom_client_id_claim_ttl %dms;\n"
+         "    loom_client_id_claim_refresh %dms;"
+         % (TTL * 1000, TTL * 1000 / 4))
+
+
+def key(cid):
+    return "loom:{c:%s}" % cid
+
+
+def refused(n, cid):
+    with pytest.raises(HandshakeError) as e:
+        n.client(headers={"ClientId": cid})
+    assert (e.value.status, e.value.body) == (409,
+                                              b"client ID already exists\n")
+    assert e.value.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def try_client(n, cid):
+    try:
+        return n.client(headers={"ClientId": cid})
+    except HandshakeError as e:
+        assert e.status == 409, e
+        return None
+
+
+def works(c):
+    r = c.request({"id": "l", "action": "listTopics"})
+    assert r["code"] == 200, r
+
+
+def alive(c):
+    """Open, without needing Redis: a ping gets its pong."""
+    c.send_frame(PING, b"here?")
+    f = c.recv_frame()
+    assert (f.opcode, f.payload) == (PONG, b"here?"), f
+
+
+def nodes(make_nginx, http=CLAIM, **kw):
+    return make_nginx(http=http, **kw), make_nginx(http=http, **kw)
+
+
+def test_an_id_held_on_one_node_is_refused_on_the_other(redis_server,
+                                                        make_nginx):
+    # a long ttl: the id comes free because the claim is deleted
+    a, b = nodes(make_nginx, http="loom_client_id_claim on;\n"
+                                  "    loom_client_id_claim_ttl 60s;")
+    rc = redis_server.client()
+    first = a.client(headers={"ClientId": "alice"})
+    owner = rc.get(key("alice"))
+    assert owner is not None
+    assert 0 < rc.pttl(key("alice")) <= 60000
+
+    refused(b, "alice")
+    refused(a, "alice")
+    # the refusals took nothing: the claim is the first connection's
+    assert rc.get(key("alice")) == owner
+    # other ids are not concerned, nor connections without one
+    other = b.client(headers={"ClientId": "bob"})
+    anon = b.client()
+    works(first)
+    works(other)
+    works(anon)
+
+    first.close()
+    wait_for(lambda: rc.exists(key("alice")) == 0, timeout=10,
+             what="the claim to be deleted on close")
+    again = b.client(headers={"ClientId": "alice"})
+    works(again)
+    assert rc.get(key("alice")) not in (None, owner)
+    refused(a, "alice")
+    for c in (again, other, anon):
+        c.close()
+
+
+def test_assigned_ids_are_not_claimed(redis_server, make_nginx):
+    a, _ = nodes(make_nginx)
+    c = a.client()
+    works(c)
+    assert redis_server.client().keys("loom:{c:*") == []
+    c.close()
+
+
+def test_off_by_default_ids_are_per_node(redis_server, make_nginx):
+    a, b = make_nginx(), make_nginx()
+    x = a.client(headers={"ClientId": "same"})
+    y = b.client(headers={"ClientId": "same"})
+    works(x)
+    works(y)
+    assert redis_server.client().keys("loom:{c:*") == []
+    x.close()
+    y.close()
+
+
+def test_a_killed_node_frees_its_ids_within_the_ttl(redis_server,
+                                                    make_nginx):
+    a, b = nodes(make_nginx)
+    held = a.client(headers={"ClientId": "victim"})
+    works(held)
+    a.kill()
+    wait_for(lambda: a.worker_pids() == [], what="node a to die")
+    killed = time.monotonic()
+    held.abort()
+
+    # the claim outlives the node until its ttl runs out
+    refused(b, "victim")
+    c = wait_for(lambda: try_client(b, "victim"), timeout=TTL + 10,
+                 what="the dead node's claim to expire")
+    assert time.monotonic() - killed <= TTL + 2.0
+    works(c)
+    c.close()
+
+
+def test_a_refreshed_claim_outlives_its_ttl(redis_server, make_nginx):
+    a, b = nodes(make_nginx)
+    rc = redis_server.client()
+    held = a.client(headers={"ClientId": "steady"})
+    owner = rc.get(key("steady"))
+    start = time.monotonic()
+    # three ttls: without the refresh the claim would be gone
+    while time.monotonic() - start < 3 * TTL:
+        assert rc.get(key("steady")) == owner
+        time.sleep(0.1)
+    refused(b, "steady")
+    works(held)
+    held.close()
+
+
+def restart_empty(redis_server):
+    redis_server.kill()
+    for name in os.listdir(redis_server.dir):
+        path = os.path.join(redis_server.dir, name)
+        if name.startswith("appendonly"):
+            shutil.rmtree(path, ignore_errors=True)
+            if os.path.exists(path):
+                os.unlink(path)
+    redis_server.start()
+    assert redis_server.client().dbsize() == 0
+
+
+def test_claims_are_made_again_after_redis_lost_them(redis_server,
+                                                     make_nginx):
+    # refreshes far apart: the claim comes back because the link did
+    a, b = nodes(make_nginx, http="loom_client_id_claim on;\n"
+                                  "    loom_client_id_claim_ttl 60s;")
+    rc = redis_server.client()
+    held = a.client(headers={"ClientId": "phoenix"})
+    owner = rc.get(key("phoenix"))
+
+    restart_empty(redis_server)
+    rc = redis_server.client()
+    wait_for(lambda: rc.get(key("phoenix")) == owner, timeout=15,
+             what="the claim to be made again")
+    wait_for(a.redis_up, what="node a's links")
+    wait_for(b.redis_up, what="node b's links")
+    refused(b, "phoenix")
+    works(held)
+    held.close()
+
+
+def test_redis_down_at_the_handshake(redis_server, make_nginx):
+    a, b = nodes(make_nginx)
+    redis_server.kill()
+    wait_for(lambda: not a.redis_up() and not b.redis_up(),
+             what="the links to go down")
+
+    # the node's own check stands; the claims wait for Redis
+    x = a.client(headers={"ClientId": "split"})
+    refused(a, "split")
+    y = b.client(headers={"ClientId": "split"})
+    alive(x)
+    alive(y)
+
+    # back: both claim the id again, the first one keeps it and the
+    # other connection is closed as its handshake would have been refused
+    redis_server.start()
+    rc = redis_server.client()
+    wait_for(lambda: rc.exists(key("split")), timeout=15,
+             what="the id to be claimed")
+
+    def closed(c):
+        try:
+            f = c.recv_frame(timeout=0.2)
+        except socket.timeout:
+            return None
+        return f
+
+    lost = None
+    deadline = time.monotonic() + 15
+    while lost is None and time.monotonic() < deadline:
+        for c in (x, y):
+            f = closed(c)
+            if f is not None:
+                assert (f.close_code(), f.close_reason()) == (
+                    4009, "client ID already exists"), f
+                lost = c
+                break
+    assert lost is not None, "neither connection was closed"
+    kept = y if lost is x else x
+    works(kept)
+    kept_node, other_node = (a, b) if kept is x else (b, a)
+    refused(other_node, "split")
+    lost.abort()
+    kept.close()
+    wait_for(lambda: rc.exists(key("split")) == 0, what="the claim to go")
+    assert "is connected to another node now" in other_node.log()
+
+
+def test_redis_too_slow_for_the_handshake(redis_server, make_nginx):
+    a, b = nodes(make_nginx, http=CLAIM + "\n    loom_redis_timeout 1s;")
+    rc = redis_server.client()
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        x = a.client(headers={"ClientId": "patient"}, timeout=10)
+        waited = time.monotonic() - start
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+    # no answer within loom_redis_timeout: the handshake went on
+    assert 0.8 <= waited < 5, waited
+    alive(x)
+    wait_for(a.redis_up, timeout=15, what="node a's links")
+    wait_for(lambda: rc.exists(key("patient")), timeout=15,
+             what="the id to be claimed")
+    refused(b, "patient")
+    x.close()
+
+
+def test_a_client_that_leaves_during_the_claim(redis_server, make_nginx):
+    a, b = nodes(make_nginx)
+    rc = redis_server.client()
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)
+    try:
+        s = socket.create_connection(("127.0.0.1", a.port))
+        s.sendall(("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "ClientId: leaver\r\n\r\n").encode())
+        # the request waits for Redis: nothing comes back yet
+        s.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            s.recv(100)
+        s.close()
+        wait_for(lambda: "client prematurely closed" in a.log(),
+                 what="the node to see the client go")
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+    # the claim made behind the client's back is deleted behind it
+    wait_for(lambda: rc.exists(key("leaver")) == 0
+             and a.status()["connections"] == 0, timeout=10,
+             what="nothing left of the client")
+    c = b.client(headers={"ClientId": "leaver"})
+    works(c)
+    c.close()
+
+
+def test_concurrent_handshakes_one_wins(redis_server, make_nginx):
+    a, b = nodes(make_nginx, workers=2)
+    count = 24
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def run(i):
+        n = (a, b)[i % 2]
+        s = socket.create_connection(("127.0.0.1", n.port), timeout=10)
+        request = ("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "ClientId: contested\r\n\r\n").encode()
+        barrier.wait()
+        s.sendall(request)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(1000)
+            if not chunk:
+                break
+            data += chunk
+        results[i] = (int(data.split()[1]), s)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r[0] for r in results)
+    assert codes == [101] + [409] * (count - 1), codes
+    for _, s in results:
+        s.close()
+    rc = redis_server.client()
+    wait_for(lambda: rc.exists(key("contested")) == 0,
+             what="the winner's claim to go")
