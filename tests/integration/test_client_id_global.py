@@ -311,3 +311,83 @@ def test_concurrent_handshakes_one_wins(redis_server, make_nginx):
     rc = redis_server.client()
     wait_for(lambda: rc.exists(key("contested")) == 0,
              what="the winner's claim to go")
+
+
+def lua(name):
+    path = os.path.join(os.path.dirname(__file__), "..", "..",
+                        "ngx_loom_module", "lua", name + ".lua")
+    with open(path) as f:
+        return f.read()
+
+
+def test_the_claim_scripts_alone(redis_server):
+    rc = redis_server.client()
+    k = key("s")
+    claim = lambda owner, stale="": rc.eval(lua("claim"), 1, k, owner,
+                                            "5000", stale)
+    unclaim = lambda owner: rc.eval(lua("unclaim"), 1, k, owner)
+
+    assert claim("n1:1:1") == 1
+    assert rc.get(k) == b"n1:1:1" and 0 < rc.pttl(k) <= 5000
+    # the owner refreshes; another owner is told who holds it
+    rc.pexpire(k, 100)
+    assert claim("n1:1:1") == 1 and rc.pttl(k) > 100
+    assert claim("n2:1:1") == b"n1:1:1"
+    # only the stale owner named is replaced
+    assert claim("n1:2:7", stale="n1:9:9") == b"n1:1:1"
+    assert claim("n1:2:7", stale="n1:1:1") == 1
+    assert rc.get(k) == b"n1:2:7"
+    # a late release of the old owner leaves the new claim alone
+    assert unclaim("n1:1:1") == 0
+    assert rc.get(k) == b"n1:2:7"
+    assert unclaim("n1:2:7") == 1
+    assert rc.exists(k) == 0
+    assert unclaim("n1:2:7") == 0
+    # a claim Redis lost is made again by the refresh
+    assert claim("n2:1:1") == 1
+    rc.delete(k)
+    assert claim("n2:1:1") == 1 and rc.get(k) == b"n2:1:1"
+
+
+def test_a_late_release_on_the_same_node(redis_server, make_nginx):
+    """Workers of one node: the id moves between them at once."""
+    n = make_nginx(http=CLAIM, workers=2)
+    rc = redis_server.client()
+    seen = set()
+    for i in range(20):
+        c = n.client(headers={"ClientId": "mover"})
+        works(c)
+        seen.add(rc.get(key("mover")))
+        c.close()
+    # every connection had its own claim, none was refused
+    assert len(seen) == 20 and None not in seen
+    wait_for(lambda: rc.exists(key("mover")) == 0, what="the last claim")
+
+
+def test_a_killed_worker_leaves_its_claims_to_its_node(redis_server,
+                                                       make_nginx):
+    # a long ttl: the id is free again because the node takes it over
+    http = ("loom_client_id_claim on;\n"
+            "    loom_client_id_claim_ttl 60s;")
+    n = make_nginx(http=http, workers=1, allowed_log=r"exited on signal 9")
+    other = make_nginx(http=http)
+    rc = redis_server.client()
+    c = n.client(headers={"ClientId": "orphan"})
+    owner = rc.get(key("orphan"))
+    (pid,) = n.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: len(n.worker_pids()) == 1
+             and pid not in n.worker_pids(), what="a new worker")
+    c.abort()
+    wait_for(n.redis_up, what="the new worker's links")
+
+    # the dead worker's claim is still there: another node refuses the id
+    assert rc.get(key("orphan")) == owner
+    refused(other, "orphan")
+    # its own node knows the worker is gone, and takes the claim over
+    again = n.client(headers={"ClientId": "orphan"})
+    works(again)
+    assert rc.get(key("orphan")) not in (None, owner)
+    assert "left over, taking it over" in n.log()
+    refused(other, "orphan")
+    again.close()
