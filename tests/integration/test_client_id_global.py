@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import wait_for
-from wsclient import PING, PONG, HandshakeError
+from wsclient import PING, PONG, ConnectionClosed, HandshakeError
 
 TTL = 2.0
 CLAIM = ("loom_client_id_claim on;\n"
@@ -391,3 +391,27 @@ def test_a_killed_worker_leaves_its_claims_to_its_node(redis_server,
     assert "left over, taking it over" in n.log()
     refused(other, "orphan")
     again.close()
+
+
+def test_a_request_terminated_during_the_claim(redis_server, make_nginx):
+    # a mirror subrequest that answers 444 terminates the main request
+    # while it waits for the claim's answer (or right after the 101)
+    n = make_nginx(http=CLAIM,
+                   server="location = /m { internal; return 444; } "
+                          "location = /plain { loom; }",
+                   location="mirror /m;")
+    rc = redis_server.client()
+    for i in range(5):
+        try:
+            c = n.client(headers={"ClientId": "cut"})
+            c.expect_eof(timeout=10)
+        except (ConnectionError, OSError, HandshakeError, ConnectionClosed):
+            pass
+    wait_for(lambda: n.status()["connections"] == 0
+             and rc.exists(key("cut")) == 0,
+             what="the gauge to come back and the claim to go")
+    c = n.client(path="/plain", headers={"ClientId": "cut"})
+    works(c)
+    assert rc.exists(key("cut")) == 1
+    c.close()
+    assert "signal 11" not in n.log()
