@@ -37,9 +37,9 @@
  *   NGX_OK        the claim is made;
  *   NGX_DECLINED  another connection holds the id (the first answer, or a
  *                 refresh that found it taken while Redis had lost it);
- *   NGX_AGAIN     the first answer only: Redis could not answer in time
- *                 (down, or slower than loom_redis_timeout): the claim is
- *                 made when Redis is back.
+ *   NGX_AGAIN     the first answer only: no answer from Redis (the link
+ *                 went down, or nothing came within loom_redis_timeout):
+ *                 the claim is made when Redis is back.
  */
 
 
