@@ -11,6 +11,7 @@
 #include "ngx_http_loom_json.h"
 #include "ngx_http_loom_schema.h"
 #include "ngx_http_loom_topic.h"
+#include "ngx_http_loom_schemas.h"
 
 
 /*
@@ -21,6 +22,9 @@
 
 /* topics per listTopics answer, about (HSCAN's COUNT is a hint) */
 #define NGX_HTTP_LOOM_LIST_MAX         1000
+
+/* updateSchema checks again when the version moved meanwhile */
+#define NGX_HTTP_LOOM_UPDATE_TRIES     3
 
 
 static void ngx_http_loom_register_reply(ngx_http_loom_request_t *r,
@@ -34,6 +38,9 @@ static void ngx_http_loom_list_reply(ngx_http_loom_request_t *r,
 static int ngx_libc_cdecl ngx_http_loom_list_cmp(const void *one,
     const void *two);
 static void ngx_http_loom_list_answer(ngx_http_loom_request_t *r);
+static void ngx_http_loom_update_fetch(ngx_http_loom_request_t *r);
+static void ngx_http_loom_update_checked(ngx_http_loom_request_t *r,
+    redisReply *reply);
 static void ngx_http_loom_update_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
 static ngx_http_loom_request_t *ngx_http_loom_admin_request(
@@ -43,14 +50,17 @@ static ngx_http_loom_request_t *ngx_http_loom_schema_request(
 static size_t ngx_http_loom_admin_setting(u_char *buf, ngx_int_t v);
 static ngx_int_t ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
     ngx_http_loom_reply_pt reply, ngx_uint_t script, ngx_str_t *arg1,
-    ngx_str_t *arg2);
+    ngx_str_t *arg2, ngx_str_t *tail, ngx_uint_t ntail);
 
 #define ngx_http_loom_admin_retention(r)                                     \
     ((ngx_http_loom_retention_t *)                                           \
          ngx_align_ptr((r)->payload.data + (r)->data_len, NGX_ALIGNMENT))
 
+#define ngx_http_loom_admin_opts(r)                                          \
+    ((ngx_http_loom_schema_opts_t *) (ngx_http_loom_admin_retention(r) + 1))
+
 #define ngx_http_loom_admin_stream(r)                                        \
-    ((u_char *) (ngx_http_loom_admin_retention(r) + 1))
+    ((u_char *) (ngx_http_loom_admin_opts(r) + 1))
 
 
 static ngx_str_t  ngx_http_loom_null = ngx_string("null");
@@ -62,14 +72,32 @@ static ngx_str_t  ngx_http_loom_empty_object = ngx_string("{}");
 void
 ngx_http_loom_register(ngx_http_loom_ctx_t *ctx)
 {
-    u_char                    id[NGX_HTTP_LOOM_ID_LEN];
-    ngx_str_t                 registration;
-    ngx_http_loom_request_t  *r;
+    u_char                        id[NGX_HTTP_LOOM_ID_LEN];
+    u_char                        extra[NGX_HTTP_LOOM_SCHEMAS_EXTRA_LEN];
+    ngx_str_t                     registration, tail[3];
+    ngx_http_loom_request_t      *r;
+    ngx_http_loom_schema_opts_t  *o;
 
     r = ngx_http_loom_schema_request(ctx);
     if (r == NULL) {
         return;
     }
+
+    /* the schema's kind, the compatibility mode, the index's members */
+
+    o = ngx_http_loom_admin_opts(r);
+
+    tail[0] = *ngx_http_loom_schemas_kind_name(o->kind, o->flags);
+    ngx_str_null(&tail[1]);
+
+    if (o->mode != NGX_HTTP_LOOM_COMPAT_UNSET
+        && o->mode != NGX_HTTP_LOOM_COMPAT_NONE)
+    {
+        tail[1] = *ngx_http_loom_schemas_mode_name(o->mode);
+    }
+
+    tail[2].data = extra;
+    tail[2].len = ngx_http_loom_schemas_index_extra(extra, o->kind, o->mode);
 
     /* a new id tells this registration from earlier ones of the name */
 
@@ -79,7 +107,7 @@ ngx_http_loom_register(ngx_http_loom_ctx_t *ctx)
 
     (void) ngx_http_loom_topic_script(r, ngx_http_loom_register_reply,
                                       NGX_HTTP_LOOM_SCRIPT_REGISTER,
-                                      &r->payload, &registration);
+                                      &r->payload, &registration, tail, 3);
 }
 
 
@@ -87,10 +115,8 @@ static void
 ngx_http_loom_register_reply(ngx_http_loom_request_t *r,
     redisReply *reply)
 {
-    json_t                   *existing, *proposed;
     ngx_int_t                 rc;
-    ngx_str_t                 msg;
-    json_error_t              jerr;
+    ngx_str_t                 msg, kind, existing;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
         || reply->elements == 0
@@ -110,21 +136,18 @@ ngx_http_loom_register_reply(ngx_http_loom_request_t *r,
 
     rc = NGX_DECLINED;
 
-    if (reply->elements == 2
-        && reply->element[1]->type == REDIS_REPLY_STRING)
+    if (reply->elements == 3
+        && reply->element[1]->type == REDIS_REPLY_STRING
+        && reply->element[2]->type == REDIS_REPLY_STRING)
     {
-        existing = json_loadb(reply->element[1]->str,
-                              reply->element[1]->len,
-                              JSON_DECODE_INT_AS_REAL|JSON_ALLOW_NUL, &jerr);
-        proposed = json_loadb((char *) r->payload.data, r->payload.len,
-                              JSON_DECODE_INT_AS_REAL|JSON_ALLOW_NUL, &jerr);
+        existing.data = (u_char *) reply->element[1]->str;
+        existing.len = reply->element[1]->len;
+        kind.data = (u_char *) reply->element[2]->str;
+        kind.len = reply->element[2]->len;
 
-        if (existing && proposed) {
-            rc = ngx_http_loom_schema_same(existing, proposed);
-        }
-
-        json_decref(existing);
-        json_decref(proposed);
+        rc = ngx_http_loom_schemas_same(&kind, &existing,
+                                        ngx_http_loom_admin_opts(r),
+                                        &r->payload);
     }
 
     if (rc == NGX_OK) {
@@ -161,7 +184,7 @@ ngx_http_loom_unregister(ngx_http_loom_ctx_t *ctx)
 
     (void) ngx_http_loom_topic_script(r, ngx_http_loom_unregister_reply,
                                       NGX_HTTP_LOOM_SCRIPT_UNREGISTER,
-                                      &channel, control);
+                                      &channel, control, NULL, 0);
 }
 
 
@@ -545,12 +568,16 @@ ngx_http_loom_list_answer(ngx_http_loom_request_t *r)
 }
 
 
-/* updateSchema */
+/*
+ * updateSchema: the versions kept are read, the change is checked against
+ * them in the topic's compatibility mode, and the update script makes it
+ * only if the version is still the one checked against; if it moved, the
+ * check is made again.  The requests behind it wait meanwhile.
+ */
 
 void
 ngx_http_loom_update(ngx_http_loom_ctx_t *ctx)
 {
-    ngx_str_t                *control;
     ngx_http_loom_request_t  *r;
 
     r = ngx_http_loom_schema_request(ctx);
@@ -558,11 +585,79 @@ ngx_http_loom_update(ngx_http_loom_ctx_t *ctx)
         return;
     }
 
-    control = ngx_http_loom_store_control(ctx->worker->store);
+    ngx_http_loom_request_barrier(r);
+
+    ngx_http_loom_update_fetch(r);
+}
+
+
+static void
+ngx_http_loom_update_fetch(ngx_http_loom_request_t *r)
+{
+    size_t       argvlen[2];
+    const char  *argv[2];
+
+    argv[0] = (char *) r->key.data;
+    argvlen[0] = r->key.len;
+    argv[1] = "*";
+    argvlen[1] = 1;
+
+    (void) ngx_http_loom_request_send(r, ngx_http_loom_update_checked,
+                                      NGX_HTTP_LOOM_SCRIPT_GETSCHEMA, 1,
+                                      2, argv, argvlen);
+}
+
+
+static void
+ngx_http_loom_update_checked(ngx_http_loom_request_t *r,
+    redisReply *reply)
+{
+    u_char                          version[NGX_INT64_LEN];
+    u_char                          keep[NGX_INT_T_LEN];
+    u_char                          extra[NGX_HTTP_LOOM_SCHEMAS_EXTRA_LEN];
+    ngx_str_t                       msg[3], *control, tail[5];
+    ngx_http_loom_schema_opts_t    *o;
+    ngx_http_loom_schema_checked_t  c;
+
+    if (reply && reply->type == REDIS_REPLY_NIL) {
+        ngx_str_set(&msg[0], "cannot update schema for topic ");
+        msg[1] = r->name;
+        ngx_str_set(&msg[2], ". Topic doesn't exist");
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_error(r, 500, msg, 3);
+        return;
+    }
+
+    if (reply == NULL) {
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_fail(r, reply);
+        return;
+    }
+
+    o = ngx_http_loom_admin_opts(r);
+
+    if (ngx_http_loom_schemas_check(r, reply, o, &c) != NGX_OK) {
+        return;
+    }
+
+    /* the version checked, the kind, the mode, versions kept, index */
+
+    tail[0].data = version;
+    tail[0].len = ngx_sprintf(version, "%L", c.version) - version;
+    tail[1] = *ngx_http_loom_schemas_kind_name(o->kind, o->flags);
+    tail[2] = *ngx_http_loom_schemas_mode_name(c.mode);
+    tail[3].data = keep;
+    tail[3].len = ngx_sprintf(keep, "%ui",
+                              r->session->worker->conf->schema_versions)
+                  - keep;
+    tail[4].data = extra;
+    tail[4].len = ngx_http_loom_schemas_index_extra(extra, o->kind, c.mode);
+
+    control = ngx_http_loom_store_control(r->session->worker->store);
 
     (void) ngx_http_loom_topic_script(r, ngx_http_loom_update_reply,
                                       NGX_HTTP_LOOM_SCRIPT_UPDATE,
-                                      &r->payload, control);
+                                      &r->payload, control, tail, 5);
 }
 
 
@@ -577,14 +672,34 @@ ngx_http_loom_update_reply(ngx_http_loom_request_t *r,
         ngx_str_set(&msg[0], "cannot update schema for topic ");
         msg[1] = r->name;
         ngx_str_set(&msg[2], ". Topic doesn't exist");
+        ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_error(r, 500, msg, 3);
         return;
     }
 
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_fail(r, reply);
         return;
     }
+
+    if (reply->integer == -2) {
+
+        /* another change came first: checked again against it */
+
+        if (++r->attempts < NGX_HTTP_LOOM_UPDATE_TRIES) {
+            ngx_http_loom_update_fetch(r);
+            return;
+        }
+
+        ngx_str_set(&msg[0], "storage error: the schema kept changing, "
+                             "try again");
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_error(r, 500, msg, 1);
+        return;
+    }
+
+    ngx_http_loom_request_unbarrier(r);
 
     if (reply->integer < 0) {
         ngx_str_set(&msg[0], "the storage of a topic cannot change: "
@@ -611,10 +726,11 @@ ngx_http_loom_update_reply(ngx_http_loom_request_t *r,
 static ngx_http_loom_request_t *
 ngx_http_loom_schema_request(ngx_http_loom_ctx_t *ctx)
 {
-    u_char                     errbuf[NGX_HTTP_LOOM_REV_ERRLEN];
-    ngx_str_t                  msg, *data;
-    ngx_http_loom_request_t   *r;
-    ngx_http_loom_retention_t  rt;
+    u_char                       errbuf[NGX_HTTP_LOOM_REV_ERRLEN];
+    ngx_str_t                    msg, *data;
+    ngx_http_loom_request_t     *r;
+    ngx_http_loom_retention_t    rt;
+    ngx_http_loom_schema_opts_t  o;
 
     data = &ctx->env.data.raw;
 
@@ -637,6 +753,12 @@ ngx_http_loom_schema_request(ngx_http_loom_ctx_t *ctx)
         return NULL;
     }
 
+    /* "schemaType" and "compatibility" (docs/schemas.md section 12) */
+
+    if (ngx_http_loom_schemas_options(ctx, &o) != NGX_OK) {
+        return NULL;
+    }
+
     /* the schema, the retention, room for the stream's key */
 
     r = ngx_http_loom_admin_request(ctx, data->len);
@@ -647,6 +769,7 @@ ngx_http_loom_schema_request(ngx_http_loom_ctx_t *ctx)
     ngx_memcpy(r->payload.data, data->data, data->len);
     r->payload.len = data->len;
     *ngx_http_loom_admin_retention(r) = rt;
+    *ngx_http_loom_admin_opts(r) = o;
 
     return r;
 }
@@ -664,6 +787,7 @@ ngx_http_loom_admin_request(ngx_http_loom_ctx_t *ctx, size_t len)
 
     r = ngx_http_loom_request_create(ctx, len + NGX_ALIGNMENT
                                      + sizeof(ngx_http_loom_retention_t)
+                                     + sizeof(ngx_http_loom_schema_opts_t)
                                      + ngx_http_loom_store_prefix(
                                            ctx->worker->store)->len
                                      + ctx->env.topic_str.len
@@ -676,6 +800,9 @@ ngx_http_loom_admin_request(ngx_http_loom_ctx_t *ctx, size_t len)
     ngx_http_loom_admin_retention(r)->history = NGX_HTTP_LOOM_REV_UNSET;
     ngx_http_loom_admin_retention(r)->max_age = NGX_HTTP_LOOM_REV_UNSET;
     ngx_http_loom_admin_retention(r)->memory = 0;
+    ngx_http_loom_admin_opts(r)->kind = NGX_HTTP_LOOM_SCHEMA_KEYS;
+    ngx_http_loom_admin_opts(r)->flags = 0;
+    ngx_http_loom_admin_opts(r)->mode = NGX_HTTP_LOOM_COMPAT_UNSET;
 
     return r;
 }
@@ -686,13 +813,14 @@ ngx_http_loom_admin_request(ngx_http_loom_ctx_t *ctx, size_t len)
 static ngx_int_t
 ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
     ngx_http_loom_reply_pt reply, ngx_uint_t script, ngx_str_t *arg1,
-    ngx_str_t *arg2)
+    ngx_str_t *arg2, ngx_str_t *tail, ngx_uint_t ntail)
 {
     u_char                     *p, *stream, hn[NGX_INT_T_LEN];
     u_char                      ha[NGX_INT_T_LEN];
-    size_t                      argvlen[9];
+    size_t                      argvlen[14];
     ngx_str_t                  *index;
-    const char                 *argv[9];
+    ngx_uint_t                  i;
+    const char                 *argv[14];
     ngx_http_loom_retention_t  *rt;
 
     index = ngx_http_loom_store_index(r->session->worker->store);
@@ -732,7 +860,14 @@ ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
     argv[8] = rt->memory == 2 ? "memory" : (rt->memory == 1 ? "redis" : "");
     argvlen[8] = ngx_strlen(argv[8]);
 
-    return ngx_http_loom_request_send(r, reply, script, 3, 9, argv,
+    /* what the script takes after these: the schema's (section 12) */
+
+    for (i = 0; i < ntail && i < 5; i++) {
+        argv[9 + i] = tail[i].len ? (char *) tail[i].data : "";
+        argvlen[9 + i] = tail[i].len;
+    }
+
+    return ngx_http_loom_request_send(r, reply, script, 3, 9 + i, argv,
                                       argvlen);
 }
 

@@ -8,6 +8,7 @@
 #include <ngx_http.h>
 #include "ngx_http_loom_protocol.h"
 #include "ngx_http_loom_schema.h"
+#include "ngx_http_loom_schemas.h"
 #include "ngx_http_loom_shm.h"
 #include "ngx_http_loom_topic.h"
 #include "ngx_http_loom_resume.h"
@@ -495,9 +496,9 @@ ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx)
 
     t = ngx_http_loom_topic_lookup(ctx->worker, &r->name);
 
-    if (t && t->schema) {
+    if (t && ngx_http_loom_topic_has_schema(t)) {
 
-        if (ngx_http_loom_schema_match(t->schema, json) == NGX_OK) {
+        if (ngx_http_loom_topic_match(t, json) == NGX_OK) {
             (void) ngx_http_loom_publish_send(r, &t->tag);
             ngx_http_loom_topic_check(t);
             return;
@@ -585,9 +586,10 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
     redisReply *reply)
 {
     json_t                   *schema;
-    ngx_str_t                 msg[2], tag;
-    json_error_t              jerr;
+    ngx_int_t                 rc;
+    ngx_str_t                 msg[2], tag, kind;
     ngx_http_loom_frame_t    *ack;
+    ngx_http_loom_jschema_t  *js;
     ngx_http_loom_topic_t    *t;
     ngx_http_loom_worker_t   *w;
     ngx_http_loom_session_t  *s;
@@ -658,9 +660,10 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
     }
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
+        || reply->elements != 3
         || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[1]->type != REDIS_REPLY_STRING)
+        || reply->element[1]->type != REDIS_REPLY_STRING
+        || reply->element[2]->type != REDIS_REPLY_STRING)
     {
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_fail(r, reply);
@@ -669,58 +672,87 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
 
     /* the schema changed, or was not known here: check against it */
 
-    schema = json_loadb(reply->element[1]->str, reply->element[1]->len,
-                        JSON_DECODE_INT_AS_REAL|JSON_ALLOW_NUL, &jerr);
-
-    if (schema == NULL) {
-        ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
-                      "loom: the stored schema of \"%V\" is not JSON: %s",
-                      &r->name, jerr.text);
-        ngx_str_set(&msg[0], "storage error: stored schema is not JSON");
-        ngx_http_loom_request_unbarrier(r);
-        ngx_http_loom_request_error(r, 500, msg, 1);
-        return;
-    }
-
     tag.data = (u_char *) reply->element[0]->str;
     tag.len = reply->element[0]->len;
 
     t = ngx_http_loom_topic_get(w, &r->name);
 
-    if (t) {
-        (void) ngx_http_loom_topic_set_schema(t, &tag, schema);
-    }
+    if (t == NULL || !ngx_http_loom_topic_has_schema(t)
+        || t->tag.len != tag.len
+        || ngx_strncmp(t->tag.data, tag.data, tag.len) != 0)
+    {
+        kind.data = (u_char *) reply->element[2]->str;
+        kind.len = reply->element[2]->len;
 
-    if (ngx_http_loom_schema_match(schema, r->data) != NGX_OK) {
-        json_decref(schema);
+        if (ngx_http_loom_schemas_load(w, &kind,
+                                       (u_char *) reply->element[1]->str,
+                                       reply->element[1]->len, &schema, &js)
+            != NGX_OK)
+        {
+            if (t) {
+                ngx_http_loom_topic_check(t);
+            }
 
-        if (t) {
-            ngx_http_loom_topic_check(t);
+            ngx_str_set(&msg[0], "storage error: the stored schema "
+                                 "cannot be used");
+            ngx_http_loom_request_unbarrier(r);
+            ngx_http_loom_request_error(r, 500, msg, 1);
+            return;
         }
 
-        ngx_str_set(&msg[0], "schema doesn't match topics current schema");
+        if (t == NULL) {
+            /* no memory for the cache: checked once without it */
+
+            rc = js ? ngx_http_loom_jschema_validate(js, r->data, NULL)
+                    : ngx_http_loom_schema_match(schema, r->data);
+
+            if (rc != NGX_OK) {
+                ngx_http_loom_request_unbarrier(r);
+                ngx_http_loom_schemas_refuse(r, js);
+            }
+
+            json_decref(schema);
+
+            if (js) {
+                ngx_http_loom_jschema_free(js);
+            }
+
+            if (rc != NGX_OK) {
+                return;
+            }
+
+            goto retry;
+        }
+
+        rc = ngx_http_loom_topic_set_schema(t, &tag, schema, js);
+        json_decref(schema);
+
+        if (rc != NGX_OK) {
+            ngx_http_loom_topic_check(t);
+            ngx_str_set(&msg[0], "out of memory");
+            ngx_http_loom_request_unbarrier(r);
+            ngx_http_loom_request_error(r, 500, msg, 1);
+            return;
+        }
+    }
+
+    if (ngx_http_loom_topic_match(t, r->data) != NGX_OK) {
         ngx_http_loom_request_unbarrier(r);
-        ngx_http_loom_request_error(r, 400, msg, 1);
+        ngx_http_loom_schemas_refuse(r, t->jschema);
+        ngx_http_loom_topic_check(t);
         return;
     }
 
-    json_decref(schema);
+    ngx_http_loom_topic_check(t);
+
+retry:
 
     if (++r->attempts >= NGX_HTTP_LOOM_PUBLISH_TRIES) {
-
-        if (t) {
-            ngx_http_loom_topic_check(t);
-        }
-
         ngx_str_set(&msg[0], "storage error: the schema kept changing, "
                              "try again");
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_error(r, 500, msg, 1);
         return;
-    }
-
-    if (t) {
-        ngx_http_loom_topic_check(t);
     }
 
     /*
