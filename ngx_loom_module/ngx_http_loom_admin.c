@@ -73,8 +73,7 @@ void
 ngx_http_loom_register(ngx_http_loom_ctx_t *ctx)
 {
     u_char                        id[NGX_HTTP_LOOM_ID_LEN];
-    u_char                        extra[NGX_HTTP_LOOM_SCHEMAS_EXTRA_LEN];
-    ngx_str_t                     registration, tail[3];
+    ngx_str_t                     registration, tail[2];
     ngx_http_loom_request_t      *r;
     ngx_http_loom_schema_opts_t  *o;
 
@@ -83,7 +82,7 @@ ngx_http_loom_register(ngx_http_loom_ctx_t *ctx)
         return;
     }
 
-    /* the schema's kind, the compatibility mode, the index's members */
+    /* the schema's kind and the compatibility mode */
 
     o = ngx_http_loom_admin_opts(r);
 
@@ -96,9 +95,6 @@ ngx_http_loom_register(ngx_http_loom_ctx_t *ctx)
         tail[1] = *ngx_http_loom_schemas_mode_name(o->mode);
     }
 
-    tail[2].data = extra;
-    tail[2].len = ngx_http_loom_schemas_index_extra(extra, o->kind, o->mode);
-
     /* a new id tells this registration from earlier ones of the name */
 
     ngx_http_loom_random_id(ctx->worker, id);
@@ -107,7 +103,7 @@ ngx_http_loom_register(ngx_http_loom_ctx_t *ctx)
 
     (void) ngx_http_loom_topic_script(r, ngx_http_loom_register_reply,
                                       NGX_HTTP_LOOM_SCRIPT_REGISTER,
-                                      &r->payload, &registration, tail, 3);
+                                      &r->payload, &registration, tail, 2);
 }
 
 
@@ -614,8 +610,7 @@ ngx_http_loom_update_checked(ngx_http_loom_request_t *r,
 {
     u_char                          version[NGX_INT64_LEN];
     u_char                          keep[NGX_INT_T_LEN];
-    u_char                          extra[NGX_HTTP_LOOM_SCHEMAS_EXTRA_LEN];
-    ngx_str_t                       msg[3], *control, tail[5];
+    ngx_str_t                       msg[3], *control, tail[4];
     ngx_http_loom_schema_opts_t    *o;
     ngx_http_loom_schema_checked_t  c;
 
@@ -640,7 +635,7 @@ ngx_http_loom_update_checked(ngx_http_loom_request_t *r,
         return;
     }
 
-    /* the version checked, the kind, the mode, versions kept, index */
+    /* the version checked, the kind, the mode, the versions kept */
 
     tail[0].data = version;
     tail[0].len = ngx_sprintf(version, "%L", c.version) - version;
@@ -650,14 +645,12 @@ ngx_http_loom_update_checked(ngx_http_loom_request_t *r,
     tail[3].len = ngx_sprintf(keep, "%ui",
                               r->session->worker->conf->schema_versions)
                   - keep;
-    tail[4].data = extra;
-    tail[4].len = ngx_http_loom_schemas_index_extra(extra, o->kind, c.mode);
 
     control = ngx_http_loom_store_control(r->session->worker->store);
 
     (void) ngx_http_loom_topic_script(r, ngx_http_loom_update_reply,
                                       NGX_HTTP_LOOM_SCRIPT_UPDATE,
-                                      &r->payload, control, tail, 5);
+                                      &r->payload, control, tail, 4);
 }
 
 
@@ -817,10 +810,10 @@ ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
 {
     u_char                     *p, *stream, hn[NGX_INT_T_LEN];
     u_char                      ha[NGX_INT_T_LEN];
-    size_t                      argvlen[14];
+    size_t                      argvlen[13];
     ngx_str_t                  *index;
     ngx_uint_t                  i;
-    const char                 *argv[14];
+    const char                 *argv[13];
     ngx_http_loom_retention_t  *rt;
 
     index = ngx_http_loom_store_index(r->session->worker->store);
@@ -862,7 +855,7 @@ ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
 
     /* what the script takes after these: the schema's (section 12) */
 
-    for (i = 0; i < ntail && i < 5; i++) {
+    for (i = 0; i < ntail && i < 4; i++) {
         argv[9 + i] = tail[i].len ? (char *) tail[i].data : "";
         argvlen[9 + i] = tail[i].len;
     }

@@ -253,30 +253,6 @@ ngx_http_loom_schemas_mode(ngx_str_t *s, ngx_uint_t *mode)
 }
 
 
-size_t
-ngx_http_loom_schemas_index_extra(u_char *buf, ngx_uint_t kind,
-    ngx_uint_t mode)
-{
-    u_char  *p;
-
-    p = buf;
-
-    if (kind == NGX_HTTP_LOOM_SCHEMA_JSON) {
-        p = ngx_cpymem(p, ",\"schemaType\":\"json-schema\"",
-                       sizeof(",\"schemaType\":\"json-schema\"") - 1);
-    }
-
-    if (mode != NGX_HTTP_LOOM_COMPAT_NONE
-        && mode != NGX_HTTP_LOOM_COMPAT_UNSET)
-    {
-        p = ngx_sprintf(p, ",\"compatibility\":\"%V\"",
-                        ngx_http_loom_schemas_mode_name(mode));
-    }
-
-    return p - buf;
-}
-
-
 /* the worker's schema cache */
 
 ngx_int_t

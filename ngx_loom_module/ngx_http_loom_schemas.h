@@ -69,15 +69,6 @@ ngx_int_t ngx_http_loom_schemas_kind(u_char *p, size_t len,
 ngx_str_t *ngx_http_loom_schemas_mode_name(ngx_uint_t mode);
 
 /*
- * The members the index entry (listTopics) carries after "schema": none
- * for a key-set schema without a compatibility mode.  buf has room for
- * NGX_HTTP_LOOM_SCHEMAS_EXTRA_LEN bytes.
- */
-#define NGX_HTTP_LOOM_SCHEMAS_EXTRA_LEN  64
-size_t ngx_http_loom_schemas_index_extra(u_char *buf, ngx_uint_t kind,
-    ngx_uint_t mode);
-
-/*
  * A stored schema for the cache: a key-set schema as *json, a JSON Schema
  * compiled into *js (the caller frees it).  NGX_ERROR: not usable, logged.
  */

@@ -6,8 +6,8 @@
 -- retention (revisions kept, seconds) and ARGV[6] the storage ("memory"),
 -- each "" when not asked for: the defaults then apply; ARGV[7] the schema
 -- kind ("" for a key-set schema, "json-schema", "json-schema format"),
--- ARGV[8] the compatibility mode ("" for none), ARGV[9] what the index
--- entry carries after the schema (",\"schemaType\":...", or "")
+-- ARGV[8] the compatibility mode ("" for none); the index entry names
+-- them after the schema unless they are a key-set schema and none
 -- Returns {1} when registered, {0, schema, kind} when the topic exists
 -- (its retention is left as it is).
 local f = redis.call('HMGET', KEYS[1], 'schema', 'sk')
@@ -23,6 +23,11 @@ if ARGV[6] == 'memory' then
 end
 -- the history of an older registration of the name is not this one's
 if KEYS[3] then redis.call('UNLINK', KEYS[3]) end
+local extra = ''
+if ARGV[7] and ARGV[7] ~= '' then extra = ',"schemaType":"json-schema"' end
+if ARGV[8] and ARGV[8] ~= '' and ARGV[8] ~= 'none' then
+  extra = extra .. ',"compatibility":"' .. ARGV[8] .. '"'
+end
 redis.call('HSET', KEYS[2], ARGV[1],
-           '{"version":0,"schema":' .. ARGV[2] .. (ARGV[9] or '') .. '}')
+           '{"version":0,"schema":' .. ARGV[2] .. extra .. '}')
 return {1}

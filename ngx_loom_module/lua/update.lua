@@ -8,8 +8,9 @@
 -- schema version the change was checked against ("" for no check),
 -- ARGV[8] the schema kind ("" key-set, "json-schema", "json-schema
 -- format"), ARGV[9] the compatibility mode ("" or "none": none),
--- ARGV[10] the schema versions to keep (at least 1; "" for 1), ARGV[11]
--- what the index entry carries after the schema
+-- ARGV[10] the schema versions to keep (at least 1; "" for 1); the index
+-- entry names the kind and mode after the schema unless they are a
+-- key-set schema and none
 -- The tag becomes "<registration>:<new version>", so that publishes
 -- validated against the old schema are sent back to be checked again.
 -- The current schema is "schema" (its kind "sk"); the older versions
@@ -53,14 +54,17 @@ for k, a in pairs(set) do
   if a == '-' then redis.call('HDEL', h, k)
   elseif a and a ~= '' then redis.call('HSET', h, k, a) end
 end
-if ARGV[8] and ARGV[8] ~= '' then redis.call('HSET', h, 'sk', ARGV[8])
+local extra = ''
+if ARGV[8] and ARGV[8] ~= '' then
+  redis.call('HSET', h, 'sk', ARGV[8])
+  extra = ',"schemaType":"json-schema"'
 else redis.call('HDEL', h, 'sk') end
 if ARGV[9] and ARGV[9] ~= '' and ARGV[9] ~= 'none' then
   redis.call('HSET', h, 'cm', ARGV[9])
+  extra = extra .. ',"compatibility":"' .. ARGV[9] .. '"'
 else redis.call('HDEL', h, 'cm') end
 if ARGV[4] == '0' and KEYS[3] then redis.call('UNLINK', KEYS[3]) end
 redis.call('HSET', KEYS[2], ARGV[1],
-           '{"version":' .. v .. ',"schema":' .. ARGV[2]
-           .. (ARGV[11] or '') .. '}')
+           '{"version":' .. v .. ',"schema":' .. ARGV[2] .. extra .. '}')
 redis.call('PUBLISH', ARGV[3], ARGV[1])
 return v
