@@ -30,6 +30,8 @@
 #include "ngx_http_loom_topic.h"
 #include "ngx_http_loom_resume.h"
 #include "ngx_http_loom_shm.h"
+#include "ngx_http_loom_schema.h"
+#include "ngx_http_loom_schemas.h"
 
 
 /* nginx, without nginx */
@@ -226,7 +228,7 @@ ngx_http_loom_topic_check(ngx_http_loom_topic_t *t)
 
 ngx_int_t
 ngx_http_loom_topic_set_schema(ngx_http_loom_topic_t *t, ngx_str_t *tag,
-    json_t *schema)
+    json_t *schema, ngx_http_loom_jschema_t *js)
 {
     if (t->schema) {
         json_decref(t->schema);
@@ -238,6 +240,56 @@ ngx_http_loom_topic_set_schema(ngx_http_loom_topic_t *t, ngx_str_t *tag,
     t->schema = json_incref(schema);
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_loom_topic_match(ngx_http_loom_topic_t *t, json_t *data)
+{
+    return t->schema ? ngx_http_loom_schema_match(t->schema, data)
+                     : NGX_DECLINED;
+}
+
+
+/* key-set schemas only: JSON Schemas are the integration tests' */
+
+ngx_int_t
+ngx_http_loom_schemas_load(ngx_http_loom_worker_t *w, ngx_str_t *kind,
+    u_char *text, size_t len, json_t **json, ngx_http_loom_jschema_t **js)
+{
+    assert_int_equal(kind->len, 0);
+
+    *js = NULL;
+    *json = json_loadb((char *) text, len, 0, NULL);
+
+    return *json ? NGX_OK : NGX_ERROR;
+}
+
+
+void
+ngx_http_loom_schemas_refuse(ngx_http_loom_request_t *r,
+    ngx_http_loom_jschema_t *js)
+{
+    ngx_str_t  msg = ngx_string("schema doesn't match topics current schema");
+
+    assert_null(js);
+    ngx_http_loom_request_error(r, 400, &msg, 1);
+}
+
+
+ngx_int_t
+ngx_http_loom_jschema_validate(const ngx_http_loom_jschema_t *s,
+    json_t *instance, ngx_http_loom_jschema_errors_t *errors)
+{
+    fail();
+    return NGX_ERROR;
+}
+
+
+void
+ngx_http_loom_jschema_free(ngx_http_loom_jschema_t *s)
+{
+    fail();
 }
 
 
@@ -395,7 +447,7 @@ setup(void **state)
     /* the worker caches t's schema with the tag R1:0 */
     ngx_str_set(&tag, "R1:0");
     schema = json_loads("{\"n\":null}", 0, NULL);
-    (void) ngx_http_loom_topic_set_schema(&topic, &tag, schema);
+    (void) ngx_http_loom_topic_set_schema(&topic, &tag, schema, NULL);
     json_decref(schema);
 
     ncalls = 0;
@@ -458,10 +510,12 @@ request(ngx_uint_t action, const char *id, const char *data)
 static void
 reply_stale(ngx_uint_t call, char *tag)
 {
-    redisReply   reply, e[2], *elements[2];
+    redisReply   reply, e[3], *elements[3];
 
     memset(&reply, 0, sizeof(reply));
     memset(e, 0, sizeof(e));
+
+    /* {tag, schema, kind}: a key-set schema */
 
     e[0].type = REDIS_REPLY_STRING;
     e[0].str = tag;
@@ -469,11 +523,14 @@ reply_stale(ngx_uint_t call, char *tag)
     e[1].type = REDIS_REPLY_STRING;
     e[1].str = "{\"n\":null}";
     e[1].len = strlen(e[1].str);
+    e[2].type = REDIS_REPLY_STRING;
+    e[2].str = "";
     elements[0] = &e[0];
     elements[1] = &e[1];
+    elements[2] = &e[2];
 
     reply.type = REDIS_REPLY_ARRAY;
-    reply.elements = 2;
+    reply.elements = 3;
     reply.element = elements;
 
     calls[call]->handler(calls[call], &reply);
