@@ -585,11 +585,8 @@ static void
 ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
     redisReply *reply)
 {
-    json_t                   *schema;
-    ngx_int_t                 rc;
-    ngx_str_t                 msg[2], tag, kind;
+    ngx_str_t                 msg[2], tag, kind, text;
     ngx_http_loom_frame_t    *ack;
-    ngx_http_loom_jschema_t  *js;
     ngx_http_loom_topic_t    *t;
     ngx_http_loom_worker_t   *w;
     ngx_http_loom_session_t  *s;
@@ -675,77 +672,14 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
     tag.data = (u_char *) reply->element[0]->str;
     tag.len = reply->element[0]->len;
 
-    t = ngx_http_loom_topic_get(w, &r->name);
+    kind.data = (u_char *) reply->element[2]->str;
+    kind.len = reply->element[2]->len;
+    text.data = (u_char *) reply->element[1]->str;
+    text.len = reply->element[1]->len;
 
-    if (t == NULL || !ngx_http_loom_topic_has_schema(t)
-        || t->tag.len != tag.len
-        || ngx_strncmp(t->tag.data, tag.data, tag.len) != 0)
-    {
-        kind.data = (u_char *) reply->element[2]->str;
-        kind.len = reply->element[2]->len;
-
-        if (ngx_http_loom_schemas_load(w, &kind,
-                                       (u_char *) reply->element[1]->str,
-                                       reply->element[1]->len, &schema, &js)
-            != NGX_OK)
-        {
-            if (t) {
-                ngx_http_loom_topic_check(t);
-            }
-
-            ngx_str_set(&msg[0], "storage error: the stored schema "
-                                 "cannot be used");
-            ngx_http_loom_request_unbarrier(r);
-            ngx_http_loom_request_error(r, 500, msg, 1);
-            return;
-        }
-
-        if (t == NULL) {
-            /* no memory for the cache: checked once without it */
-
-            rc = js ? ngx_http_loom_jschema_validate(js, r->data, NULL)
-                    : ngx_http_loom_schema_match(schema, r->data);
-
-            if (rc != NGX_OK) {
-                ngx_http_loom_request_unbarrier(r);
-                ngx_http_loom_schemas_refuse(r, js);
-            }
-
-            json_decref(schema);
-
-            if (js) {
-                ngx_http_loom_jschema_free(js);
-            }
-
-            if (rc != NGX_OK) {
-                return;
-            }
-
-            goto retry;
-        }
-
-        rc = ngx_http_loom_topic_set_schema(t, &tag, schema, js);
-        json_decref(schema);
-
-        if (rc != NGX_OK) {
-            ngx_http_loom_topic_check(t);
-            ngx_str_set(&msg[0], "out of memory");
-            ngx_http_loom_request_unbarrier(r);
-            ngx_http_loom_request_error(r, 500, msg, 1);
-            return;
-        }
-    }
-
-    if (ngx_http_loom_topic_match(t, r->data) != NGX_OK) {
-        ngx_http_loom_request_unbarrier(r);
-        ngx_http_loom_schemas_refuse(r, t->jschema);
-        ngx_http_loom_topic_check(t);
+    if (ngx_http_loom_schemas_recheck(r, &tag, &text, &kind) != NGX_OK) {
         return;
     }
-
-    ngx_http_loom_topic_check(t);
-
-retry:
 
     if (++r->attempts >= NGX_HTTP_LOOM_PUBLISH_TRIES) {
         ngx_str_set(&msg[0], "storage error: the schema kept changing, "

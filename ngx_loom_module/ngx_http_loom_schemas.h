@@ -67,6 +67,11 @@ ngx_str_t *ngx_http_loom_schemas_kind_name(ngx_uint_t kind,
 ngx_int_t ngx_http_loom_schemas_kind(u_char *p, size_t len,
     ngx_uint_t *kind, ngx_uint_t *flags);
 ngx_str_t *ngx_http_loom_schemas_mode_name(ngx_uint_t mode);
+ngx_int_t ngx_http_loom_schemas_mode(ngx_str_t *s, ngx_uint_t *mode);
+
+/* a schema's text as its kind is read: NULL if it is not JSON */
+json_t *ngx_http_loom_schemas_parse(u_char *text, size_t len,
+    ngx_uint_t kind);
 
 /*
  * A stored schema for the cache: a key-set schema as *json, a JSON Schema
@@ -83,9 +88,20 @@ ngx_int_t ngx_http_loom_schemas_load(ngx_http_loom_worker_t *w,
 ngx_int_t ngx_http_loom_schemas_same(ngx_str_t *kind, ngx_str_t *existing,
     ngx_http_loom_schema_opts_t *o, ngx_str_t *proposed);
 
+/*
+ * A publish the append script sent back with the topic's current schema
+ * (its tag, text and kind): the worker's cache takes it, and r->data is
+ * checked against it.  NGX_OK: it matches; NGX_DECLINED: r is answered
+ * (400, or 500 when the schema cannot be used) and may be gone.
+ */
+ngx_int_t ngx_http_loom_schemas_recheck(ngx_http_loom_request_t *r,
+    ngx_str_t *tag, ngx_str_t *text, ngx_str_t *kind);
+
 /* a publish that does not match: 400, with "errors" for a JSON Schema */
 void ngx_http_loom_schemas_refuse(ngx_http_loom_request_t *r,
     ngx_http_loom_jschema_t *js);
+
+/* ngx_http_loom_schema_versions.c */
 
 /*
  * updateSchema: the reply of the getschema script ("*": every version
