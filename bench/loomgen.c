@@ -540,8 +540,9 @@ lg_setup(void)
 
             if (t == 0) {
                 lp->ctrl = c;
+                /* room for every registerTopic, JSON Schema or not */
                 lg_conn_init(c, LG_R_CTRL, 0, (uint32_t) (lg_conf.topics
-                             * (300 + sizeof(lg_conf.run)) + 1024));
+                             * (1400 + sizeof(lg_conf.run)) + 1024));
                 c++;
             }
 
