@@ -406,6 +406,41 @@ def test_transitive_modes_check_every_kept_version(make_nginx):
                   )["code"] == 200
 
 
+@pytest.mark.parametrize("mode,older,newer", [
+    # backward: the new schema accepts every message of the old ones
+    ("backward", {"enum": [1, 2]}, {"enum": [3]}),
+    # full: both ways
+    ("full", {"type": "string"}, {"type": "integer"}),
+])
+def test_transitive_against_an_older_version(nginx, mode, older, newer):
+    c = nginx.client()
+    jregister(c, "t", {"properties": {"a": older}})
+    assert update(c, "t", {"properties": {"a": newer}})["code"] == 200
+
+    # compatible with the current version, not with version 0
+    if mode == "backward":
+        step = {"enum": [3, 4]}
+        fine = {"enum": [1, 2, 3, 4]}
+    else:
+        step = dict(newer, title="same")
+        fine = None
+    r = update(c, "t", {"properties": {"a": step}},
+               compatibility=mode + "_transitive")
+    assert r["code"] == 409, r
+    assert r["message"] == ("schema change is not %s_transitive compatible"
+                            % mode)
+    assert r["differences"] and all(
+        d["reason"].startswith("version 0: ") for d in r["differences"]), r
+    assert get_schema(c, "t")["version"] == 1
+
+    # the same change under the plain mode looks at version 1 only
+    assert update(c, "t", {"properties": {"a": step}},
+                  compatibility=mode)["code"] == 200
+    if fine:
+        assert update(c, "t", {"properties": {"a": fine}},
+                      compatibility=mode + "_transitive")["code"] == 200
+
+
 def test_defaults_of_the_mode(make_nginx, redis_server):
     n = make_nginx(http="loom_schema_compatibility backward;")
     c = n.client()
