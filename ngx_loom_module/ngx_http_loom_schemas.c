@@ -195,7 +195,9 @@ ngx_http_loom_schemas_kind(u_char *p, size_t len, ngx_uint_t *kind,
 
     for (i = 0; i < 3; i++) {
         if (len == ngx_http_loom_schemas_kinds[i].len
-            && ngx_strncmp(p, ngx_http_loom_schemas_kinds[i].data, len) == 0)
+            && (len == 0
+                || ngx_strncmp(p, ngx_http_loom_schemas_kinds[i].data, len)
+                   == 0))
         {
             *kind = i ? NGX_HTTP_LOOM_SCHEMA_JSON : NGX_HTTP_LOOM_SCHEMA_KEYS;
             *flags = (i == 2) ? NGX_HTTP_LOOM_JSCHEMA_FORMAT_ASSERT : 0;
