@@ -554,6 +554,26 @@ def test_key_set_sessions_are_unchanged(nginx):
         '{"id":"u","action":"updateSchema","code":500,"message":"cannot '
         'update schema for topic nope. Topic doesn\'t exist",'
         '"type":"response"}\n')
+    # a delivery and a get, as the original's
+    sub = nginx.client(headers={"ClientId": "bob"})
+    assert raw_request(sub, {"id": "s", "action": "subscribe",
+                             "topic": "chat", "requireAck": True}) == (
+        '{"id":"s","action":"subscribe","code":200,"type":"response"}\n')
+    c2 = nginx.client(headers={"ClientId": "ann"})
+    assert raw_request(c2, {"id": "p2", "action": "publish", "topic": "chat",
+                            "data": {"Sender": "ann"},
+                            "requireAck": True}) == (
+        '{"id":"p2","action":"publish","code":200,"type":"response"}\n')
+    assert sub.recv_message().payload.decode() == (
+        '{"id":"p2","action":"publish","topic":"chat","data":'
+        '{"Sender":"ann"},"senderId":"ann"}\n')
+    assert raw_request(c, {"id": "g", "action": "get", "topic": "chat"}) == (
+        '{"id":"g","action":"get","code":200,"data":{"Sender":"ann"},'
+        '"type":"response"}\n')
+    reg["data"] = {"Sender": None}
+    assert raw_request(c, reg) == (
+        '{"id":"r","action":"registerTopic","code":200,"data":{},'
+        '"type":"response"}\n')
     lst = {"id": "l", "action": "listTopics"}
     assert raw_request(c, lst) == (
         '{"id":"l","action":"listTopics","code":200,"data":[{"name":'
