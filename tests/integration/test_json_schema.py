@@ -441,6 +441,21 @@ def test_transitive_against_an_older_version(nginx, mode, older, newer):
                       compatibility=mode + "_transitive")["code"] == 200
 
 
+def test_without_the_member_the_mode_is_none(nginx):
+    c = nginx.client()
+    assert jregister(c, "t", {"type": "string"})["code"] == 200
+    assert get_schema(c, "t")["compatibility"] == "none"
+    assert update(c, "t", {"type": "integer"}) == answer("u", "updateSchema")
+    # a mode set once stays until a request changes it
+    assert update(c, "t", {"type": "integer"}, "m",
+                  compatibility="full")["code"] == 200
+    assert update(c, "t", {"type": "string"})["code"] == 409
+    assert update(c, "t", {"type": "string"}, "n",
+                  compatibility="none")["code"] == 200
+    g = get_schema(c, "t")
+    assert g["compatibility"] == "none" and g["version"] == 3
+
+
 def test_defaults_of_the_mode(make_nginx, redis_server):
     n = make_nginx(http="loom_schema_compatibility backward;")
     c = n.client()
