@@ -52,7 +52,7 @@ reference=1
 out="$root/docs/performance.md"
 
 usage() {
-    sed -n '2,15s/^# \{0,1\}//p' "$0"
+    sed -n '2,16s/^# \{0,1\}//p' "$0"
 }
 
 die() {
