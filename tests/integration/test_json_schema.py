@@ -372,6 +372,24 @@ def test_a_refusal_names_the_place(nginx):
     assert [d["path"] for d in r["differences"]] == ["/properties/a"], r
 
 
+def test_the_differences_are_capped(make_nginx):
+    n = make_nginx(http="loom_schema_max_errors 1;")
+    c = n.client()
+    jregister(c, "t", {"properties": {"a": {"type": "string"},
+                                      "b": {"type": "string"}}},
+              compatibility="backward")
+    r = update(c, "t", {"properties": {"a": {"type": "integer"},
+                                       "b": {"type": "integer"}}})
+    assert r["code"] == 409 and len(r["differences"]) == 1, r
+
+    # both are found without the cap
+    c = make_nginx().client()
+    r = update(c, "t", {"properties": {"a": {"type": "integer"},
+                                       "b": {"type": "integer"}}})
+    assert [d["path"] for d in r["differences"]] == ["/properties/a",
+                                                     "/properties/b"], r
+
+
 def test_transitive_modes_check_every_kept_version(make_nginx):
     n = make_nginx(http="loom_schema_versions 3;")
     c = n.client()
