@@ -121,6 +121,9 @@ lg_usage(FILE *f)
 "  --size B              bytes of a delivery (default 200)\n"
 "  --duration S          seconds of publishing (default 10)\n"
 "  --drain S             seconds to wait for late deliveries (default 10)\n"
+"  --json-schema         register the topics with a JSON Schema of ten\n"
+"                        properties (nested types, a pattern) that the\n"
+"                        publishes match, instead of a key-set schema\n"
 "\n"
 "connections-only mode:\n"
 "  --connections-only N  open N idle connections, ping each, report\n"
@@ -212,6 +215,7 @@ lg_configure(int argc, char **argv)
         { "label", required_argument, NULL, 'l' },
         { "json", required_argument, NULL, 'j' },
         { "quiet", no_argument, NULL, 'q' },
+        { "json-schema", no_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -326,6 +330,7 @@ lg_configure(int argc, char **argv)
             break;
         case 'j': lg_conf.json = optarg; break;
         case 'q': lg_conf.quiet = 1; break;
+        case 'S': lg_conf.json_schema = 1; break;
         case 'h':
             lg_usage(stdout);
             exit(0);
@@ -535,8 +540,9 @@ lg_setup(void)
 
             if (t == 0) {
                 lp->ctrl = c;
+                /* room for every registerTopic, JSON Schema or not */
                 lg_conn_init(c, LG_R_CTRL, 0, (uint32_t) (lg_conf.topics
-                             * (300 + sizeof(lg_conf.run)) + 1024));
+                             * (1400 + sizeof(lg_conf.run)) + 1024));
                 c++;
             }
 

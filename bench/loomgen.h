@@ -114,6 +114,7 @@ typedef struct {
 
     pid_t                nginx_master;
     int                  quiet;
+    int                  json_schema;    /* topics with a JSON Schema */
 
     struct sockaddr_in   addr;
     char                 host_header[300];

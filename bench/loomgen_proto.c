@@ -38,6 +38,28 @@
 #define lg_put(p, s)  (memcpy(p, s, sizeof(s) - 1), (p) + sizeof(s) - 1)
 
 
+/*
+ * --json-schema: ten properties, a nested object, an array, an enum and a
+ * pattern; a publish carries three of them (seq, ts, pad), all required,
+ * and nothing else is allowed
+ */
+#define LG_JSON_SCHEMA                                                       \
+    "{\"type\":\"object\",\"properties\":{"                                \
+    "\"seq\":{\"type\":\"integer\",\"minimum\":1},"                        \
+    "\"ts\":{\"type\":\"integer\",\"minimum\":0},"                         \
+    "\"pad\":{\"type\":\"string\",\"pattern\":\"^x*$\"},"                 \
+    "\"sender\":{\"type\":\"string\",\"maxLength\":64},"                   \
+    "\"kind\":{\"enum\":[\"a\",\"b\",\"c\"]},"                             \
+    "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"      \
+    "\"score\":{\"type\":\"number\",\"minimum\":0,\"maximum\":100},"       \
+    "\"ok\":{\"type\":\"boolean\"},"                                       \
+    "\"meta\":{\"type\":\"object\",\"properties\":{"                       \
+    "\"host\":{\"type\":\"string\"},\"port\":{\"type\":\"integer\"}}},"   \
+    "\"note\":{\"type\":[\"string\",\"null\"]}},"                           \
+    "\"required\":[\"seq\",\"ts\",\"pad\"],"                                \
+    "\"additionalProperties\":false}"
+
+
 int
 lg_publish(lg_loop_t *lp, lg_conn_t *c, uint64_t ts)
 {
@@ -342,7 +364,7 @@ void
 lg_on_open(lg_loop_t *lp, lg_conn_t *c)
 {
     int       len;
-    char      req[600];
+    char      req[1400];
     uint32_t  k;
 
     switch (c->role) {
@@ -351,9 +373,14 @@ lg_on_open(lg_loop_t *lp, lg_conn_t *c)
         for (k = 0; k < lg_conf.topics; k++) {
             len = snprintf(req, sizeof(req),
                            "{\"id\":\"r%u\",\"action\":\"registerTopic\","
-                           "\"topic\":\"%s\",\"data\":{\"seq\":null,"
-                           "\"ts\":null,\"pad\":null},\"requireAck\":true}",
-                           k, lg_topic_name[k]);
+                           "\"topic\":\"%s\",\"data\":%s,%s"
+                           "\"requireAck\":true}",
+                           k, lg_topic_name[k],
+                           lg_conf.json_schema
+                           ? LG_JSON_SCHEMA
+                           : "{\"seq\":null,\"ts\":null,\"pad\":null}",
+                           lg_conf.json_schema
+                           ? "\"schemaType\":\"json-schema\"," : "");
 
             if (lg_send_text(lp, c, req, (size_t) len) != 0) {
                 lg_conn_fail(lp, c, "output buffer full");

@@ -32,6 +32,7 @@ static ngx_http_loom_access_op_t  ngx_http_loom_access_ops[] = {
     { ngx_string("subscribe"), NGX_HTTP_LOOM_PERM_SUBSCRIBE },
     { ngx_string("get"), NGX_HTTP_LOOM_PERM_SUBSCRIBE },
     { ngx_string("history"), NGX_HTTP_LOOM_PERM_SUBSCRIBE },
+    { ngx_string("getSchema"), NGX_HTTP_LOOM_PERM_SUBSCRIBE },
     { ngx_string("registerTopic"), NGX_HTTP_LOOM_PERM_ADMIN },
     { ngx_string("updateSchema"), NGX_HTTP_LOOM_PERM_ADMIN },
     { ngx_string("unregisterTopic"), NGX_HTTP_LOOM_PERM_ADMIN },

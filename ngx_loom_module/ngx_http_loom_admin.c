@@ -8,32 +8,28 @@
 #include <ngx_http.h>
 #include "ngx_http_loom_protocol.h"
 #include "ngx_http_loom_rev.h"
-#include "ngx_http_loom_json.h"
-#include "ngx_http_loom_schema.h"
 #include "ngx_http_loom_topic.h"
+#include "ngx_http_loom_schemas.h"
 
 
 /*
- * registerTopic, updateSchema, unregisterTopic and listTopics: the
- * administration of topics, each answered when Redis has replied.
+ * registerTopic, updateSchema and unregisterTopic: the administration of
+ * topics, each answered when Redis has replied (listTopics is
+ * ngx_http_loom_list.c).
  */
 
 
-/* topics per listTopics answer, about (HSCAN's COUNT is a hint) */
-#define NGX_HTTP_LOOM_LIST_MAX         1000
+/* updateSchema checks again when the version moved meanwhile */
+#define NGX_HTTP_LOOM_UPDATE_TRIES     3
 
 
 static void ngx_http_loom_register_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
 static void ngx_http_loom_unregister_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
-static ngx_int_t ngx_http_loom_list_send(ngx_http_loom_request_t *r);
-static void ngx_http_loom_list_cleanup(ngx_http_loom_request_t *r);
-static void ngx_http_loom_list_reply(ngx_http_loom_request_t *r,
+static void ngx_http_loom_update_fetch(ngx_http_loom_request_t *r);
+static void ngx_http_loom_update_checked(ngx_http_loom_request_t *r,
     redisReply *reply);
-static int ngx_libc_cdecl ngx_http_loom_list_cmp(const void *one,
-    const void *two);
-static void ngx_http_loom_list_answer(ngx_http_loom_request_t *r);
 static void ngx_http_loom_update_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
 static ngx_http_loom_request_t *ngx_http_loom_admin_request(
@@ -43,17 +39,19 @@ static ngx_http_loom_request_t *ngx_http_loom_schema_request(
 static size_t ngx_http_loom_admin_setting(u_char *buf, ngx_int_t v);
 static ngx_int_t ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
     ngx_http_loom_reply_pt reply, ngx_uint_t script, ngx_str_t *arg1,
-    ngx_str_t *arg2);
+    ngx_str_t *arg2, ngx_str_t *tail, ngx_uint_t ntail);
 
 #define ngx_http_loom_admin_retention(r)                                     \
     ((ngx_http_loom_retention_t *)                                           \
          ngx_align_ptr((r)->payload.data + (r)->data_len, NGX_ALIGNMENT))
 
+#define ngx_http_loom_admin_opts(r)                                          \
+    ((ngx_http_loom_schema_opts_t *) (ngx_http_loom_admin_retention(r) + 1))
+
 #define ngx_http_loom_admin_stream(r)                                        \
-    ((u_char *) (ngx_http_loom_admin_retention(r) + 1))
+    ((u_char *) (ngx_http_loom_admin_opts(r) + 1))
 
 
-static ngx_str_t  ngx_http_loom_null = ngx_string("null");
 static ngx_str_t  ngx_http_loom_empty_object = ngx_string("{}");
 
 
@@ -62,13 +60,27 @@ static ngx_str_t  ngx_http_loom_empty_object = ngx_string("{}");
 void
 ngx_http_loom_register(ngx_http_loom_ctx_t *ctx)
 {
-    u_char                    id[NGX_HTTP_LOOM_ID_LEN];
-    ngx_str_t                 registration;
-    ngx_http_loom_request_t  *r;
+    u_char                        id[NGX_HTTP_LOOM_ID_LEN];
+    ngx_str_t                     registration, tail[2];
+    ngx_http_loom_request_t      *r;
+    ngx_http_loom_schema_opts_t  *o;
 
     r = ngx_http_loom_schema_request(ctx);
     if (r == NULL) {
         return;
+    }
+
+    /* the schema's kind and the compatibility mode */
+
+    o = ngx_http_loom_admin_opts(r);
+
+    tail[0] = *ngx_http_loom_schemas_kind_name(o->kind, o->flags);
+    ngx_str_null(&tail[1]);
+
+    if (o->mode != NGX_HTTP_LOOM_COMPAT_UNSET
+        && o->mode != NGX_HTTP_LOOM_COMPAT_NONE)
+    {
+        tail[1] = *ngx_http_loom_schemas_mode_name(o->mode);
     }
 
     /* a new id tells this registration from earlier ones of the name */
@@ -79,7 +91,7 @@ ngx_http_loom_register(ngx_http_loom_ctx_t *ctx)
 
     (void) ngx_http_loom_topic_script(r, ngx_http_loom_register_reply,
                                       NGX_HTTP_LOOM_SCRIPT_REGISTER,
-                                      &r->payload, &registration);
+                                      &r->payload, &registration, tail, 2);
 }
 
 
@@ -87,10 +99,8 @@ static void
 ngx_http_loom_register_reply(ngx_http_loom_request_t *r,
     redisReply *reply)
 {
-    json_t                   *existing, *proposed;
     ngx_int_t                 rc;
-    ngx_str_t                 msg;
-    json_error_t              jerr;
+    ngx_str_t                 msg, kind, existing;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
         || reply->elements == 0
@@ -110,21 +120,18 @@ ngx_http_loom_register_reply(ngx_http_loom_request_t *r,
 
     rc = NGX_DECLINED;
 
-    if (reply->elements == 2
-        && reply->element[1]->type == REDIS_REPLY_STRING)
+    if (reply->elements == 3
+        && reply->element[1]->type == REDIS_REPLY_STRING
+        && reply->element[2]->type == REDIS_REPLY_STRING)
     {
-        existing = json_loadb(reply->element[1]->str,
-                              reply->element[1]->len,
-                              JSON_DECODE_INT_AS_REAL|JSON_ALLOW_NUL, &jerr);
-        proposed = json_loadb((char *) r->payload.data, r->payload.len,
-                              JSON_DECODE_INT_AS_REAL|JSON_ALLOW_NUL, &jerr);
+        existing.data = (u_char *) reply->element[1]->str;
+        existing.len = reply->element[1]->len;
+        kind.data = (u_char *) reply->element[2]->str;
+        kind.len = reply->element[2]->len;
 
-        if (existing && proposed) {
-            rc = ngx_http_loom_schema_same(existing, proposed);
-        }
-
-        json_decref(existing);
-        json_decref(proposed);
+        rc = ngx_http_loom_schemas_same(&kind, &existing,
+                                        ngx_http_loom_admin_opts(r),
+                                        &r->payload);
     }
 
     if (rc == NGX_OK) {
@@ -161,7 +168,7 @@ ngx_http_loom_unregister(ngx_http_loom_ctx_t *ctx)
 
     (void) ngx_http_loom_topic_script(r, ngx_http_loom_unregister_reply,
                                       NGX_HTTP_LOOM_SCRIPT_UNREGISTER,
-                                      &channel, control);
+                                      &channel, control, NULL, 0);
 }
 
 
@@ -189,368 +196,15 @@ ngx_http_loom_unregister_reply(ngx_http_loom_request_t *r,
 
 
 /*
- * listTopics: the index is read with HSCAN, up to about
- * NGX_HTTP_LOOM_LIST_MAX topics per answer.  An index that fits in one
- * answer is answered as before, whole and sorted; a longer one comes in
- * pages, each sorted, with "cursor" for the next one.
+ * updateSchema: the versions kept are read, the change is checked against
+ * them in the topic's compatibility mode, and the update script makes it
+ * only if the version is still the one checked against; if it moved, the
+ * check is made again.  The requests behind it wait meanwhile.
  */
-
-
-typedef struct ngx_http_loom_list_block_s  ngx_http_loom_list_block_t;
-
-/* the entries of one HSCAN reply, copied: the reply goes after its call */
-struct ngx_http_loom_list_block_s {
-    ngx_http_loom_list_block_t     *next;
-    ngx_uint_t                      n;
-    ngx_str_t                       entries[1];  /* name, value, ... */
-};
-
-
-typedef struct {
-    ngx_http_loom_list_block_t     *blocks;
-    ngx_uint_t                      n;
-    size_t                          len;         /* of the answer's data */
-    size_t                          cursor_len;
-    u_char                          cursor[NGX_INT64_LEN];
-} ngx_http_loom_list_t;
-
-
-void
-ngx_http_loom_list(ngx_http_loom_ctx_t *ctx)
-{
-    u_char                   *p, *last;
-    json_t                   *data, *cursor;
-    ngx_str_t                 msg, c;
-    json_error_t              jerr;
-    ngx_http_loom_list_t     *l;
-    ngx_http_loom_request_t  *r;
-
-    /* {"cursor":"<digits>"} in data asks for a page after the first */
-
-    ngx_str_set(&c, "0");
-    data = NULL;
-
-    if (ctx->env.data.type == NGX_HTTP_LOOM_JSON_OBJECT) {
-        data = json_loadb((char *) ctx->env.data.raw.data,
-                          ctx->env.data.raw.len, JSON_ALLOW_NUL, &jerr);
-    }
-
-    cursor = data ? json_object_get(data, "cursor") : NULL;
-
-    if (cursor) {
-        p = (u_char *) json_string_value(cursor);
-        last = p ? p + json_string_length(cursor) : NULL;
-
-        if (p == NULL || p == last
-            || (size_t) (last - p) > NGX_INT64_LEN - 1)
-        {
-            p = NULL;
-
-        } else {
-            c.data = p;
-            c.len = last - p;
-
-            for ( /* void */ ; p < last; p++) {
-                if (*p < '0' || *p > '9') {
-                    p = NULL;
-                    break;
-                }
-            }
-        }
-
-        if (p == NULL) {
-            json_decref(data);
-            ngx_str_set(&msg, "cursor must be a string of digits");
-            ngx_http_loom_answer_error(ctx, 400, &msg, 1);
-            return;
-        }
-    }
-
-    r = ngx_http_loom_request_create(ctx, sizeof(ngx_http_loom_list_t));
-    if (r == NULL) {
-        json_decref(data);
-        return;
-    }
-
-    l = (ngx_http_loom_list_t *) r->payload.data;
-    ngx_memzero(l, sizeof(ngx_http_loom_list_t));
-    l->cursor_len = c.len;
-    ngx_memcpy(l->cursor, c.data, c.len);
-
-    json_decref(data);
-
-    r->cleanup = ngx_http_loom_list_cleanup;
-
-    (void) ngx_http_loom_list_send(r);
-}
-
-
-static ngx_int_t
-ngx_http_loom_list_send(ngx_http_loom_request_t *r)
-{
-    u_char                 count[NGX_INT_T_LEN];
-    ngx_str_t             *index;
-    const char            *argv[5];
-    size_t                 argvlen[5];
-    ngx_http_loom_list_t  *l;
-
-    l = (ngx_http_loom_list_t *) r->payload.data;
-    index = ngx_http_loom_store_index(r->session->worker->store);
-
-    argv[0] = "HSCAN";
-    argvlen[0] = 5;
-    argv[1] = (char *) index->data;
-    argvlen[1] = index->len;
-    argv[2] = (char *) l->cursor;
-    argvlen[2] = l->cursor_len;
-    argv[3] = "COUNT";
-    argvlen[3] = 5;
-    argv[4] = (char *) count;
-    argvlen[4] = ngx_sprintf(count, "%ui", NGX_HTTP_LOOM_LIST_MAX - l->n)
-                 - count;
-
-    return ngx_http_loom_request_send(r, ngx_http_loom_list_reply,
-                                      NGX_HTTP_LOOM_COMMAND, 0,
-                                      5, argv, argvlen);
-}
-
-
-static void
-ngx_http_loom_list_cleanup(ngx_http_loom_request_t *r)
-{
-    ngx_http_loom_list_t        *l;
-    ngx_http_loom_list_block_t  *b;
-
-    l = (ngx_http_loom_list_t *) r->payload.data;
-
-    while (l->blocks) {
-        b = l->blocks;
-        l->blocks = b->next;
-        ngx_free(b);
-    }
-}
-
-
-static void
-ngx_http_loom_list_reply(ngx_http_loom_request_t *r, redisReply *reply)
-{
-    u_char                      *p;
-    size_t                       len, i;
-    ngx_str_t                    msg;
-    redisReply                  *cursor, *items, *e;
-    ngx_http_loom_list_t        *l;
-    ngx_http_loom_list_block_t  *b;
-
-    l = (ngx_http_loom_list_t *) r->payload.data;
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
-        || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[0]->len == 0
-        || reply->element[0]->len > NGX_INT64_LEN - 1
-        || reply->element[1]->type != REDIS_REPLY_ARRAY
-        || reply->element[1]->elements % 2)
-    {
-        ngx_http_loom_request_fail(r, reply);
-        return;
-    }
-
-    cursor = reply->element[0];
-    items = reply->element[1];
-
-    len = 0;
-
-    for (i = 0; i < items->elements; i++) {
-        e = items->element[i];
-
-        if (e->type != REDIS_REPLY_STRING) {
-            ngx_http_loom_request_fail(r, NULL);
-            return;
-        }
-
-        len += e->len;
-    }
-
-    if (items->elements) {
-        b = ngx_alloc(sizeof(ngx_http_loom_list_block_t)
-                      + items->elements * sizeof(ngx_str_t) + len,
-                      r->session->connection->log);
-        if (b == NULL) {
-            ngx_str_set(&msg, "out of memory");
-            ngx_http_loom_request_error(r, 500, &msg, 1);
-            return;
-        }
-
-        b->n = items->elements / 2;
-        p = (u_char *) &b->entries[items->elements];
-
-        for (i = 0; i < items->elements; i++) {
-            e = items->element[i];
-            b->entries[i].data = p;
-            b->entries[i].len = e->len;
-            p = ngx_cpymem(p, e->str, e->len);
-        }
-
-        b->next = l->blocks;
-        l->blocks = b;
-        l->n += b->n;
-    }
-
-    l->cursor_len = cursor->len;
-    ngx_memcpy(l->cursor, cursor->str, cursor->len);
-
-    if (l->n < NGX_HTTP_LOOM_LIST_MAX
-        && !(cursor->len == 1 && cursor->str[0] == '0'))
-    {
-        /* more of the index, up to the page's size: r may be gone after */
-        (void) ngx_http_loom_list_send(r);
-        return;
-    }
-
-    ngx_http_loom_list_answer(r);
-}
-
-
-static int ngx_libc_cdecl
-ngx_http_loom_list_cmp(const void *one, const void *two)
-{
-    ngx_str_t  *a, *b;
-
-    /* pairs of (name, value): by name */
-
-    a = *(ngx_str_t **) one;
-    b = *(ngx_str_t **) two;
-
-    return ngx_memn2cmp(a->data, b->data, a->len, b->len);
-}
-
-
-static void
-ngx_http_loom_list_answer(ngx_http_loom_request_t *r)
-{
-    u_char                      *p;
-    size_t                       len, i, k, n;
-    ngx_str_t                    data, msg, more, *name, *value, **pairs;
-    ngx_http_loom_list_t        *l;
-    ngx_http_loom_list_block_t  *b;
-
-    l = (ngx_http_loom_list_t *) r->payload.data;
-
-    ngx_str_null(&more);
-
-    if (!(l->cursor_len == 1 && l->cursor[0] == '0')) {
-        more.data = l->cursor;
-        more.len = l->cursor_len;
-    }
-
-    if (l->n == 0) {
-        /* as the original: null, not [] */
-        ngx_http_loom_request_finish(r, ngx_http_loom_response_more(r,
-                                                    &ngx_http_loom_null,
-                                                    &more));
-        return;
-    }
-
-    pairs = ngx_alloc(l->n * sizeof(ngx_str_t *),
-                      r->session->connection->log);
-    if (pairs == NULL) {
-        ngx_str_set(&msg, "out of memory");
-        ngx_http_loom_request_error(r, 500, &msg, 1);
-        return;
-    }
-
-    n = 0;
-
-    for (b = l->blocks; b; b = b->next) {
-        for (i = 0; i < b->n; i++) {
-            pairs[n++] = &b->entries[2 * i];
-        }
-    }
-
-    /* sorted by name: the original's order was random */
-    ngx_qsort(pairs, n, sizeof(ngx_str_t *), ngx_http_loom_list_cmp);
-
-    /* [{"name":"<name>","schema":{"version":v,"schema":{...}}},...] */
-
-    len = 2;
-    k = 0;
-
-    for (i = 0; i < n; i++) {
-
-        /* a scan may return an entry twice */
-
-        if (k && ngx_memn2cmp(pairs[k - 1]->data, pairs[i]->data,
-                              pairs[k - 1]->len, pairs[i]->len) == 0)
-        {
-            continue;
-        }
-
-        /* only the topics the credential may see */
-
-        if (ngx_http_loom_access_visible(r->session, pairs[i]) != NGX_OK) {
-            continue;
-        }
-
-        pairs[k++] = pairs[i];
-
-        name = pairs[i];
-        value = pairs[i] + 1;
-
-        len += sizeof("{\"name\":\"\",\"schema\":},") - 1 + value->len
-               + ngx_http_loom_json_escape_len(name->data, name->len);
-    }
-
-    if (k == 0) {
-        ngx_free(pairs);
-        ngx_http_loom_request_finish(r, ngx_http_loom_response_more(r,
-                                                    &ngx_http_loom_null,
-                                                    &more));
-        return;
-    }
-
-    data.data = ngx_alloc(len, r->session->connection->log);
-    if (data.data == NULL) {
-        ngx_free(pairs);
-        ngx_str_set(&msg, "out of memory");
-        ngx_http_loom_request_error(r, 500, &msg, 1);
-        return;
-    }
-
-    p = data.data;
-    *p++ = '[';
-
-    for (i = 0; i < k; i++) {
-        name = pairs[i];
-        value = pairs[i] + 1;
-
-        if (i) {
-            *p++ = ',';
-        }
-
-        p = ngx_cpymem(p, "{\"name\":\"", 9);
-        p = ngx_http_loom_json_escape(p, name->data, name->len);
-        p = ngx_cpymem(p, "\",\"schema\":", 11);
-        p = ngx_cpymem(p, value->data, value->len);
-        *p++ = '}';
-    }
-
-    *p++ = ']';
-    data.len = p - data.data;
-
-    ngx_free(pairs);
-
-    ngx_http_loom_request_finish(r, ngx_http_loom_response_more(r, &data,
-                                                                &more));
-    ngx_free(data.data);
-}
-
-
-/* updateSchema */
 
 void
 ngx_http_loom_update(ngx_http_loom_ctx_t *ctx)
 {
-    ngx_str_t                *control;
     ngx_http_loom_request_t  *r;
 
     r = ngx_http_loom_schema_request(ctx);
@@ -558,11 +212,76 @@ ngx_http_loom_update(ngx_http_loom_ctx_t *ctx)
         return;
     }
 
-    control = ngx_http_loom_store_control(ctx->worker->store);
+    ngx_http_loom_request_barrier(r);
+
+    ngx_http_loom_update_fetch(r);
+}
+
+
+static void
+ngx_http_loom_update_fetch(ngx_http_loom_request_t *r)
+{
+    size_t       argvlen[2];
+    const char  *argv[2];
+
+    argv[0] = (char *) r->key.data;
+    argvlen[0] = r->key.len;
+    argv[1] = "*";
+    argvlen[1] = 1;
+
+    (void) ngx_http_loom_request_send(r, ngx_http_loom_update_checked,
+                                      NGX_HTTP_LOOM_SCRIPT_GETSCHEMA, 1,
+                                      2, argv, argvlen);
+}
+
+
+static void
+ngx_http_loom_update_checked(ngx_http_loom_request_t *r,
+    redisReply *reply)
+{
+    u_char                          version[NGX_INT64_LEN];
+    u_char                          keep[NGX_INT_T_LEN];
+    ngx_str_t                       msg[3], *control, tail[4];
+    ngx_http_loom_schema_opts_t    *o;
+    ngx_http_loom_schema_checked_t  c;
+
+    if (reply && reply->type == REDIS_REPLY_NIL) {
+        ngx_str_set(&msg[0], "cannot update schema for topic ");
+        msg[1] = r->name;
+        ngx_str_set(&msg[2], ". Topic doesn't exist");
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_error(r, 500, msg, 3);
+        return;
+    }
+
+    if (reply == NULL) {
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_fail(r, reply);
+        return;
+    }
+
+    o = ngx_http_loom_admin_opts(r);
+
+    if (ngx_http_loom_schemas_check(r, reply, o, &c) != NGX_OK) {
+        return;
+    }
+
+    /* the version checked, the kind, the mode, the versions kept */
+
+    tail[0].data = version;
+    tail[0].len = ngx_sprintf(version, "%L", c.version) - version;
+    tail[1] = *ngx_http_loom_schemas_kind_name(o->kind, o->flags);
+    tail[2] = *ngx_http_loom_schemas_mode_name(c.mode);
+    tail[3].data = keep;
+    tail[3].len = ngx_sprintf(keep, "%ui",
+                              r->session->worker->conf->schema_versions)
+                  - keep;
+
+    control = ngx_http_loom_store_control(r->session->worker->store);
 
     (void) ngx_http_loom_topic_script(r, ngx_http_loom_update_reply,
                                       NGX_HTTP_LOOM_SCRIPT_UPDATE,
-                                      &r->payload, control);
+                                      &r->payload, control, tail, 4);
 }
 
 
@@ -577,14 +296,34 @@ ngx_http_loom_update_reply(ngx_http_loom_request_t *r,
         ngx_str_set(&msg[0], "cannot update schema for topic ");
         msg[1] = r->name;
         ngx_str_set(&msg[2], ". Topic doesn't exist");
+        ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_error(r, 500, msg, 3);
         return;
     }
 
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_fail(r, reply);
         return;
     }
+
+    if (reply->integer == -2) {
+
+        /* another change came first: checked again against it */
+
+        if (++r->attempts < NGX_HTTP_LOOM_UPDATE_TRIES) {
+            ngx_http_loom_update_fetch(r);
+            return;
+        }
+
+        ngx_str_set(&msg[0], "storage error: the schema kept changing, "
+                             "try again");
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_error(r, 500, msg, 1);
+        return;
+    }
+
+    ngx_http_loom_request_unbarrier(r);
 
     if (reply->integer < 0) {
         ngx_str_set(&msg[0], "the storage of a topic cannot change: "
@@ -611,10 +350,11 @@ ngx_http_loom_update_reply(ngx_http_loom_request_t *r,
 static ngx_http_loom_request_t *
 ngx_http_loom_schema_request(ngx_http_loom_ctx_t *ctx)
 {
-    u_char                     errbuf[NGX_HTTP_LOOM_REV_ERRLEN];
-    ngx_str_t                  msg, *data;
-    ngx_http_loom_request_t   *r;
-    ngx_http_loom_retention_t  rt;
+    u_char                       errbuf[NGX_HTTP_LOOM_REV_ERRLEN];
+    ngx_str_t                    msg, *data;
+    ngx_http_loom_request_t     *r;
+    ngx_http_loom_retention_t    rt;
+    ngx_http_loom_schema_opts_t  o;
 
     data = &ctx->env.data.raw;
 
@@ -637,6 +377,12 @@ ngx_http_loom_schema_request(ngx_http_loom_ctx_t *ctx)
         return NULL;
     }
 
+    /* "schemaType" and "compatibility" (docs/schemas.md section 12) */
+
+    if (ngx_http_loom_schemas_options(ctx, &o) != NGX_OK) {
+        return NULL;
+    }
+
     /* the schema, the retention, room for the stream's key */
 
     r = ngx_http_loom_admin_request(ctx, data->len);
@@ -647,6 +393,7 @@ ngx_http_loom_schema_request(ngx_http_loom_ctx_t *ctx)
     ngx_memcpy(r->payload.data, data->data, data->len);
     r->payload.len = data->len;
     *ngx_http_loom_admin_retention(r) = rt;
+    *ngx_http_loom_admin_opts(r) = o;
 
     return r;
 }
@@ -664,6 +411,7 @@ ngx_http_loom_admin_request(ngx_http_loom_ctx_t *ctx, size_t len)
 
     r = ngx_http_loom_request_create(ctx, len + NGX_ALIGNMENT
                                      + sizeof(ngx_http_loom_retention_t)
+                                     + sizeof(ngx_http_loom_schema_opts_t)
                                      + ngx_http_loom_store_prefix(
                                            ctx->worker->store)->len
                                      + ctx->env.topic_str.len
@@ -676,6 +424,9 @@ ngx_http_loom_admin_request(ngx_http_loom_ctx_t *ctx, size_t len)
     ngx_http_loom_admin_retention(r)->history = NGX_HTTP_LOOM_REV_UNSET;
     ngx_http_loom_admin_retention(r)->max_age = NGX_HTTP_LOOM_REV_UNSET;
     ngx_http_loom_admin_retention(r)->memory = 0;
+    ngx_http_loom_admin_opts(r)->kind = NGX_HTTP_LOOM_SCHEMA_KEYS;
+    ngx_http_loom_admin_opts(r)->flags = 0;
+    ngx_http_loom_admin_opts(r)->mode = NGX_HTTP_LOOM_COMPAT_UNSET;
 
     return r;
 }
@@ -686,13 +437,14 @@ ngx_http_loom_admin_request(ngx_http_loom_ctx_t *ctx, size_t len)
 static ngx_int_t
 ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
     ngx_http_loom_reply_pt reply, ngx_uint_t script, ngx_str_t *arg1,
-    ngx_str_t *arg2)
+    ngx_str_t *arg2, ngx_str_t *tail, ngx_uint_t ntail)
 {
     u_char                     *p, *stream, hn[NGX_INT_T_LEN];
     u_char                      ha[NGX_INT_T_LEN];
-    size_t                      argvlen[9];
+    size_t                      argvlen[13];
     ngx_str_t                  *index;
-    const char                 *argv[9];
+    ngx_uint_t                  i;
+    const char                 *argv[13];
     ngx_http_loom_retention_t  *rt;
 
     index = ngx_http_loom_store_index(r->session->worker->store);
@@ -732,7 +484,14 @@ ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
     argv[8] = rt->memory == 2 ? "memory" : (rt->memory == 1 ? "redis" : "");
     argvlen[8] = ngx_strlen(argv[8]);
 
-    return ngx_http_loom_request_send(r, reply, script, 3, 9, argv,
+    /* what the script takes after these: the schema's (section 12) */
+
+    for (i = 0; i < ntail && i < 4; i++) {
+        argv[9 + i] = tail[i].len ? (char *) tail[i].data : "";
+        argvlen[9 + i] = tail[i].len;
+    }
+
+    return ngx_http_loom_request_send(r, reply, script, 3, 9 + i, argv,
                                       argvlen);
 }
 

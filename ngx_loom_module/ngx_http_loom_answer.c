@@ -247,6 +247,17 @@ ngx_http_loom_response_extra(ngx_http_loom_request_t *r, ngx_uint_t code,
 }
 
 
+/* an error with members after its message: ",\"errors\":[...]" */
+
+ngx_http_loom_frame_t *
+ngx_http_loom_response_error_extra(ngx_http_loom_request_t *r,
+    ngx_uint_t code, ngx_str_t *msg, ngx_uint_t n, ngx_str_t *extra)
+{
+    return ngx_http_loom_frame(r->session->worker, &r->id, r->action_name,
+                               code, msg, n, NULL, NULL, extra);
+}
+
+
 ngx_http_loom_frame_t *
 ngx_http_loom_response_more(ngx_http_loom_request_t *r, ngx_str_t *data,
     ngx_str_t *cursor)

@@ -16,8 +16,8 @@
  */
 #define NGX_HTTP_LOOM_JSON_MAX_DEPTH  512
 
-/* the longest member name, "requireAck" */
-#define NGX_HTTP_LOOM_JSON_NAMELEN    10
+/* the longest member name, "compatibility" */
+#define NGX_HTTP_LOOM_JSON_NAMELEN    13
 
 #define NGX_HTTP_LOOM_JSON_M_STRING   0
 #define NGX_HTTP_LOOM_JSON_M_BOOL     1
@@ -110,6 +110,17 @@ static ngx_http_loom_json_member_t  ngx_http_loom_json_members[] = {
 
     { ngx_string("until"), NGX_HTTP_LOOM_JSON_M_EXTRA,
       offsetof(ngx_http_loom_json_envelope_t, until), 0 },
+
+    /* topic schemas (docs/schemas.md section 12) */
+
+    { ngx_string("schemaType"), NGX_HTTP_LOOM_JSON_M_EXTRA,
+      offsetof(ngx_http_loom_json_envelope_t, schema_type), 0 },
+
+    { ngx_string("compatibility"), NGX_HTTP_LOOM_JSON_M_EXTRA,
+      offsetof(ngx_http_loom_json_envelope_t, compatibility), 0 },
+
+    { ngx_string("version"), NGX_HTTP_LOOM_JSON_M_EXTRA,
+      offsetof(ngx_http_loom_json_envelope_t, version), 0 },
 
     { ngx_null_string, 0, 0, 0 }
 };

@@ -18,7 +18,8 @@
  *      "senderId":...}
  *
  * and the members of revisions ("snapshot", "since", "retention",
- * "storage", "limit", "reverse", "from", "until"), kept as raw values.
+ * "storage", "limit", "reverse", "from", "until") and of topic schemas
+ * ("schemaType", "compatibility", "version"), kept as raw values.
  *
  * It checks the whole text against RFC 8259, finds the envelope members
  * (key match is ASCII case-insensitive, the last duplicate wins, unknown
@@ -72,6 +73,11 @@ typedef struct {
     ngx_http_loom_json_value_t  reverse;
     ngx_http_loom_json_value_t  from;
     ngx_http_loom_json_value_t  until;
+
+    /* topic schemas: "schemaType", "compatibility", "version" */
+    ngx_http_loom_json_value_t  schema_type;
+    ngx_http_loom_json_value_t  compatibility;
+    ngx_http_loom_json_value_t  version;
 
     /*
      * decoded string members (escapes resolved, UTF-8); empty when the

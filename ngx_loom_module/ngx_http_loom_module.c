@@ -12,6 +12,7 @@
 #include "ngx_http_loom_store.h"
 #include "ngx_http_loom_topic.h"
 #include "ngx_http_loom_clientid.h"
+#include "ngx_http_loom_schemas.h"
 
 
 #define NGX_HTTP_LOOM_RECV_BUF   65536
@@ -54,6 +55,10 @@ static ngx_conf_num_bounds_t  ngx_http_loom_positive_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_http_loom_depth_bounds = {
     ngx_conf_check_num_bounds, 2, 512
+};
+
+static ngx_conf_num_bounds_t  ngx_http_loom_schema_depth_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_HTTP_LOOM_JSCHEMA_MAX_EVAL_DEPTH / 2
 };
 
 
@@ -227,6 +232,57 @@ static ngx_command_t  ngx_http_loom_commands[] = {
       offsetof(ngx_http_loom_main_conf_t, history_page),
       &ngx_http_loom_positive_bounds },
 
+    /* topic schemas (ngx_http_loom_schemas.c) */
+
+    { ngx_string("loom_schema_max_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, schema_max_size),
+      NULL },
+
+    { ngx_string("loom_schema_max_depth"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, schema_max_depth),
+      &ngx_http_loom_schema_depth_bounds },
+
+    { ngx_string("loom_schema_max_subschemas"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, schema_max_subschemas),
+      &ngx_http_loom_positive_bounds },
+
+    { ngx_string("loom_schema_max_errors"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, schema_max_errors),
+      &ngx_http_loom_positive_bounds },
+
+    { ngx_string("loom_schema_versions"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, schema_versions),
+      &ngx_http_loom_positive_bounds },
+
+    { ngx_string("loom_schema_compatibility"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, schema_compatibility),
+      &ngx_http_loom_schema_modes },
+
+    { ngx_string("loom_schema_format"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, schema_format),
+      NULL },
+
     { ngx_string("loom_api_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_loom_api_key,
@@ -394,6 +450,13 @@ ngx_http_loom_create_main_conf(ngx_conf_t *cf)
     lmcf->history_max_age = NGX_CONF_UNSET;
     lmcf->history_limit = NGX_CONF_UNSET_UINT;
     lmcf->history_page = NGX_CONF_UNSET_UINT;
+    lmcf->schema_max_size = NGX_CONF_UNSET_SIZE;
+    lmcf->schema_max_depth = NGX_CONF_UNSET_UINT;
+    lmcf->schema_max_subschemas = NGX_CONF_UNSET_UINT;
+    lmcf->schema_max_errors = NGX_CONF_UNSET_UINT;
+    lmcf->schema_versions = NGX_CONF_UNSET_UINT;
+    lmcf->schema_compatibility = NGX_CONF_UNSET_UINT;
+    lmcf->schema_format = NGX_CONF_UNSET;
 
     return lmcf;
 }
@@ -439,6 +502,16 @@ ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(lmcf->history_max_age, 0);
     ngx_conf_init_uint_value(lmcf->history_limit, 1000000);
     ngx_conf_init_uint_value(lmcf->history_page, 1000);
+    ngx_conf_init_size_value(lmcf->schema_max_size, 64 * 1024);
+    ngx_conf_init_uint_value(lmcf->schema_max_depth,
+                             NGX_HTTP_LOOM_JSCHEMA_MAX_DEPTH);
+    ngx_conf_init_uint_value(lmcf->schema_max_subschemas,
+                             NGX_HTTP_LOOM_JSCHEMA_MAX_SUBSCHEMAS);
+    ngx_conf_init_uint_value(lmcf->schema_max_errors, 10);
+    ngx_conf_init_uint_value(lmcf->schema_versions, 10);
+    ngx_conf_init_uint_value(lmcf->schema_compatibility,
+                             NGX_HTTP_LOOM_COMPAT_NONE);
+    ngx_conf_init_value(lmcf->schema_format, 0);
 
     /* off: a single node, or nodes whose ClientIds may overlap, as before */
     ngx_conf_init_value(lmcf->client_id_claim, 0);

@@ -62,6 +62,15 @@ typedef struct {
     ngx_uint_t                  history_limit;
     ngx_uint_t                  history_page;
 
+    /* topic schemas (ngx_http_loom_schemas.c) */
+    size_t                      schema_max_size;
+    ngx_uint_t                  schema_max_depth;
+    ngx_uint_t                  schema_max_subschemas;
+    ngx_uint_t                  schema_max_errors;
+    ngx_uint_t                  schema_versions;
+    ngx_uint_t                  schema_compatibility;
+    ngx_flag_t                  schema_format;
+
     ngx_flag_t                  used;             /* some location has loom */
     ngx_http_loom_worker_t     *worker;           /* this process's state */
 } ngx_http_loom_main_conf_t;

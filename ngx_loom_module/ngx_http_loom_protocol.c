@@ -10,6 +10,7 @@
 #include "ngx_http_loom_json.h"
 #include "ngx_http_loom_session.h"
 #include "ngx_http_loom_shm.h"
+#include "ngx_http_loom_schemas.h"
 
 
 /*
@@ -80,6 +81,11 @@ static ngx_http_loom_action_t  ngx_http_loom_actions[] = {
     { ngx_string("history"), ngx_string("\"history\""),
       { NGX_HTTP_LOOM_CHECK_TOPIC, 0 },
       ngx_http_loom_history },
+
+    /* topic schemas (docs/schemas.md section 12) */
+    { ngx_string("getSchema"), ngx_string("\"getSchema\""),
+      { NGX_HTTP_LOOM_CHECK_TOPIC, 0 },
+      ngx_http_loom_get_schema },
 
     /* ngx_http_loom_access.c */
     { ngx_string("refreshToken"), ngx_string("\"refreshToken\""),

@@ -39,6 +39,7 @@
 #define NGX_HTTP_LOOM_LIST             8
 #define NGX_HTTP_LOOM_UPDATE           9
 #define NGX_HTTP_LOOM_HISTORY          10
+#define NGX_HTTP_LOOM_GET_SCHEMA       11
 
 /* ngx_http_loom_request_send() of a plain command, not a script */
 #define NGX_HTTP_LOOM_COMMAND          NGX_HTTP_LOOM_SCRIPTS
@@ -132,6 +133,10 @@ ngx_http_loom_frame_t *ngx_http_loom_response(ngx_http_loom_request_t *r,
 ngx_http_loom_frame_t *ngx_http_loom_response_extra(
     ngx_http_loom_request_t *r, ngx_uint_t code, ngx_str_t *data,
     ngx_str_t *extra);
+/* an error with members after its message (schemas: "errors") */
+ngx_http_loom_frame_t *ngx_http_loom_response_error_extra(
+    ngx_http_loom_request_t *r, ngx_uint_t code, ngx_str_t *msg,
+    ngx_uint_t n, ngx_str_t *extra);
 /* 200 with data, and the cursor of the next page unless it is empty */
 ngx_http_loom_frame_t *ngx_http_loom_response_more(
     ngx_http_loom_request_t *r, ngx_str_t *data, ngx_str_t *cursor);

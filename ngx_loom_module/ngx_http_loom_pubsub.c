@@ -8,6 +8,7 @@
 #include <ngx_http.h>
 #include "ngx_http_loom_protocol.h"
 #include "ngx_http_loom_schema.h"
+#include "ngx_http_loom_schemas.h"
 #include "ngx_http_loom_shm.h"
 #include "ngx_http_loom_topic.h"
 #include "ngx_http_loom_resume.h"
@@ -495,9 +496,9 @@ ngx_http_loom_publish(ngx_http_loom_ctx_t *ctx)
 
     t = ngx_http_loom_topic_lookup(ctx->worker, &r->name);
 
-    if (t && t->schema) {
+    if (t && ngx_http_loom_topic_has_schema(t)) {
 
-        if (ngx_http_loom_schema_match(t->schema, json) == NGX_OK) {
+        if (ngx_http_loom_topic_match(t, json) == NGX_OK) {
             (void) ngx_http_loom_publish_send(r, &t->tag);
             ngx_http_loom_topic_check(t);
             return;
@@ -584,9 +585,7 @@ static void
 ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
     redisReply *reply)
 {
-    json_t                   *schema;
-    ngx_str_t                 msg[2], tag;
-    json_error_t              jerr;
+    ngx_str_t                 msg[2], tag, kind, text;
     ngx_http_loom_frame_t    *ack;
     ngx_http_loom_topic_t    *t;
     ngx_http_loom_worker_t   *w;
@@ -658,9 +657,10 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
     }
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
+        || reply->elements != 3
         || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[1]->type != REDIS_REPLY_STRING)
+        || reply->element[1]->type != REDIS_REPLY_STRING
+        || reply->element[2]->type != REDIS_REPLY_STRING)
     {
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_fail(r, reply);
@@ -669,58 +669,24 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
 
     /* the schema changed, or was not known here: check against it */
 
-    schema = json_loadb(reply->element[1]->str, reply->element[1]->len,
-                        JSON_DECODE_INT_AS_REAL|JSON_ALLOW_NUL, &jerr);
-
-    if (schema == NULL) {
-        ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
-                      "loom: the stored schema of \"%V\" is not JSON: %s",
-                      &r->name, jerr.text);
-        ngx_str_set(&msg[0], "storage error: stored schema is not JSON");
-        ngx_http_loom_request_unbarrier(r);
-        ngx_http_loom_request_error(r, 500, msg, 1);
-        return;
-    }
-
     tag.data = (u_char *) reply->element[0]->str;
     tag.len = reply->element[0]->len;
 
-    t = ngx_http_loom_topic_get(w, &r->name);
+    kind.data = (u_char *) reply->element[2]->str;
+    kind.len = reply->element[2]->len;
+    text.data = (u_char *) reply->element[1]->str;
+    text.len = reply->element[1]->len;
 
-    if (t) {
-        (void) ngx_http_loom_topic_set_schema(t, &tag, schema);
-    }
-
-    if (ngx_http_loom_schema_match(schema, r->data) != NGX_OK) {
-        json_decref(schema);
-
-        if (t) {
-            ngx_http_loom_topic_check(t);
-        }
-
-        ngx_str_set(&msg[0], "schema doesn't match topics current schema");
-        ngx_http_loom_request_unbarrier(r);
-        ngx_http_loom_request_error(r, 400, msg, 1);
+    if (ngx_http_loom_schemas_recheck(r, &tag, &text, &kind) != NGX_OK) {
         return;
     }
 
-    json_decref(schema);
-
     if (++r->attempts >= NGX_HTTP_LOOM_PUBLISH_TRIES) {
-
-        if (t) {
-            ngx_http_loom_topic_check(t);
-        }
-
         ngx_str_set(&msg[0], "storage error: the schema kept changing, "
                              "try again");
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_error(r, 500, msg, 1);
         return;
-    }
-
-    if (t) {
-        ngx_http_loom_topic_check(t);
     }
 
     /*

@@ -9,6 +9,7 @@
 #include "ngx_http_loom_topic.h"
 #include "ngx_http_loom_store.h"
 #include "ngx_http_loom_shm.h"
+#include "ngx_http_loom_schema.h"
 
 
 /*
@@ -268,7 +269,7 @@ ngx_http_loom_topic_keep(ngx_http_loom_topic_t *t, ngx_uint_t evict)
         return;
     }
 
-    if (t->schema == NULL) {
+    if (!ngx_http_loom_topic_has_schema(t)) {
         ngx_http_loom_topic_free(t);
         return;
     }
@@ -617,23 +618,43 @@ ngx_http_loom_topic_cancel(ngx_http_loom_waiter_t *wt)
 
 ngx_int_t
 ngx_http_loom_topic_set_schema(ngx_http_loom_topic_t *t, ngx_str_t *tag,
-    json_t *schema)
+    json_t *schema, ngx_http_loom_jschema_t *js)
 {
     u_char  *p;
 
+    ngx_http_loom_topic_drop_schema(t);
+
     p = ngx_alloc(tag->len, t->worker->log);
     if (p == NULL) {
+        if (js) {
+            ngx_http_loom_jschema_free(js);
+        }
+
         return NGX_ERROR;
     }
-
-    ngx_http_loom_topic_drop_schema(t);
 
     ngx_memcpy(p, tag->data, tag->len);
     t->tag.data = p;
     t->tag.len = tag->len;
-    t->schema = json_incref(schema);
+    t->schema = schema ? json_incref(schema) : NULL;
+    t->jschema = js;
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_loom_topic_match(ngx_http_loom_topic_t *t, json_t *data)
+{
+    if (t->jschema) {
+        return ngx_http_loom_jschema_validate(t->jschema, data, NULL);
+    }
+
+    if (t->schema) {
+        return ngx_http_loom_schema_match(t->schema, data);
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -643,6 +664,11 @@ ngx_http_loom_topic_drop_schema(ngx_http_loom_topic_t *t)
     if (t->schema) {
         json_decref(t->schema);
         t->schema = NULL;
+    }
+
+    if (t->jschema) {
+        ngx_http_loom_jschema_free(t->jschema);
+        t->jschema = NULL;
     }
 
     if (t->tag.data) {

@@ -14,6 +14,7 @@
 #include "ngx_http_loom_module.h"
 #include "ngx_http_loom_output.h"
 #include "ngx_http_loom_gap.h"
+#include "ngx_http_loom_jschema.h"
 
 
 /*
@@ -81,8 +82,10 @@ struct ngx_http_loom_topic_s {
     size_t                      seq_registration_len;
     u_char                      seq_registration[NGX_HTTP_LOOM_ID_LEN];
 
+    /* the cached schema: a key-set one, or a compiled JSON Schema */
     ngx_str_t                   tag;              /* of the cached schema */
     json_t                     *schema;
+    ngx_http_loom_jschema_t    *jschema;
 
     ngx_queue_t                 idle;             /* in worker->idle_topics */
     unsigned                    idle_linked:1;
@@ -157,9 +160,17 @@ ngx_uint_t ngx_http_loom_topic_hold(ngx_http_loom_topic_t *t,
 /* the waiter's owner is gone: it leaves its topic without a call */
 void ngx_http_loom_topic_cancel(ngx_http_loom_waiter_t *wt);
 
+/*
+ * The schema of tag: a key-set schema (a reference is taken) or a
+ * compiled JSON Schema (the topic owns it from then on, NGX_OK or not)
+ */
 ngx_int_t ngx_http_loom_topic_set_schema(ngx_http_loom_topic_t *t,
-    ngx_str_t *tag, json_t *schema);
+    ngx_str_t *tag, json_t *schema, ngx_http_loom_jschema_t *js);
 void ngx_http_loom_topic_drop_schema(ngx_http_loom_topic_t *t);
+#define ngx_http_loom_topic_has_schema(t)                                    \
+    ((t)->schema != NULL || (t)->jschema != NULL)
+/* NGX_OK: data matches the cached schema (nothing is allocated) */
+ngx_int_t ngx_http_loom_topic_match(ngx_http_loom_topic_t *t, json_t *data);
 
 /* the registration part of a tag "<registration>:<schema version>" */
 void ngx_http_loom_topic_tag_registration(ngx_str_t *tag,

@@ -8,7 +8,8 @@
 #   --duration S     seconds of publishing per workload (default 15)
 #   --only NAME      run one workload: fanout-<rate> (e.g. fanout-1000),
 #                    fanout-<rate>x<subscribers> (e.g. fanout-100x100),
-#                    topics-100, flood, flood-auth, idle or idle-lean
+#                    topics-100, flood, flood-auth, flood-jschema, idle
+#                    or idle-lean
 #   --out FILE       the report (default docs/performance.md); the raw JSON
 #                    of each workload goes to bench/ next to it
 #   --no-reference   skip the reference runs of the fan-out workloads
@@ -42,7 +43,8 @@ workers=2
 nofile=20000
 
 all_workloads=(fanout-100 fanout-300 fanout-1000 fanout-2000 fanout-3000
-               fanout-4000 topics-100 flood flood-auth idle idle-lean)
+               fanout-4000 topics-100 flood flood-auth flood-jschema idle
+               idle-lean)
 
 duration=15
 only=""
@@ -50,7 +52,7 @@ reference=1
 out="$root/docs/performance.md"
 
 usage() {
-    sed -n '2,15s/^# \{0,1\}//p' "$0"
+    sed -n '2,16s/^# \{0,1\}//p' "$0"
 }
 
 die() {
@@ -426,6 +428,10 @@ describe() {
         flood-auth) echo "the same with credentials: every connection" \
                          "sends a key of the loom_auth_file, and every" \
                          "request is checked against its topic patterns" ;;
+        flood-jschema) echo "the same with JSON Schema topics: ten" \
+                            "properties, nested types and a pattern" \
+                            "(loomgen --json-schema), compiled once and" \
+                            "checked on every publish" ;;
         idle) echo "$idle_conns idle connections (the descriptor limit" \
                    "allows $fd_hard), each checked with a ping" ;;
         idle-lean) echo "the same with loom_keep_request off: the HTTP" \
@@ -443,7 +449,7 @@ workload_args() {
         topics-100)
             echo --topics 100 --subscribers 1000 --publishers 100 \
                  --rate 50 --duration "$duration" ;;
-        flood|flood-auth)
+        flood|flood-auth|flood-jschema)
             echo --topics 20 --subscribers 20 --publishers 20 \
                  --rate 0 --window 64 --duration "$duration" ;;
         idle|idle-lean)
@@ -526,6 +532,9 @@ run_workload() {
          --run "$name-$stamp" --json "$raw" "${args[@]}")
     if [ "$name" = flood-auth ]; then
         cmd+=(--header "Authorization: Bearer $bench_key")
+    fi
+    if [ "$name" = flood-jschema ]; then
+        cmd+=(--json-schema)
     fi
 
     commands[$name]="bench/loomgen ${cmd[*]:1}"
@@ -928,6 +937,18 @@ summary() {
                     checked: >= 98% of the flood's rate" \
                     "$rate publishes/s, flood $base" \
                     "$base > 0 and $rate >= 0.98 * $base"
+                ;;
+            flood-jschema)
+                rate=$(num "$j" publishes_per_s)
+                lost=$(num "$j" lost)
+                base=0
+                if [ -f "$json_dir/flood.json" ]; then
+                    base=$(num "$json_dir/flood.json" publishes_per_s)
+                fi
+                verdict flood-jschema "flood with JSON Schema topics:
+                    nothing lost, >= 90% of the flood's rate" \
+                    "$lost lost, $rate publishes/s, flood $base" \
+                    "$lost == 0 and $base > 0 and $rate >= 0.9 * $base"
                 ;;
             idle|idle-lean)
                 verdict "$name" "$name: >= 19,000 held, <= 4 KB each" \

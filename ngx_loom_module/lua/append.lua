@@ -12,15 +12,17 @@
 -- "<seq> <rev> <ts> <epoch> <delivery>" is published; rev and ts are 0
 -- for what is not stored (sendWithoutSave, a topic with storage
 -- "memory").
--- Returns {seq, rev, ts}; {tag, schema} when the tag is not the current
--- one (the caller checks again); nil when the topic does not exist.
+-- Returns {seq, rev, ts}; {tag, schema, schema kind} when the tag is not
+-- the current one (the caller checks again); nil when the topic does not
+-- exist.
 local h, s = KEYS[1], KEYS[2]
 local f = redis.call('HMGET', h, 'tag', 'st', 'hn', 'ha', 'ts', 'epoch',
                     'seq', 'rev')
 local tag = f[1]
 if not tag then return false end
 if tag ~= ARGV[1] then
-  return {tag, redis.call('HGET', h, 'schema')}
+  local c = redis.call('HMGET', h, 'schema', 'sk')
+  return {tag, c[1], c[2] or ''}
 end
 -- the counters come with the fields read above: one HSET writes them
 local seq = (tonumber(f[7]) or 0) + 1

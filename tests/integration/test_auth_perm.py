@@ -18,6 +18,7 @@ ACTIONS = [
     ("sendWithoutSave", "publish", {"a": 1}),
     ("subscribe", "subscribe", None),
     ("get", "subscribe", None),
+    ("getSchema", "subscribe", None),
     ("registerTopic", "admin", {"a": None}),
     ("updateSchema", "admin", {"a": None}),
     ("unregisterTopic", "admin", None),

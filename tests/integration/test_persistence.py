@@ -156,9 +156,11 @@ def test_acknowledged_publishes_survive_redis_kill(redis_server, nginx):
     c.close()
 
 
-def test_schema_updates_do_not_grow_the_topic(redis_server, nginx):
-    # only the current schema is kept: a topic's hash has the same fields
-    # after 50 updates as after one (an older release added one per update)
+def test_schema_updates_do_not_grow_the_topic(redis_server, make_nginx):
+    # with one version kept, only the current schema is: a topic's hash has
+    # the same fields after 50 updates as after one (an older release added
+    # one per update)
+    nginx = make_nginx(http="loom_schema_versions 1;")
     c = nginx.client()
     register(c, "growing", {"v": None})
     rc = redis_server.client()
@@ -177,4 +179,26 @@ def test_schema_updates_do_not_grow_the_topic(redis_server, nginx):
                    "data": {"w": None}, "requireAck": True})
     assert r == answer("u", "updateSchema")
     assert not rc.hexists("loom:{t:growing}", "s:50")
+    c.close()
+
+
+def test_schema_versions_kept_are_bounded(redis_server, nginx):
+    # by default the last 10 versions are kept: the hash grows by one field
+    # per update until then, and no more
+    c = nginx.client()
+    register(c, "growing", {"v": None})
+    rc = redis_server.client()
+    sizes = []
+    for i in range(30):
+        r = c.request({"id": "u%d" % i, "action": "updateSchema",
+                       "topic": "growing", "data": {"v%d" % i: None},
+                       "requireAck": True})
+        assert r == answer("u%d" % i, "updateSchema")
+        sizes.append(rc.hlen("loom:{t:growing}"))
+    assert sizes[8] == sizes[0] + 8
+    assert sizes[-1] == sizes[8]
+    fields = {f.decode() for f in rc.hkeys("loom:{t:growing}")}
+    assert {f for f in fields if f.startswith("s:")} == {
+        "s:%d" % v for v in range(21, 30)}
+    assert rc.hget("loom:{t:growing}", "s:29") == b'{"v28": null}'
     c.close()

@@ -227,6 +227,29 @@ test_revision_members(void **state)
 
 
 static void
+test_schema_members(void **state)
+{
+    /* the longest names yet: "compatibility" (13), any case */
+
+    EXPECT_OK("{\"action\":\"updateSchema\",\"schemaType\":\"json-schema\","
+              "\"COMPATIBILITY\":\"full\",\"version\":12}");
+
+    assert_int_equal(env.schema_type.type, NGX_HTTP_LOOM_JSON_STRING);
+    ASSERT_RAW(env.schema_type, "\"json-schema\"");
+    assert_int_equal(env.compatibility.type, NGX_HTTP_LOOM_JSON_STRING);
+    ASSERT_RAW(env.compatibility, "\"full\"");
+    assert_int_equal(env.version.type, NGX_HTTP_LOOM_JSON_NUMBER);
+    ASSERT_RAW(env.version, "12");
+
+    /* one letter more is another member, ignored */
+
+    EXPECT_OK("{\"compatibilityx\":1,\"versions\":2}");
+    assert_int_equal(env.compatibility.type, NGX_HTTP_LOOM_JSON_NONE);
+    assert_int_equal(env.version.type, NGX_HTTP_LOOM_JSON_NONE);
+}
+
+
+static void
 test_absent_members(void **state)
 {
     EXPECT_OK("{}");
@@ -1074,6 +1097,7 @@ main(void)
         cmocka_unit_test(test_examples),
         cmocka_unit_test(test_valid_envelope),
         cmocka_unit_test(test_revision_members),
+        cmocka_unit_test(test_schema_members),
         cmocka_unit_test(test_absent_members),
         cmocka_unit_test(test_empty_input),
         cmocka_unit_test(test_premature_end),

@@ -30,6 +30,8 @@
 #include "ngx_http_loom_topic.h"
 #include "ngx_http_loom_resume.h"
 #include "ngx_http_loom_shm.h"
+#include "ngx_http_loom_schema.h"
+#include "ngx_http_loom_schemas.h"
 
 
 /* nginx, without nginx */
@@ -226,7 +228,7 @@ ngx_http_loom_topic_check(ngx_http_loom_topic_t *t)
 
 ngx_int_t
 ngx_http_loom_topic_set_schema(ngx_http_loom_topic_t *t, ngx_str_t *tag,
-    json_t *schema)
+    json_t *schema, ngx_http_loom_jschema_t *js)
 {
     if (t->schema) {
         json_decref(t->schema);
@@ -236,6 +238,45 @@ ngx_http_loom_topic_set_schema(ngx_http_loom_topic_t *t, ngx_str_t *tag,
     t->tag.data = tag_buf;
     t->tag.len = tag->len;
     t->schema = json_incref(schema);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_loom_topic_match(ngx_http_loom_topic_t *t, json_t *data)
+{
+    return t->schema ? ngx_http_loom_schema_match(t->schema, data)
+                     : NGX_DECLINED;
+}
+
+
+/*
+ * What ngx_http_loom_schemas.c does with the schema a stale publish
+ * brings back, for key-set schemas (JSON Schemas are the integration
+ * tests'): cached, then the data checked against it
+ */
+
+ngx_int_t
+ngx_http_loom_schemas_recheck(ngx_http_loom_request_t *r, ngx_str_t *tag,
+    ngx_str_t *text, ngx_str_t *kind)
+{
+    json_t     *schema;
+    ngx_str_t   msg = ngx_string("schema doesn't match topics current schema");
+
+    assert_int_equal(kind->len, 0);
+
+    schema = json_loadb((char *) text->data, text->len, 0, NULL);
+    assert_non_null(schema);
+
+    (void) ngx_http_loom_topic_set_schema(&topic, tag, schema, NULL);
+    json_decref(schema);
+
+    if (ngx_http_loom_topic_match(&topic, r->data) != NGX_OK) {
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_error(r, 400, &msg, 1);
+        return NGX_DECLINED;
+    }
 
     return NGX_OK;
 }
@@ -395,7 +436,7 @@ setup(void **state)
     /* the worker caches t's schema with the tag R1:0 */
     ngx_str_set(&tag, "R1:0");
     schema = json_loads("{\"n\":null}", 0, NULL);
-    (void) ngx_http_loom_topic_set_schema(&topic, &tag, schema);
+    (void) ngx_http_loom_topic_set_schema(&topic, &tag, schema, NULL);
     json_decref(schema);
 
     ncalls = 0;
@@ -458,10 +499,12 @@ request(ngx_uint_t action, const char *id, const char *data)
 static void
 reply_stale(ngx_uint_t call, char *tag)
 {
-    redisReply   reply, e[2], *elements[2];
+    redisReply   reply, e[3], *elements[3];
 
     memset(&reply, 0, sizeof(reply));
     memset(e, 0, sizeof(e));
+
+    /* {tag, schema, kind}: a key-set schema */
 
     e[0].type = REDIS_REPLY_STRING;
     e[0].str = tag;
@@ -469,11 +512,14 @@ reply_stale(ngx_uint_t call, char *tag)
     e[1].type = REDIS_REPLY_STRING;
     e[1].str = "{\"n\":null}";
     e[1].len = strlen(e[1].str);
+    e[2].type = REDIS_REPLY_STRING;
+    e[2].str = "";
     elements[0] = &e[0];
     elements[1] = &e[1];
+    elements[2] = &e[2];
 
     reply.type = REDIS_REPLY_ARRAY;
-    reply.elements = 2;
+    reply.elements = 3;
     reply.element = elements;
 
     calls[call]->handler(calls[call], &reply);

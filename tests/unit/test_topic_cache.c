@@ -1,7 +1,7 @@
 /* SOURCES: ngx_http_loom_topic.c ngx_http_loom_channel.c */
 /* SOURCES: ngx_http_loom_gap.c ngx_http_loom_fanout.c */
 /* SOURCES: ngx_http_loom_rev.c ngx_http_loom_json.c ngx_http_loom_utf8.c */
-/* SOURCES: ngx_http_loom_json_text.c */
+/* SOURCES: ngx_http_loom_json_text.c ngx_http_loom_schema.c */
 
 /*
  * A worker's topics on their own: the schema cache (least recently used
@@ -40,6 +40,24 @@ void *
 ngx_alloc(size_t size, ngx_log_t *log)
 {
     return malloc(size);
+}
+
+
+/* the cache of key-set schemas is tested here, not JSON Schemas */
+
+ngx_int_t
+ngx_http_loom_jschema_validate(const ngx_http_loom_jschema_t *s,
+    json_t *instance, ngx_http_loom_jschema_errors_t *errors)
+{
+    fail();
+    return NGX_ERROR;
+}
+
+
+void
+ngx_http_loom_jschema_free(ngx_http_loom_jschema_t *s)
+{
+    fail();
 }
 
 
@@ -416,7 +434,7 @@ cached(const char *s)
     assert_non_null(t);
 
     schema = json_object();
-    assert_int_equal(ngx_http_loom_topic_set_schema(t, &tag, schema),
+    assert_int_equal(ngx_http_loom_topic_set_schema(t, &tag, schema, NULL),
                      NGX_OK);
     json_decref(schema);
 
