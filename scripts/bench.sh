@@ -6,9 +6,11 @@
 #                    [--no-reference]
 #
 #   --duration S     seconds of publishing per workload (default 15)
-#   --only NAME      run one workload: fanout-<rate> (e.g. fanout-1000),
+#   --only NAMES     run these workloads (a comma-separated list, in the
+#                    order given): fanout-<rate> (e.g. fanout-1000),
 #                    fanout-<rate>x<subscribers> (e.g. fanout-100x100),
-#                    topics-100, flood, flood-auth, idle or idle-lean
+#                    topics-100, flood, flood-nohistory, flood-auth,
+#                    flood-auth-nohistory, idle or idle-lean
 #   --out FILE       the report (default docs/performance.md); the raw JSON
 #                    of each workload goes to bench/ next to it
 #   --no-reference   skip the reference runs of the fan-out workloads
@@ -42,7 +44,8 @@ workers=2
 nofile=20000
 
 all_workloads=(fanout-100 fanout-300 fanout-1000 fanout-2000 fanout-3000
-               fanout-4000 topics-100 flood flood-auth idle idle-lean)
+               fanout-4000 topics-100 flood flood-nohistory flood-auth
+               flood-auth-nohistory idle idle-lean)
 
 duration=15
 only=""
@@ -80,18 +83,23 @@ done
 workloads=("${all_workloads[@]}")
 
 if [ -n "$only" ]; then
-    found=0
-    for w in "${all_workloads[@]}"; do
-        [ "$w" = "$only" ] && found=1
+    workloads=()
+    IFS=, read -r -a names <<< "$only"
+    for name in "${names[@]}"; do
+        found=0
+        for w in "${all_workloads[@]}"; do
+            [ "$w" = "$name" ] && found=1
+        done
+        [[ "$name" =~ ^fanout-[1-9][0-9]*(x[1-9][0-9]*)?$ ]] && found=1
+        [ "$found" = 1 ] || die "unknown workload \"$name\"" \
+                                "(one of: ${all_workloads[*]})"
+        workloads+=("$name")
     done
-    [[ "$only" =~ ^fanout-[1-9][0-9]*(x[1-9][0-9]*)?$ ]] && found=1
-    [ "$found" = 1 ] || die "unknown workload \"$only\"" \
-                            "(one of: ${all_workloads[*]})"
-    workloads=("$only")
 fi
 
 "$root/scripts/deps.sh" bench
 location_extra=
+http_extra=
 
 for tool in redis-server redis-cli curl jq ss awk make cc "$nginx_bin"; do
     command -v "$tool" > /dev/null || die "$tool is required"
@@ -284,6 +292,7 @@ http {
     scgi_temp_path $d/tmp/scgi;
 
     loom_redis 127.0.0.1:$redis_port;
+    $http_extra
 
     server {
         listen 127.0.0.1:$nginx_port;
@@ -423,9 +432,15 @@ describe() {
         flood) echo "20 topics x 1 subscriber, 20 publishers as fast as" \
                     "flow control allows (window of 64 unacknowledged" \
                     "publishes each)" ;;
-        flood-auth) echo "the same with credentials: every connection" \
+        flood-nohistory) echo "the flood with loom_history 0: no" \
+                              "history stream, only the revision and the" \
+                              "value are stored" ;;
+        flood-auth) echo "the flood with credentials: every connection" \
                          "sends a key of the loom_auth_file, and every" \
                          "request is checked against its topic patterns" ;;
+        flood-auth-nohistory) echo "flood-auth with loom_history 0, next" \
+                                   "to flood-nohistory: where Redis" \
+                                   "limits the rate less" ;;
         idle) echo "$idle_conns idle connections (the descriptor limit" \
                    "allows $fd_hard), each checked with a ping" ;;
         idle-lean) echo "the same with loom_keep_request off: the HTTP" \
@@ -443,7 +458,7 @@ workload_args() {
         topics-100)
             echo --topics 100 --subscribers 1000 --publishers 100 \
                  --rate 50 --duration "$duration" ;;
-        flood|flood-auth)
+        flood*)
             echo --topics 20 --subscribers 20 --publishers 20 \
                  --rate 0 --window 64 --duration "$duration" ;;
         idle|idle-lean)
@@ -516,7 +531,9 @@ run_workload() {
     # a fresh nginx for every workload: no state carried over
     location_extra=${LOOM_BENCH_LOCATION:-}
     [ "$name" = idle-lean ] && location_extra+=" loom_keep_request off;"
-    [ "$name" = flood-auth ] && location_extra+=" $(auth_file)"
+    [[ "$name" = flood-auth* ]] && location_extra+=" $(auth_file)"
+    http_extra=
+    [[ "$name" = *-nohistory ]] && http_extra="loom_history 0;"
     stop_nginx
     start_nginx
     log_lines=$(wc -l < "$tmp/nginx/error.log")
@@ -524,7 +541,7 @@ run_workload() {
     read -r -a args <<< "$(workload_args "$name")"
     cmd=("$loomgen" --port "$nginx_port" --label "$name"
          --run "$name-$stamp" --json "$raw" "${args[@]}")
-    if [ "$name" = flood-auth ]; then
+    if [[ "$name" = flood-auth* ]]; then
         cmd+=(--header "Authorization: Bearer $bench_key")
     fi
 
@@ -918,15 +935,30 @@ summary() {
                     "$lost lost, $rate publishes/s, p99 $(ms "$j" p99) ms" \
                     "$lost == 0 and $rate >= 100000"
                 ;;
+            flood-nohistory)
+                # the ratio of two runs of this invocation only
+                rate=$(same_run_rate flood)
+                base=$(num "$j" publishes_per_s)
+                verdict flood-history "flood with history (the default
+                    retention): >= 80% of the rate without history" \
+                    "$rate publishes/s, without history $base" \
+                    "$base > 0 and $rate >= 0.8 * $base"
+                ;;
             flood-auth)
                 rate=$(num "$j" publishes_per_s)
-                base=0
-                if [ -f "$json_dir/flood.json" ]; then
-                    base=$(num "$json_dir/flood.json" publishes_per_s)
-                fi
+                base=$(same_run_rate flood)
                 verdict flood-auth "flood with every request's permission
                     checked: >= 98% of the flood's rate" \
                     "$rate publishes/s, flood $base" \
+                    "$base > 0 and $rate >= 0.98 * $base"
+                ;;
+            flood-auth-nohistory)
+                rate=$(num "$j" publishes_per_s)
+                base=$(same_run_rate flood-nohistory)
+                verdict flood-auth-nohistory "the same without history,
+                    where Redis limits the rate less: >= 98% of
+                    flood-nohistory's" \
+                    "$rate publishes/s, flood-nohistory $base" \
                     "$base > 0 and $rate >= 0.98 * $base"
                 ;;
             idle|idle-lean)
@@ -944,6 +976,15 @@ summary() {
              "| $best msg/s ($(( best * 1000 )) deliveries/s) | — |"
     fi
     echo
+}
+
+# the publishes/s of workload $1 if it ran in this invocation, else 0
+same_run_rate() {
+    if [ "${results[$1]:-failed}" = failed ]; then
+        echo 0
+    else
+        num "$json_dir/$1.json" publishes_per_s
+    fi
 }
 
 verdict() {
@@ -1010,15 +1051,18 @@ write_report() {
         echo "nginx configuration (ports vary from run to run; the module"
         echo "is a copy of \`build/default/ngx_http_loom_module.so\` taken"
         echo "right after the build; \`idle-lean\` adds"
-        echo "\`loom_keep_request off;\` to the \`/ws\` location, and"
-        echo "\`flood-auth\` a \`loom_auth_file\` with one key whose"
-        echo "patterns cover the bench's topics):"
+        echo "\`loom_keep_request off;\` to the \`/ws\` location,"
+        echo "\`flood-auth*\` a \`loom_auth_file\` with one key whose"
+        echo "patterns cover the bench's topics, and \`*-nohistory\`"
+        echo "\`loom_history 0;\` to \`http\`):"
         echo
         echo '```nginx'
         location_extra=${LOOM_BENCH_LOCATION:-}
+        http_extra=
         write_nginx_conf
         sed -e "s|$tmp|<tmp>|g" -e "s|$root/|<repo>/|g" \
-            -e '/^ *$/{N;/^ *\n *}/D}' "$tmp/nginx/nginx.conf"
+            -e '/^ *$/{N;/^ *\n *}/D}' -e 's/^ *$//' "$tmp/nginx/nginx.conf" \
+            | cat -s
         echo '```'
         echo
         echo "Redis: \`redis-server --port <port> --bind 127.0.0.1 --dir <tmp>"
