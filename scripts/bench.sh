@@ -10,7 +10,8 @@
 #                    order given): fanout-<rate> (e.g. fanout-1000),
 #                    fanout-<rate>x<subscribers> (e.g. fanout-100x100),
 #                    topics-100, flood, flood-nohistory, flood-auth,
-#                    flood-auth-nohistory, idle or idle-lean
+#                    flood-auth-nohistory, catch-up, snapshot, idle or
+#                    idle-lean
 #   --out FILE       the report (default docs/performance.md); the raw JSON
 #                    of each workload goes to bench/ next to it
 #   --no-reference   skip the reference runs of the fan-out workloads
@@ -45,7 +46,7 @@ nofile=20000
 
 all_workloads=(fanout-100 fanout-300 fanout-1000 fanout-2000 fanout-3000
                fanout-4000 topics-100 flood flood-nohistory flood-auth
-               flood-auth-nohistory idle idle-lean)
+               flood-auth-nohistory catch-up snapshot idle idle-lean)
 
 duration=15
 only=""
@@ -441,6 +442,13 @@ describe() {
         flood-auth-nohistory) echo "flood-auth with loom_history 0, next" \
                                    "to flood-nohistory: where Redis" \
                                    "limits the rate less" ;;
+        catch-up) echo "one topic keeping 100,000 revisions gets 100,000" \
+                       "publishes; then one subscriber resumes it from" \
+                       "revision 0 and receives them from history, then" \
+                       "1,000 more live" ;;
+        snapshot) echo "1,000 connections subscribe with snapshot at" \
+                       "once, in one burst, while 1,000 publishes/s go to" \
+                       "the topic" ;;
         idle) echo "$idle_conns idle connections (the descriptor limit" \
                    "allows $fd_hard), each checked with a ping" ;;
         idle-lean) echo "the same with loom_keep_request off: the HTTP" \
@@ -461,6 +469,10 @@ workload_args() {
         flood*)
             echo --topics 20 --subscribers 20 --publishers 20 \
                  --rate 0 --window 64 --duration "$duration" ;;
+        catch-up)
+            echo --catch-up 100000 --window 64 --timeout 30 ;;
+        snapshot)
+            echo --snapshots 1000 --rate 1000 --timeout 20 ;;
         idle|idle-lean)
             echo --connections-only "$idle_conns" \
                  --nginx-master "$nginx_master" ;;
@@ -559,7 +571,7 @@ run_workload() {
     sampler=$!
     profiler=
     case "$name" in
-        idle*) ;;
+        idle*|catch-up|snapshot) ;;
         *) profile_start "$name" "$nginx_master" ;;
     esac
 
@@ -779,6 +791,40 @@ table_idle() {
     echo "default configuration, and is repeated here for comparison."
 }
 
+table_catch_up() {
+    local j=$1
+    echo "| revisions | published in s | replayed | replay s |" \
+         "messages/s | live to rev | gaps | ok |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---|"
+    echo "| $(num "$j" revisions) | $(num "$j" publish_s) |" \
+         "$(num "$j" replayed) | $(num "$j" replay_s) |" \
+         "$(num "$j" messages_per_s) | $(num "$j" last_rev) |" \
+         "$(num "$j" gaps) | $(num "$j" ok) |"
+    echo
+    jq -r '"The replay is timed from the resume request to the last" +
+           " replayed delivery read; the answer said recovered:" +
+           " \(.recovered), code \(.code).  Then \(.live) publishes went" +
+           " out and the subscriber had to receive each, in order" +
+           " (deliveries before the answer: \(.early); malformed:" +
+           " \(.malformed))."' "$j"
+}
+
+table_snapshot() {
+    local j=$1
+    echo "| clients | answered | failed | p50 ms | p90 ms | p99 ms |" \
+         "max ms | publishes meanwhile | deliveries after | gaps | ok |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    echo "| $(num "$j" clients) | $(num "$j" answered) |" \
+         "$(num "$j" failed) | $(num "$j" p50_ms) | $(num "$j" p90_ms) |" \
+         "$(num "$j" p99_ms) | $(num "$j" max_ms) | $(num "$j" published)" \
+         "| $(num "$j" delivered) | $(num "$j" gaps) | $(num "$j" ok) |"
+    echo
+    echo "The time of an answer is from the subscribe written (all of them"
+    echo "in one burst, one after another) to its answer read.  After its"
+    echo "answer at revision R, each subscriber must receive R + 1, R + 2,"
+    echo "... with no gap, and nothing before the answer."
+}
+
 # p50, p99 and max in ms of a run, "p50 / p99 / max"
 lat3() {
     echo "$(ms "$1" p50) / $(ms "$1" p99) / $(ms "$1" max)"
@@ -961,6 +1007,22 @@ summary() {
                     "$rate publishes/s, flood-nohistory $base" \
                     "$base > 0 and $rate >= 0.98 * $base"
                 ;;
+            catch-up)
+                rate=$(num "$j" messages_per_s)
+                verdict catch-up "catch-up: 100,000 revisions behind,
+                    replayed at >= 200,000 messages/s, then live without
+                    a gap" \
+                    "$rate messages/s, $(num "$j" replayed) replayed," \
+                    "live to rev $(num "$j" last_rev), ok: $(num "$j" ok)" \
+                    "$(num "$j" ok) and $rate >= 200000"
+                ;;
+            snapshot)
+                verdict snapshot "1,000 subscribes with snapshot at once:
+                    all answered, p99 <= 5 ms" \
+                    "$(num "$j" answered) answered, p99 $(num "$j" \
+                    p99_ms) ms, ok: $(num "$j" ok)" \
+                    "$(num "$j" ok) and $(num "$j" p99_ms) <= 5"
+                ;;
             idle|idle-lean)
                 verdict "$name" "$name: >= 19,000 held, <= 4 KB each" \
                     "$(num "$j" held) held, $(num "$j" \
@@ -1098,6 +1160,10 @@ write_report() {
                 echo "output)."
             elif [ "$name" = idle ] || [ "$name" = idle-lean ]; then
                 table_idle "$j"
+            elif [ "$name" = catch-up ]; then
+                table_catch_up "$j"
+            elif [ "$name" = snapshot ]; then
+                table_snapshot "$j"
             else
                 table_pubsub "$j" "$name"
             fi
