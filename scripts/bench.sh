@@ -1012,8 +1012,8 @@ summary() {
                 verdict catch-up "catch-up: 100,000 revisions behind,
                     replayed at >= 200,000 messages/s, then live without
                     a gap" \
-                    "$rate messages/s, $(num "$j" replayed) replayed," \
-                    "live to rev $(num "$j" last_rev), ok: $(num "$j" ok)" \
+                    "$rate messages/s, $(num "$j" replayed) replayed, live to
+                    rev $(num "$j" last_rev), ok: $(num "$j" ok)" \
                     "$(num "$j" ok) and $rate >= 200000"
                 ;;
             snapshot)
@@ -1052,7 +1052,8 @@ same_run_rate() {
 verdict() {
     local ok=no
     jq -e -n "$4" > /dev/null 2>&1 && ok=yes
-    echo "| $(echo "$2" | tr -s ' \n' ' ') | $3 | $ok |"
+    echo "| $(echo "$2" | tr -s ' \n' ' ') | $(echo "$3" | tr -s ' \n' ' ')" \
+         "| $ok |"
 }
 
 write_report() {
