@@ -130,6 +130,13 @@ lg_usage(FILE *f)
 "  --nginx-master PID    sum the VmRSS of this master's children\n"
 "  --hold S              seconds to hold them once open (default 0)\n"
 "\n"
+"revision modes (dataloom.v2, one thread):\n"
+"  --catch-up N          N publishes to a topic keeping N revisions, then\n"
+"                        one subscriber resumes from rev 0: messages/s of\n"
+"                        the replay, then 1,000 more must follow live\n"
+"  --snapshots K         K subscribes with snapshot at once while --rate\n"
+"                        publishes/s go on: answer times, no gap after\n"
+"\n"
 "common:\n"
 "  --host ADDR           server address (default 127.0.0.1)\n"
 "  --port PORT           server port\n"
@@ -209,6 +216,8 @@ lg_configure(int argc, char **argv)
         { "timeout", required_argument, NULL, 'T' },
         { "threads", required_argument, NULL, 't' },
         { "connections-only", required_argument, NULL, 'c' },
+        { "catch-up", required_argument, NULL, 'C' },
+        { "snapshots", required_argument, NULL, 'S' },
         { "nginx-master", required_argument, NULL, 'n' },
         { "hold", required_argument, NULL, 'o' },
         { "run", required_argument, NULL, 'i' },
@@ -302,6 +311,16 @@ lg_configure(int argc, char **argv)
         case 'c':
             if (lg_parse_uint("connections-only", optarg, &lg_conf.connections))
             {
+                return -1;
+            }
+            break;
+        case 'C':
+            if (lg_parse_uint("catch-up", optarg, &lg_conf.catch_up)) {
+                return -1;
+            }
+            break;
+        case 'S':
+            if (lg_parse_uint("snapshots", optarg, &lg_conf.snapshots)) {
                 return -1;
             }
             break;
@@ -608,6 +627,16 @@ main(int argc, char **argv)
 
     if (lg_configure(argc, argv) != 0) {
         return 1;
+    }
+
+    if (lg_conf.catch_up || lg_conf.snapshots) {
+        if (lg_raise_nofile((uint64_t) lg_conf.snapshots + 2) != 0) {
+            return 1;
+        }
+
+        signal(SIGPIPE, SIG_IGN);
+
+        return lg_replay_main();
     }
 
     if (lg_raise_nofile(lg_conf.connections

@@ -99,6 +99,8 @@ typedef struct {
     uint32_t             subscribers;
     uint32_t             publishers;
     uint32_t             connections;    /* connections-only mode if > 0 */
+    uint32_t             catch_up;       /* catch-up mode: revisions */
+    uint32_t             snapshots;      /* snapshot mode: subscribers */
     uint32_t             threads;
     uint32_t             window;
     uint32_t             size;
@@ -380,6 +382,11 @@ void lg_progress(uint64_t start, lg_snap_t *prev);
 void lg_total(lg_total_t *tot);
 void lg_report_pubsub(FILE *f, lg_total_t *t, int json);
 void lg_report_connections(FILE *f, lg_total_t *t, int json);
+
+
+/* loomgen_replay.c: the catch-up and snapshot workloads */
+
+int lg_replay_main(void);
 
 
 /* time and randomness */

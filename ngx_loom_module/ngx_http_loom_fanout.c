@@ -9,6 +9,7 @@
 #include "ngx_http_loom_topic.h"
 #include "ngx_http_loom_ws.h"
 #include "ngx_http_loom_json.h"
+#include "ngx_http_loom_shm.h"
 
 
 /*
@@ -31,6 +32,8 @@ typedef struct {
 
 static ngx_int_t ngx_http_loom_fanout_send(ngx_http_loom_sub_t *sub,
     ngx_http_loom_frame_t *f, uint64_t rev);
+static void ngx_http_loom_fanout_observe(ngx_http_loom_topic_t *t,
+    uint64_t ts);
 
 
 ngx_http_loom_frame_t *
@@ -105,6 +108,10 @@ ngx_http_loom_fanout_deliver(ngx_http_loom_topic_t *t,
         }
     }
 
+    if (n && item->ts) {
+        ngx_http_loom_fanout_observe(t, item->ts);
+    }
+
     if (f[0]) {
         ngx_http_loom_frame_release(f[0]);
     }
@@ -114,6 +121,35 @@ ngx_http_loom_fanout_deliver(ngx_http_loom_topic_t *t,
     }
 
     return n;
+}
+
+
+/*
+ * publish -> delivery, for loom_publish_delivery_seconds: once per
+ * revision and worker that delivers it, from the publish's "ts" (Redis's
+ * clock, in ms) to this worker's clock now.  "ts" is the millisecond the
+ * publish was stored in, so this reads up to 1 ms more than it took.
+ */
+
+static void
+ngx_http_loom_fanout_observe(ngx_http_loom_topic_t *t, uint64_t ts)
+{
+    int64_t          usec;
+    struct timeval   tv;
+
+    if (t->worker->stats == NULL) {
+        return;
+    }
+
+    ngx_gettimeofday(&tv);
+
+    usec = (int64_t) tv.tv_sec * 1000000 + tv.tv_usec
+           - (int64_t) (ts * 1000);
+
+    /* a clock behind Redis's counts as no time (observe()) */
+
+    ngx_http_loom_shm_observe(&t->worker->stats->publish_delivery,
+                              (ngx_msec_int_t) usec);
 }
 
 

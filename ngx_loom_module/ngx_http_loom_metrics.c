@@ -301,6 +301,14 @@ ngx_http_loom_metrics_text(u_char *p, u_char *last,
                                    "acknowledgement queued.",
                                    &cp->sum.publish_ack);
 
+    p = ngx_http_loom_metrics_hist(p, last,
+                                   "loom_publish_delivery_seconds",
+                                   "Time from a publish stored (its ts, "
+                                   "Redis's clock) to its delivery queued "
+                                   "to a worker's subscribers, once per "
+                                   "worker.",
+                                   &cp->sum.publish_delivery);
+
     return p;
 }
 

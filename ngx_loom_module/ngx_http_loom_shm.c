@@ -337,6 +337,8 @@ ngx_http_loom_shm_stats_add(ngx_http_loom_stats_t *to,
     }
 
     ngx_http_loom_shm_hist_add(&to->publish_ack, &from->publish_ack);
+    ngx_http_loom_shm_hist_add(&to->publish_delivery,
+                               &from->publish_delivery);
 }
 
 

@@ -72,6 +72,7 @@ struct ngx_http_loom_stats_s {
     ngx_atomic_t                codes[NGX_HTTP_LOOM_CODES];
 
     ngx_http_loom_hist_t        publish_ack;      /* publish -> ack */
+    ngx_http_loom_hist_t        publish_delivery; /* -> delivery */
 };
 
 

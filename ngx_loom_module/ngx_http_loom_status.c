@@ -61,6 +61,7 @@ static json_t *ngx_http_loom_status_json(ngx_http_loom_main_conf_t *lmcf,
     ngx_http_loom_status_copy_t *cp);
 static json_t *ngx_http_loom_status_topics(ngx_http_loom_status_copy_t *cp,
     json_int_t *subscriptions);
+static json_t *ngx_http_loom_status_hist(ngx_http_loom_hist_t *h);
 static const char *ngx_http_loom_status_link(ngx_uint_t state);
 
 
@@ -404,8 +405,50 @@ ngx_http_loom_status_json(ngx_http_loom_main_conf_t *lmcf,
                         json_integer(json_object_size(topics)));
     json_object_set_new(root, "topics", topics);
     json_object_set_new(root, "redis", redis);
+    json_object_set_new(root, "publish_ack",
+                        ngx_http_loom_status_hist(&sum->publish_ack));
+    json_object_set_new(root, "publish_delivery",
+                        ngx_http_loom_status_hist(&sum->publish_delivery));
 
     return root;
+}
+
+
+/*
+ * a latency histogram as loom_metrics has it: count, sum (microseconds)
+ * and the count at or under each bound (microseconds), then "+Inf"
+ */
+
+static json_t *
+ngx_http_loom_status_hist(ngx_http_loom_hist_t *h)
+{
+    u_char        key[NGX_INT_T_LEN + 1];
+    json_t       *hist, *buckets;
+    ngx_uint_t    i;
+    ngx_atomic_t  n;
+
+    buckets = json_object();
+    if (buckets == NULL) {
+        return NULL;
+    }
+
+    n = 0;
+
+    for (i = 0; i < NGX_HTTP_LOOM_HIST_BUCKETS; i++) {
+        n += h->bucket[i];
+        *ngx_sprintf(key, "%i", ngx_http_loom_hist_bounds[i]) = '\0';
+        json_object_set_new(buckets, (char *) key, json_integer(n));
+    }
+
+    n += h->bucket[NGX_HTTP_LOOM_HIST_BUCKETS];
+    json_object_set_new(buckets, "+Inf", json_integer(n));
+
+    hist = json_pack("{s:I,s:I,s:o}",
+                     "count", (json_int_t) h->count,
+                     "sum_us", (json_int_t) h->sum,
+                     "le_us", buckets);
+
+    return hist;
 }
 
 

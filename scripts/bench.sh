@@ -6,10 +6,12 @@
 #                    [--no-reference]
 #
 #   --duration S     seconds of publishing per workload (default 15)
-#   --only NAME      run one workload: fanout-<rate> (e.g. fanout-1000),
+#   --only NAMES     run these workloads (a comma-separated list, in the
+#                    order given): fanout-<rate> (e.g. fanout-1000),
 #                    fanout-<rate>x<subscribers> (e.g. fanout-100x100),
-#                    topics-100, flood, flood-auth, flood-jschema, idle
-#                    or idle-lean
+#                    topics-100, flood, flood-nohistory, flood-auth,
+#                    flood-auth-nohistory, flood-jschema, catch-up,
+#                    snapshot, idle or idle-lean
 #   --out FILE       the report (default docs/performance.md); the raw JSON
 #                    of each workload goes to bench/ next to it
 #   --no-reference   skip the reference runs of the fan-out workloads
@@ -43,7 +45,8 @@ workers=2
 nofile=20000
 
 all_workloads=(fanout-100 fanout-300 fanout-1000 fanout-2000 fanout-3000
-               fanout-4000 topics-100 flood flood-auth flood-jschema idle
+               fanout-4000 topics-100 flood flood-nohistory flood-auth
+               flood-auth-nohistory flood-jschema catch-up snapshot idle
                idle-lean)
 
 duration=15
@@ -82,18 +85,23 @@ done
 workloads=("${all_workloads[@]}")
 
 if [ -n "$only" ]; then
-    found=0
-    for w in "${all_workloads[@]}"; do
-        [ "$w" = "$only" ] && found=1
+    workloads=()
+    IFS=, read -r -a names <<< "$only"
+    for name in "${names[@]}"; do
+        found=0
+        for w in "${all_workloads[@]}"; do
+            [ "$w" = "$name" ] && found=1
+        done
+        [[ "$name" =~ ^fanout-[1-9][0-9]*(x[1-9][0-9]*)?$ ]] && found=1
+        [ "$found" = 1 ] || die "unknown workload \"$name\"" \
+                                "(one of: ${all_workloads[*]})"
+        workloads+=("$name")
     done
-    [[ "$only" =~ ^fanout-[1-9][0-9]*(x[1-9][0-9]*)?$ ]] && found=1
-    [ "$found" = 1 ] || die "unknown workload \"$only\"" \
-                            "(one of: ${all_workloads[*]})"
-    workloads=("$only")
 fi
 
 "$root/scripts/deps.sh" bench
 location_extra=
+http_extra=
 
 for tool in redis-server redis-cli curl jq ss awk make cc "$nginx_bin"; do
     command -v "$tool" > /dev/null || die "$tool is required"
@@ -286,6 +294,7 @@ http {
     scgi_temp_path $d/tmp/scgi;
 
     loom_redis 127.0.0.1:$redis_port;
+    $http_extra
 
     server {
         listen 127.0.0.1:$nginx_port;
@@ -425,13 +434,26 @@ describe() {
         flood) echo "20 topics x 1 subscriber, 20 publishers as fast as" \
                     "flow control allows (window of 64 unacknowledged" \
                     "publishes each)" ;;
-        flood-auth) echo "the same with credentials: every connection" \
+        flood-nohistory) echo "the flood with loom_history 0: no" \
+                              "history stream, only the revision and the" \
+                              "value are stored" ;;
+        flood-auth) echo "the flood with credentials: every connection" \
                          "sends a key of the loom_auth_file, and every" \
                          "request is checked against its topic patterns" ;;
         flood-jschema) echo "the same with JSON Schema topics: ten" \
                             "properties, nested types and a pattern" \
                             "(loomgen --json-schema), compiled once and" \
                             "checked on every publish" ;;
+        flood-auth-nohistory) echo "flood-auth with loom_history 0, next" \
+                                   "to flood-nohistory: where Redis" \
+                                   "limits the rate less" ;;
+        catch-up) echo "one topic keeping 100,000 revisions gets 100,000" \
+                       "publishes; then one subscriber resumes it from" \
+                       "revision 0 and receives them from history, then" \
+                       "1,000 more live" ;;
+        snapshot) echo "1,000 connections subscribe with snapshot at" \
+                       "once, in one burst, while 1,000 publishes/s go to" \
+                       "the topic" ;;
         idle) echo "$idle_conns idle connections (the descriptor limit" \
                    "allows $fd_hard), each checked with a ping" ;;
         idle-lean) echo "the same with loom_keep_request off: the HTTP" \
@@ -449,9 +471,13 @@ workload_args() {
         topics-100)
             echo --topics 100 --subscribers 1000 --publishers 100 \
                  --rate 50 --duration "$duration" ;;
-        flood|flood-auth|flood-jschema)
+        flood*)
             echo --topics 20 --subscribers 20 --publishers 20 \
                  --rate 0 --window 64 --duration "$duration" ;;
+        catch-up)
+            echo --catch-up 100000 --window 64 --timeout 30 ;;
+        snapshot)
+            echo --snapshots 1000 --rate 1000 --timeout 20 ;;
         idle|idle-lean)
             echo --connections-only "$idle_conns" \
                  --nginx-master "$nginx_master" ;;
@@ -522,7 +548,9 @@ run_workload() {
     # a fresh nginx for every workload: no state carried over
     location_extra=${LOOM_BENCH_LOCATION:-}
     [ "$name" = idle-lean ] && location_extra+=" loom_keep_request off;"
-    [ "$name" = flood-auth ] && location_extra+=" $(auth_file)"
+    [[ "$name" = flood-auth* ]] && location_extra+=" $(auth_file)"
+    http_extra=
+    [[ "$name" = *-nohistory ]] && http_extra="loom_history 0;"
     stop_nginx
     start_nginx
     log_lines=$(wc -l < "$tmp/nginx/error.log")
@@ -530,7 +558,7 @@ run_workload() {
     read -r -a args <<< "$(workload_args "$name")"
     cmd=("$loomgen" --port "$nginx_port" --label "$name"
          --run "$name-$stamp" --json "$raw" "${args[@]}")
-    if [ "$name" = flood-auth ]; then
+    if [[ "$name" = flood-auth* ]]; then
         cmd+=(--header "Authorization: Bearer $bench_key")
     fi
     if [ "$name" = flood-jschema ]; then
@@ -551,7 +579,7 @@ run_workload() {
     sampler=$!
     profiler=
     case "$name" in
-        idle*) ;;
+        idle*|catch-up|snapshot) ;;
         *) profile_start "$name" "$nginx_master" ;;
     esac
 
@@ -771,6 +799,40 @@ table_idle() {
     echo "default configuration, and is repeated here for comparison."
 }
 
+table_catch_up() {
+    local j=$1
+    echo "| revisions | published in s | replayed | replay s |" \
+         "messages/s | live to rev | gaps | ok |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---|"
+    echo "| $(num "$j" revisions) | $(num "$j" publish_s) |" \
+         "$(num "$j" replayed) | $(num "$j" replay_s) |" \
+         "$(num "$j" messages_per_s) | $(num "$j" last_rev) |" \
+         "$(num "$j" gaps) | $(num "$j" ok) |"
+    echo
+    jq -r '"The replay is timed from the resume request to the last" +
+           " replayed delivery read; the answer said recovered:" +
+           " \(.recovered), code \(.code).  Then \(.live) publishes went" +
+           " out and the subscriber had to receive each, in order" +
+           " (deliveries before the answer: \(.early); malformed:" +
+           " \(.malformed))."' "$j"
+}
+
+table_snapshot() {
+    local j=$1
+    echo "| clients | answered | failed | p50 ms | p90 ms | p99 ms |" \
+         "max ms | publishes meanwhile | deliveries after | gaps | ok |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    echo "| $(num "$j" clients) | $(num "$j" answered) |" \
+         "$(num "$j" failed) | $(num "$j" p50_ms) | $(num "$j" p90_ms) |" \
+         "$(num "$j" p99_ms) | $(num "$j" max_ms) | $(num "$j" published)" \
+         "| $(num "$j" delivered) | $(num "$j" gaps) | $(num "$j" ok) |"
+    echo
+    echo "The time of an answer is from the subscribe written (all of them"
+    echo "in one burst, one after another) to its answer read.  After its"
+    echo "answer at revision R, each subscriber must receive R + 1, R + 2,"
+    echo "... with no gap, and nothing before the answer."
+}
+
 # p50, p99 and max in ms of a run, "p50 / p99 / max"
 lat3() {
     echo "$(ms "$1" p50) / $(ms "$1" p99) / $(ms "$1" max)"
@@ -927,12 +989,18 @@ summary() {
                     "$lost lost, $rate publishes/s, p99 $(ms "$j" p99) ms" \
                     "$lost == 0 and $rate >= 100000"
                 ;;
+            flood-nohistory)
+                # the ratio of two runs of this invocation only
+                rate=$(same_run_rate flood)
+                base=$(num "$j" publishes_per_s)
+                verdict flood-history "flood with history (the default
+                    retention): >= 80% of the rate without history" \
+                    "$rate publishes/s, without history $base" \
+                    "$base > 0 and $rate >= 0.8 * $base"
+                ;;
             flood-auth)
                 rate=$(num "$j" publishes_per_s)
-                base=0
-                if [ -f "$json_dir/flood.json" ]; then
-                    base=$(num "$json_dir/flood.json" publishes_per_s)
-                fi
+                base=$(same_run_rate flood)
                 verdict flood-auth "flood with every request's permission
                     checked: >= 98% of the flood's rate" \
                     "$rate publishes/s, flood $base" \
@@ -941,14 +1009,36 @@ summary() {
             flood-jschema)
                 rate=$(num "$j" publishes_per_s)
                 lost=$(num "$j" lost)
-                base=0
-                if [ -f "$json_dir/flood.json" ]; then
-                    base=$(num "$json_dir/flood.json" publishes_per_s)
-                fi
+                base=$(same_run_rate flood)
                 verdict flood-jschema "flood with JSON Schema topics:
                     nothing lost, >= 90% of the flood's rate" \
                     "$lost lost, $rate publishes/s, flood $base" \
                     "$lost == 0 and $base > 0 and $rate >= 0.9 * $base"
+                ;;
+            flood-auth-nohistory)
+                rate=$(num "$j" publishes_per_s)
+                base=$(same_run_rate flood-nohistory)
+                verdict flood-auth-nohistory "the same without history,
+                    where Redis limits the rate less: >= 98% of
+                    flood-nohistory's" \
+                    "$rate publishes/s, flood-nohistory $base" \
+                    "$base > 0 and $rate >= 0.98 * $base"
+                ;;
+            catch-up)
+                rate=$(num "$j" messages_per_s)
+                verdict catch-up "catch-up: 100,000 revisions behind,
+                    replayed at >= 200,000 messages/s, then live without
+                    a gap" \
+                    "$rate messages/s, $(num "$j" replayed) replayed, live to
+                    rev $(num "$j" last_rev), ok: $(num "$j" ok)" \
+                    "$(num "$j" ok) and $rate >= 200000"
+                ;;
+            snapshot)
+                verdict snapshot "1,000 subscribes with snapshot at once:
+                    all answered, p99 <= 5 ms" \
+                    "$(num "$j" answered) answered, p99 $(num "$j" \
+                    p99_ms) ms, ok: $(num "$j" ok)" \
+                    "$(num "$j" ok) and $(num "$j" p99_ms) <= 5"
                 ;;
             idle|idle-lean)
                 verdict "$name" "$name: >= 19,000 held, <= 4 KB each" \
@@ -967,10 +1057,20 @@ summary() {
     echo
 }
 
+# the publishes/s of workload $1 if it ran in this invocation, else 0
+same_run_rate() {
+    if [ "${results[$1]:-failed}" = failed ]; then
+        echo 0
+    else
+        num "$json_dir/$1.json" publishes_per_s
+    fi
+}
+
 verdict() {
     local ok=no
     jq -e -n "$4" > /dev/null 2>&1 && ok=yes
-    echo "| $(echo "$2" | tr -s ' \n' ' ') | $3 | $ok |"
+    echo "| $(echo "$2" | tr -s ' \n' ' ') | $(echo "$3" | tr -s ' \n' ' ')" \
+         "| $ok |"
 }
 
 write_report() {
@@ -1031,15 +1131,18 @@ write_report() {
         echo "nginx configuration (ports vary from run to run; the module"
         echo "is a copy of \`build/default/ngx_http_loom_module.so\` taken"
         echo "right after the build; \`idle-lean\` adds"
-        echo "\`loom_keep_request off;\` to the \`/ws\` location, and"
-        echo "\`flood-auth\` a \`loom_auth_file\` with one key whose"
-        echo "patterns cover the bench's topics):"
+        echo "\`loom_keep_request off;\` to the \`/ws\` location,"
+        echo "\`flood-auth*\` a \`loom_auth_file\` with one key whose"
+        echo "patterns cover the bench's topics, and \`*-nohistory\`"
+        echo "\`loom_history 0;\` to \`http\`):"
         echo
         echo '```nginx'
         location_extra=${LOOM_BENCH_LOCATION:-}
+        http_extra=
         write_nginx_conf
         sed -e "s|$tmp|<tmp>|g" -e "s|$root/|<repo>/|g" \
-            -e '/^ *$/{N;/^ *\n *}/D}' "$tmp/nginx/nginx.conf"
+            -e '/^ *$/{N;/^ *\n *}/D}' -e 's/^ *$//' "$tmp/nginx/nginx.conf" \
+            | cat -s
         echo '```'
         echo
         echo "Redis: \`redis-server --port <port> --bind 127.0.0.1 --dir <tmp>"
@@ -1075,6 +1178,10 @@ write_report() {
                 echo "output)."
             elif [ "$name" = idle ] || [ "$name" = idle-lean ]; then
                 table_idle "$j"
+            elif [ "$name" = catch-up ]; then
+                table_catch_up "$j"
+            elif [ "$name" = snapshot ]; then
+                table_snapshot "$j"
             else
                 table_pubsub "$j" "$name"
             fi

@@ -78,6 +78,30 @@ def test_metrics_count_what_happened(make_nginx):
     assert m["loom_requests_waiting"] == 0
     assert m["loom_publish_ack_seconds_count"] == 5
     assert m["loom_publish_ack_seconds_bucket{le=+Inf}"] == 5
+    # once per publish and worker with subscribers (b; c and d), not per
+    # subscriber: 5 x 2; each within a second of its ts
+    assert m["loom_publish_delivery_seconds_count"] == 10
+    assert m["loom_publish_delivery_seconds_bucket{le=+Inf}"] == 10
+    assert m["loom_publish_delivery_seconds_bucket{le=1.000000}"] == 10
+    assert m["loom_publish_delivery_seconds_sum"] < 10
+    st = n.status()
+    assert st["publish_ack"]["count"] == 5
+    assert st["publish_delivery"]["count"] == 10
+    assert st["publish_delivery"]["le_us"]["+Inf"] == 10
+    assert st["publish_delivery"]["le_us"]["1000000"] == 10
+    assert st["publish_delivery"]["sum_us"] == round(
+        m["loom_publish_delivery_seconds_sum"] * 1e6)
+
+    # what is not stored has no ts: delivered, not observed
+    r = a.request({"id": "w", "action": "sendWithoutSave", "topic": "m",
+                   "data": {"v": 9}, "requireAck": True})
+    assert r["code"] == 200
+    for s in (b, c, d):
+        assert s.recv_json()["data"] == {"v": 9}
+    m = wait_for(lambda: (lambda m: m if m["loom_deliveries_total"] == 18
+                          else None)(samples(scrape(n))),
+                 what="the sends counted")
+    assert m["loom_publish_delivery_seconds_count"] == 10
     ups = [v for k, v in m.items() if k.startswith("loom_redis_link_up")]
     assert ups == [1.0] * 4
     assert m["loom_info{version=%s}" % n.status()["version"]] == 1

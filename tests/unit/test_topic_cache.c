@@ -312,6 +312,15 @@ ngx_http_loom_shm_subscribers(ngx_http_loom_shm_t *shm, ngx_str_t *name,
 }
 
 
+/* the workers here have no stats slot: nothing is observed */
+
+void
+ngx_http_loom_shm_observe(ngx_http_loom_hist_t *h, ngx_msec_int_t usec)
+{
+    fail();
+}
+
+
 /* frames and outs: an out counts what it is sent */
 
 typedef struct {
