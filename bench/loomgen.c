@@ -224,7 +224,7 @@ lg_configure(int argc, char **argv)
         { "label", required_argument, NULL, 'l' },
         { "json", required_argument, NULL, 'j' },
         { "quiet", no_argument, NULL, 'q' },
-        { "json-schema", no_argument, NULL, 'S' },
+        { "json-schema", no_argument, NULL, 'J' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -349,7 +349,7 @@ lg_configure(int argc, char **argv)
             break;
         case 'j': lg_conf.json = optarg; break;
         case 'q': lg_conf.quiet = 1; break;
-        case 'S': lg_conf.json_schema = 1; break;
+        case 'J': lg_conf.json_schema = 1; break;
         case 'h':
             lg_usage(stdout);
             exit(0);
