@@ -128,21 +128,38 @@ ngx_http_loom_resume_start(ngx_http_loom_request_t *r,
 {
     u_char                     *p, num[4][NGX_INT64_LEN];
     size_t                      argvlen[8];
-    const char                 *argv[8];
+    ngx_str_t                   msg[2];
+    const char                 *argv[8], *reason;
     ngx_http_loom_main_conf_t  *lmcf;
 
     rs->sub = sub;
     lmcf = r->session->worker->conf;
 
-    argv[0] = (char *) r->key.data;
-    argvlen[0] = r->key.len;
-
     if (!rs->resume) {
-        (void) ngx_http_loom_request_send(r, ngx_http_loom_resume_reply,
-                                          NGX_HTTP_LOOM_SCRIPT_SNAPSHOT, 1,
-                                          1, argv, argvlen);
+        /* one read for the topic's subscribes waiting at the same time */
+
+        r->reply = ngx_http_loom_resume_reply;
+        r->state = NGX_HTTP_LOOM_REQ_REDIS;
+        rs->wait.call = &r->call;
+
+        if (ngx_http_loom_snapshot_join(&sub->topic->snapshot, &rs->wait,
+                                        &reason)
+            != NGX_OK)
+        {
+            ngx_str_set(&msg[0], "storage unavailable: ");
+            msg[1].data = (u_char *) reason;
+            msg[1].len = ngx_strlen(reason);
+
+            ngx_http_loom_fanout_unbuffer(sub);
+            ngx_http_loom_request_unbarrier(r);
+            ngx_http_loom_request_error(r, 500, msg, 2);
+        }
+
         return;
     }
+
+    argv[0] = (char *) r->key.data;
+    argvlen[0] = r->key.len;
 
     /* the stream's key, P{t:<name>}:h, behind the struct */
 

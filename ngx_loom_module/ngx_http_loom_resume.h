@@ -11,6 +11,7 @@
 #include <ngx_core.h>
 #include "ngx_http_loom_protocol.h"
 #include "ngx_http_loom_gap.h"
+#include "ngx_http_loom_snapshot.h"
 
 
 /*
@@ -25,6 +26,7 @@ typedef struct ngx_http_loom_replay_s  ngx_http_loom_replay_t;
 
 typedef struct {
     ngx_http_loom_sub_t        *sub;
+    ngx_http_loom_snapshot_wait_t  wait;        /* in the topic's reads */
     uint64_t                    since;          /* the client's rev */
     uint64_t                    top;            /* the answer's rev */
     size_t                      epoch_len;

@@ -20,6 +20,7 @@
 
 
 static void ngx_http_loom_topic_free(ngx_http_loom_topic_t *t);
+static void ngx_http_loom_topic_snapshot_idle(ngx_http_loom_snapshot_t *sn);
 static void ngx_http_loom_topic_gap_init(ngx_http_loom_topic_t *t);
 static void ngx_http_loom_topic_gap_deliver(ngx_http_loom_gap_t *g,
     ngx_http_loom_gap_item_t *item);
@@ -124,6 +125,10 @@ ngx_http_loom_topic_get(ngx_http_loom_worker_t *w, ngx_str_t *name)
     t->stream.len = p - t->stream.data;
 
     ngx_http_loom_topic_gap_init(t);
+
+    ngx_http_loom_snapshot_init(&t->snapshot, w->store, &t->key);
+    t->snapshot.idle = ngx_http_loom_topic_snapshot_idle;
+    t->snapshot.data = t;
 
     ngx_queue_init(&t->subscribers);
     ngx_queue_init(&t->waiting);
@@ -258,7 +263,8 @@ ngx_http_loom_topic_keep(ngx_http_loom_topic_t *t, ngx_uint_t evict)
         || !ngx_queue_empty(&t->waiting)
         || !ngx_queue_empty(&t->held)
         || t->channel_state != NGX_HTTP_LOOM_CHANNEL_OFF
-        || !ngx_http_loom_gap_idle(&t->gap))
+        || !ngx_http_loom_gap_idle(&t->gap)
+        || ngx_http_loom_snapshot_busy(&t->snapshot))
     {
         if (t->idle_linked) {
             ngx_queue_remove(&t->idle);
@@ -319,10 +325,18 @@ ngx_http_loom_topic_free(ngx_http_loom_topic_t *t)
 
     ngx_http_loom_topic_drop_schema(t);
     ngx_http_loom_gap_free(&t->gap);
+    ngx_http_loom_snapshot_free(&t->snapshot);
 
     ngx_rbtree_delete(&w->topics, &t->sn.node);
 
     ngx_free(t);
+}
+
+
+static void
+ngx_http_loom_topic_snapshot_idle(ngx_http_loom_snapshot_t *sn)
+{
+    ngx_http_loom_topic_check(sn->data);
 }
 
 

@@ -14,6 +14,7 @@
 #include "ngx_http_loom_module.h"
 #include "ngx_http_loom_output.h"
 #include "ngx_http_loom_gap.h"
+#include "ngx_http_loom_snapshot.h"
 #include "ngx_http_loom_jschema.h"
 
 
@@ -69,6 +70,9 @@ struct ngx_http_loom_topic_s {
 
     /* the revisions handed on, in order (ngx_http_loom_gap.c) */
     ngx_http_loom_gap_t         gap;
+
+    /* the shared reads of subscribes with snapshot */
+    ngx_http_loom_snapshot_t    snapshot;
 
     ngx_queue_t                 subscribers;      /* ngx_http_loom_sub_t */
     ngx_uint_t                  nsubscribers;
