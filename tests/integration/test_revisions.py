@@ -15,6 +15,7 @@ Every subscriber checks that its revisions are contiguous: no gap, no
 duplicate.
 """
 
+import hashlib
 import json
 import os
 import random
@@ -335,6 +336,106 @@ def test_snapshot_then_live_races(make_nginx):
     assert len(snapshots) == 2000
     assert rate >= 1000, rate
     assert pub.errors == 0
+
+
+SNAPSHOT_LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "..", "..", "ngx_loom_module", "lua",
+                            "snapshot.lua")
+
+
+class ScriptCounter(threading.Thread):
+    """Counts the calls of one script in Redis (MONITOR) until stopped."""
+
+    def __init__(self, redis_server, sha):
+        super().__init__(daemon=True)
+        self.r = redis_server.client()
+        self.waker = redis_server.client()
+        self.sha = sha
+        self.calls = 0
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self):
+        with self.r.monitor() as m:
+            self.ready.set()
+            while not self.stop.is_set():
+                try:
+                    cmd = m.next_command()["command"]
+                except Exception:
+                    continue
+                if cmd.startswith("EVALSHA " + self.sha):
+                    self.calls += 1
+
+    def finish(self):
+        self.stop.set()
+        self.waker.ping()
+        self.join(timeout=10)
+        return self.calls
+
+
+def test_snapshot_burst_shares_reads(redis_server, make_nginx):
+    """Hundreds of subscribes with snapshot to one topic at once, from as
+    many connections, while another node publishes: each one's deliveries
+    follow its snapshot with no gap and no duplicate, and a worker's
+    subscribes waiting at the same time share their snapshot.lua reads."""
+    with open(SNAPSHOT_LUA, "rb") as f:
+        # the script as sent: comment lines left out (scripts/lua2c.sh)
+        sha = hashlib.sha1(b"".join(
+            line for line in f if not line.lstrip().startswith(b"--")
+        )).hexdigest()
+    a = make_nginx(workers=2)
+    b = make_nginx(workers=2)
+    c = v2(a)
+    register(c, "burst", SCHEMA)
+    assert redis_server.client().script_exists(sha) == [True]
+    n = 400
+    followers = [Follower(v2(b), "burst") for _ in range(n)]
+    counter = ScriptCounter(redis_server, sha)
+    counter.start()
+    assert counter.ready.wait(10)
+    pub = Publisher(a.client(), "burst", 1500)
+    pub.start()
+    time.sleep(0.3)
+
+    def frame(rid):
+        return encode_frame(TEXT, json.dumps(
+            {"id": rid, "action": "subscribe", "topic": "burst",
+             "snapshot": True}))
+
+    # every fourth connection asks twice in a row: answers in its order
+    frames = [frame("s%d" % k) + (frame("t%d" % k) if k % 4 == 0 else b"")
+              for k in range(n)]
+    for f, data in zip(followers, frames):
+        f.c.sock.sendall(data)
+    for k, f in enumerate(followers):
+        r = f.answer("s%d" % k, timeout=30)
+        assert r["code"] == 200, r
+        f.epoch, f.rev = r["epoch"], r["rev"]
+        if k % 4 == 0:
+            r = f.answer("t%d" % k, timeout=30)
+            assert r["code"] == 200, r
+            assert r["epoch"] == f.epoch and r["rev"] >= f.rev, (r, f.rev)
+            f.rev = r["rev"]
+    time.sleep(0.5)
+    rate = pub.finish()
+    calls = counter.finish()
+    epoch, last = top(c, "burst")
+    errors = []
+    for k, f in enumerate(followers):
+        try:
+            assert f.epoch == epoch
+            f.until(last, timeout=60)
+            assert not f.events, f.events
+        except Exception as e:
+            errors.append("follower %d: %r" % (k, e))
+    assert not errors, errors[:5]
+    # every one of them saw revisions published during the burst
+    assert min(f.rev for f in followers) == last
+    assert len({f.revs[0] for f in followers if f.revs}) > 1
+    assert rate >= 1000, rate
+    assert pub.errors == 0
+    # one read per subscribe would be n; shared, a few per worker
+    assert 1 <= calls <= n // 8, calls
 
 
 def test_snapshot_of_an_empty_topic_and_resubscribe(nginx):
