@@ -35,11 +35,12 @@ static void ngx_http_loom_snapshot_answer(ngx_queue_t *waits,
 
 void
 ngx_http_loom_snapshot_init(ngx_http_loom_snapshot_t *sn,
-    ngx_http_loom_store_t *store, ngx_str_t *key)
+    ngx_http_loom_store_t *store, ngx_str_t *key, ngx_log_t *log)
 {
     ngx_memzero(sn, sizeof(ngx_http_loom_snapshot_t));
 
     sn->store = store;
+    sn->log = log;
     sn->key = *key;
     ngx_queue_init(&sn->next);
 }
@@ -103,7 +104,7 @@ ngx_http_loom_snapshot_send(ngx_http_loom_snapshot_t *sn,
     const char                     *argv[1];
     ngx_http_loom_snapshot_read_t  *rd;
 
-    rd = ngx_alloc(sizeof(ngx_http_loom_snapshot_read_t), ngx_cycle->log);
+    rd = ngx_alloc(sizeof(ngx_http_loom_snapshot_read_t), sn->log);
     if (rd == NULL) {
         *reason = "out of memory";
         return NGX_ERROR;
@@ -168,7 +169,7 @@ ngx_http_loom_snapshot_reply(ngx_http_loom_store_call_t *call,
     {
         /* told as a link that went down: each of them answers 500 */
 
-        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+        ngx_log_error(NGX_LOG_INFO, sn->log, 0,
                       "loom: snapshot read of \"%V\" not sent: %s",
                       &sn->key, reason);
 

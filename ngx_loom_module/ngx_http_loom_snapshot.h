@@ -42,6 +42,7 @@ typedef struct {
 
 struct ngx_http_loom_snapshot_s {
     ngx_http_loom_store_t           *store;
+    ngx_log_t                       *log;
     ngx_str_t                        key;      /* the topic's hash */
     ngx_http_loom_snapshot_read_t   *read;     /* in flight, or NULL */
     ngx_queue_t                      next;     /* waits for the next read */
@@ -52,7 +53,7 @@ struct ngx_http_loom_snapshot_s {
 
 
 void ngx_http_loom_snapshot_init(ngx_http_loom_snapshot_t *sn,
-    ngx_http_loom_store_t *store, ngx_str_t *key);
+    ngx_http_loom_store_t *store, ngx_str_t *key, ngx_log_t *log);
 void ngx_http_loom_snapshot_free(ngx_http_loom_snapshot_t *sn);
 #define ngx_http_loom_snapshot_busy(sn)                                      \
     ((sn)->read != NULL || !ngx_queue_empty(&(sn)->next) || (sn)->running)

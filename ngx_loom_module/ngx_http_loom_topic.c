@@ -126,7 +126,7 @@ ngx_http_loom_topic_get(ngx_http_loom_worker_t *w, ngx_str_t *name)
 
     ngx_http_loom_topic_gap_init(t);
 
-    ngx_http_loom_snapshot_init(&t->snapshot, w->store, &t->key);
+    ngx_http_loom_snapshot_init(&t->snapshot, w->store, &t->key, w->log);
     t->snapshot.idle = ngx_http_loom_topic_snapshot_idle;
     t->snapshot.data = t;
 
