@@ -377,6 +377,8 @@ describe("publish", () => {
         const page = await open();
         await connected(page);
         await selectTopic(page, "p/typed");
+        assert.equal(await textOf(page, "#schema-type"), "JSON Schema",
+                     "the broker took the schema as a key set");
         await fill(page, '[data-field="n"]', '"seven"');
         await press(page, '#publish-form button[value="publish"]');
         await waitText(page, "#publish-form .form-errors", /^Refused: 400/,
