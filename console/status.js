@@ -24,9 +24,9 @@ function row(label, value) {
 
 function render(st) {
     const out = byId("status-out");
-    const dl = h("dl", { class: "counts" }, row("Version", st.version),
-                 row("Workers", st.workers));
-    for (const [k, label] of COUNTS) {
+    const dl = h("dl", { class: "counts" });
+    for (const [k, label] of [["version", "Version"],
+                              ["workers", "Workers"], ...COUNTS]) {
         if (k in st) {
             dl.append(...row(label, st[k]));
         }

@@ -159,7 +159,8 @@ describe("connect", () => {
         const page = await open("key", "not-the-key");
         const msg = await waitText(page, "#connect-msg", /refused/,
                                    "the error");
-        assert.match(msg, /^Could not connect: .*the broker refused the credential \(401 unauthorized\)/);
+        assert.match(msg, new RegExp("^Could not connect: .*the broker "
+            + "refused the credential \\(401 unauthorized\\)"));
         assert.equal(await textOf(page, "#conn-state"), "Not connected");
         assert.ok(await page.$eval("#topics", (el) => el.hidden));
         /* the message is announced: it is in an alert region */

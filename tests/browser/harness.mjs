@@ -44,7 +44,8 @@ export function staticLocation(prefix, dir) {
                 image/svg+xml svg;
                 text/javascript js mjs;
             }
-            add_header Content-Security-Policy "default-src 'self'; connect-src 'self'" always;
+            add_header Content-Security-Policy
+                       "default-src 'self'; connect-src 'self'" always;
             add_header X-Content-Type-Options nosniff always;
         }`;
 }
