@@ -18,9 +18,6 @@ let current = null;
 let sub = null;
 let form = null;
 
-/* true or false once a getSchema was answered; undefined before */
-export let hasGetSchema;
-
 function unknownAction(e) {
     return e && e.code === 400
         && String(e.message).startsWith("unknown action");
@@ -63,7 +60,6 @@ async function loadSchema(version) {
     let s;
     try {
         s = await client.getSchema(t, version);
-        hasGetSchema = true;
     } catch (e) {
         if (t !== topic) {
             return;
@@ -72,7 +68,6 @@ async function loadSchema(version) {
             say(msg, "Could not read the schema: " + errorText(e), "error");
             return;
         }
-        hasGetSchema = false;
         s = { schema: entry.schema.schema, version: entry.schema.version,
               versions: null, schemaType: "keys", compatibility: null };
     }
