@@ -66,7 +66,8 @@ export function say(el, text, kind = "") {
 /* the text of any error for a person */
 export function errorText(e) {
     if (e && typeof e === "object" && "message" in e) {
-        const code = e.code !== undefined ? String(e.code) + " " : "";
+        /* the server's codes are numbers; the client's own say nothing */
+        const code = typeof e.code === "number" ? e.code + " " : "";
         return code + e.message;
     }
     return String(e);

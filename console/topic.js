@@ -233,6 +233,7 @@ export async function openTopic(c, e) {
     current = null;
     byId("topic-name").textContent = topic;
     byId("topic").hidden = false;
+    byId("placeholder").hidden = true;
     for (const id of ["schema-out", "value-out", "live-list"]) {
         clear(byId(id));
     }
@@ -248,6 +249,7 @@ export async function closeTopic() {
     await stopLive();
     topic = null;
     byId("topic").hidden = true;
+    byId("placeholder").hidden = false;
 }
 
 export function setupTopic() {
