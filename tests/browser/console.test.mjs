@@ -13,8 +13,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { connect, DataLoomError } from "../../clients/js/dist/index.js";
 import {
-    fill, launchBrowser, newPage, setValue, shot, startConsoleBroker,
-    textOf, waitFor, waitText,
+    audit, fill, launchBrowser, newPage, setValue, shot,
+    startConsoleBroker, textOf, waitFor, waitText,
 } from "./harness.mjs";
 
 const KEY = "console-test-key-7f3a";
@@ -499,5 +499,29 @@ describe("the page", () => {
         assert.deepEqual(unlabelled, []);
         await finish(page);
     });
-});
 
+    test("no accessibility violations (axe-core, WCAG 2.1 AA)", async () => {
+        await node.registerTopic("a11y/2", { a: null, b: null });
+        await node.publish("a11y/2", { a: 1, b: 2 });
+        const page = await open();
+        await connected(page);
+        await page.click("#status-refresh");
+        await waitText(page, "#status-msg", /^Read at/, "the status");
+        assert.deepEqual(await audit(page), [], "connected");
+        await selectTopic(page, "a11y/2");
+        await page.click("#live-toggle");
+        await waitText(page, "#live-msg", /^Watching/, "watching");
+        await fill(page, '[data-field="a"]', "x");
+        await press(page, '#publish-form button[value="publish"]');
+        await waitText(page, "#publish-form .form-errors", /not JSON/,
+                       "a field in error");
+        await page.click("#history-read");
+        await waitText(page, "#history-msg", /^Entries/, "history");
+        assert.deepEqual(await audit(page), [], "a topic open");
+        await page.emulateMediaFeatures([
+            { name: "prefers-color-scheme", value: "dark" }]);
+        assert.deepEqual(await audit(page), [], "dark");
+        await shot(page, "14-dark");
+        await finish(page);
+    });
+});

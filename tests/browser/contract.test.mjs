@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import {
-    fill, launchBrowser, newPage, shot, textOf, waitFor, waitText,
+    audit, fill, launchBrowser, newPage, shot, textOf, waitFor, waitText,
 } from "./harness.mjs";
 import { ScriptedBroker } from "./scripted.mjs";
 
@@ -148,6 +148,7 @@ test("a refusal's errors at their fields, the rest in the summary",
     assert.equal(await page.evaluate(
         () => document.activeElement.dataset.field), "n");
     await shot(page, "c2-refusal-at-fields");
+    assert.deepEqual(await audit(page), []);
 
     /* accepted next time: the marks go */
     refusal = null;

@@ -12,7 +12,8 @@
  * the executable named above is started.
  */
 
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import puppeteer from "puppeteer-core";
@@ -156,4 +157,32 @@ export async function setValue(page, selector, value) {
         el.dispatchEvent(new Event("input", { bubbles: true }));
         el.dispatchEvent(new Event("change", { bubbles: true }));
     }, value);
+}
+
+let axeSource = null;
+
+/*
+ * An accessibility audit of the page as it is (axe-core, the rules of
+ * WCAG 2.1 A and AA): [{rule, impact, help, targets}], [] when clean.
+ */
+export async function audit(page) {
+    if (axeSource === null) {
+        const require = createRequire(import.meta.url);
+        axeSource = readFileSync(require.resolve("axe-core/axe.min.js"),
+                                 "utf8");
+    }
+    if (!await page.evaluate(() => typeof window.axe === "object")) {
+        await page.evaluate(axeSource);
+    }
+    return page.evaluate(async () => {
+        const r = await window.axe.run(document, {
+            runOnly: { type: "tag",
+                       values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+            resultTypes: ["violations"],
+        });
+        return r.violations.map((v) => ({
+            rule: v.id, impact: v.impact, help: v.help,
+            targets: v.nodes.map((n) => n.target.join(" ")),
+        }));
+    });
 }
