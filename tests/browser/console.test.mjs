@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { connect, DataLoomError } from "../../clients/js/dist/index.js";
+import { connect } from "../../clients/js/dist/index.js";
 import {
     audit, fill, launchBrowser, newPage, setValue, shot,
     startConsoleBroker, textOf, waitFor, waitText,
@@ -25,7 +25,6 @@ let broker;
 let browser;
 let node;       /* the test's own client */
 let keysDir;
-let getSchema;  /* whether the broker answers getSchema */
 
 const b64url = (s) => Buffer.from(s).toString("base64url");
 
@@ -104,14 +103,6 @@ before(async () => {
     });
     browser = await launchBrowser();
     node = await connect({ url: broker.url, apiKey: KEY, timeoutMs: 5000 });
-    getSchema = await node.getSchema("no/such/topic").then(() => true,
-        (e) => !(e instanceof DataLoomError && e.code === 400
-                 && e.message.startsWith("unknown action")));
-    if (!getSchema) {
-        console.log("# this broker does not answer getSchema: the tests of "
-                    + "schema versions and of JSON Schema refusals fail "
-                    + "until it does");
-    }
 });
 
 after(async () => {
@@ -246,30 +237,6 @@ describe("a topic", () => {
             '#schema-versions button[data-version="0"]',
             (b) => b.getAttribute("aria-pressed")), "true");
         await shot(page, "06-schema-version-0");
-        await finish(page);
-    });
-
-    test("without getSchema: the listTopics schema, no versions",
-         async (t) => {
-        if (getSchema) {
-            t.skip("the broker answers getSchema");
-            return;
-        }
-        await node.registerTopic("s/plain", { a: null, b: { c: null } });
-        await node.updateSchema("s/plain", { a: null, b: null, d: null });
-        const page = await open();
-        await connected(page);
-        await selectTopic(page, "s/plain");
-        assert.equal(await textOf(page, "#schema-version"), "1");
-        assert.deepEqual(JSON.parse(await textOf(page, "#schema-out pre")),
-                         { a: null, b: null, d: null });
-        assert.equal(await page.$("#schema-versions"), null);
-        assert.match(await textOf(page, "#schema-degraded"),
-                     /does not answer getSchema/);
-        /* the form still has the schema's fields */
-        assert.deepEqual(await page.$$eval("#publish-form [data-field]",
-            (l) => l.map((i) => i.dataset.field)), ["a", "b", "d"]);
-        await shot(page, "05b-schema-without-getschema");
         await finish(page);
     });
 

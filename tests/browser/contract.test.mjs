@@ -200,3 +200,39 @@ test("the status document from its URL", async () => {
     assert.match(await textOf(page, "#status-out dl"), /Version9\.9\.9/);
     await done(page);
 });
+
+test("a broker without getSchema: the listTopics schema, no versions",
+     async () => {
+    /* an older broker: getSchema is an unknown action */
+    const older = await new ScriptedBroker({
+        listTopics: () => ({ data: [
+            { name: "s/plain",
+              schema: { version: 1, schema: { a: null, b: null, d: null } } },
+        ] }),
+        get: () => ({ data: null, rev: 0, epoch: "e1", ts: 0 }),
+    }).start();
+    try {
+        const page = await newPage(browser);
+        await page.goto("http://127.0.0.1:" + older.port + "/console/?url="
+                        + encodeURIComponent(older.url) + "&status=/status");
+        await page.waitForSelector("body[data-ready=true]");
+        await page.click("input[name=kind][value=none]");
+        await page.click("#connect-button");
+        await page.waitForSelector('#topic-list [data-topic="s/plain"]');
+        await page.click('#topic-list [data-topic="s/plain"]');
+        await waitText(page, "#schema-degraded", /does not answer getSchema/,
+                       "the note");
+        assert.equal(await textOf(page, "#schema-version"), "1");
+        assert.deepEqual(JSON.parse(await textOf(page, "#schema-out pre")),
+                         { a: null, b: null, d: null });
+        assert.equal(await page.$("#schema-versions"), null);
+        /* the form still has the schema's fields */
+        assert.deepEqual(await page.$$eval("#publish-form [data-field]",
+            (l) => l.map((i) => i.dataset.field)), ["a", "b", "d"]);
+        assert.ok(older.got.some((r) => r.action === "getSchema"));
+        await shot(page, "c4-schema-without-getschema");
+        await done(page);
+    } finally {
+        await older.stop();
+    }
+});
