@@ -18,11 +18,6 @@
  */
 
 
-static void ngx_http_loom_store_command_connected(ngx_http_loom_redis_t *rd);
-static void ngx_http_loom_store_subscriber_connected(
-    ngx_http_loom_redis_t *rd);
-static void ngx_http_loom_store_handshake_reply(void *data,
-    redisReply *reply);
 static void ngx_http_loom_store_subscriber_down(ngx_http_loom_redis_t *rd);
 static void ngx_http_loom_store_push(ngx_http_loom_redis_t *rd,
     redisReply *reply);
@@ -73,7 +68,13 @@ ngx_http_loom_store_init(ngx_http_loom_worker_t *w,
     ngx_memcpy(ngx_cpymem(st->control.data, prefix->data, prefix->len),
                "ctl", sizeof("ctl") - 1);
 
-    ngx_http_loom_store_scripts_init(st);
+    if (conf->redis_cluster) {
+        return ngx_http_loom_cluster_init(st, w);
+    }
+
+    if (ngx_http_loom_store_scripts_init(st, w->cycle->pool) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     lc = &st->link_conf;
     lc->addrs = conf->redis_addrs;
@@ -274,6 +275,12 @@ ngx_http_loom_store_exit(ngx_http_loom_worker_t *w)
 
     st->exiting = 1;
 
+    if (st->cluster) {
+        ngx_http_loom_cluster_exit(st);
+        w->store = NULL;
+        return;
+    }
+
     ngx_http_loom_redis_close(&st->command.rd);
     ngx_http_loom_redis_close(&st->subscriber.rd);
 
@@ -281,7 +288,7 @@ ngx_http_loom_store_exit(ngx_http_loom_worker_t *w)
         ngx_http_loom_sentinel_close(st->sentinel);
     }
 
-    ngx_http_loom_store_waits_free(st);
+    ngx_http_loom_store_waits_free(&st->command);
 
     w->store = NULL;
 }
@@ -289,7 +296,7 @@ ngx_http_loom_store_exit(ngx_http_loom_worker_t *w)
 
 /* AUTH [user] password, as both links start with it */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_loom_store_auth(ngx_http_loom_store_link_t *link,
     ngx_http_loom_redis_reply_pt handler)
 {
@@ -329,7 +336,7 @@ ngx_http_loom_store_auth(ngx_http_loom_store_link_t *link,
 }
 
 
-static void
+void
 ngx_http_loom_store_command_connected(ngx_http_loom_redis_t *rd)
 {
     u_char                      db[NGX_INT_T_LEN];
@@ -377,7 +384,7 @@ failed:
 }
 
 
-static void
+void
 ngx_http_loom_store_handshake_reply(void *data, redisReply *reply)
 {
     ngx_http_loom_store_link_t  *link;
@@ -402,7 +409,7 @@ ngx_http_loom_store_handshake_reply(void *data, redisReply *reply)
 }
 
 
-static void
+void
 ngx_http_loom_store_subscriber_connected(ngx_http_loom_redis_t *rd)
 {
     size_t                       argvlen[2];
@@ -559,6 +566,10 @@ ngx_http_loom_store_subscribe(ngx_http_loom_store_t *st, ngx_str_t *channel)
     size_t       argvlen[2];
     const char  *argv[2], *reason;
 
+    if (st->cluster) {
+        return ngx_http_loom_cluster_subscribe(st, channel);
+    }
+
     if (st->subscriber.rd.state != NGX_HTTP_LOOM_LINK_READY) {
         return NGX_DECLINED;
     }
@@ -585,6 +596,11 @@ ngx_http_loom_store_unsubscribe(ngx_http_loom_store_t *st,
 {
     size_t       argvlen[2];
     const char  *argv[2], *reason;
+
+    if (st->cluster) {
+        ngx_http_loom_cluster_unsubscribe(st, channel);
+        return;
+    }
 
     if (st->subscriber.rd.state != NGX_HTTP_LOOM_LINK_READY) {
         return;
@@ -618,4 +634,11 @@ ngx_str_t *
 ngx_http_loom_store_control(ngx_http_loom_store_t *st)
 {
     return &st->control;
+}
+
+
+ngx_uint_t
+ngx_http_loom_store_clustered(ngx_http_loom_store_t *st)
+{
+    return st->cluster != NULL;
 }

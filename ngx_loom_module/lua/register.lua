@@ -5,6 +5,8 @@
 -- which is also the topic's first epoch; ARGV[4] and ARGV[5] the
 -- retention (revisions kept, seconds) and ARGV[6] the storage ("memory"),
 -- each "" when not asked for: the defaults then apply
+-- In a cluster KEYS[2] is KEYS[1]: the topic's hash is its own entry of
+-- the index.
 -- Returns {1} when registered, {0, schema} when the topic exists (its
 -- retention is left as it is).
 local s = redis.call('HGET', KEYS[1], 'schema')
@@ -20,6 +22,8 @@ if ARGV[6] == 'memory' then
 end
 -- the history of an older registration of the name is not this one's
 if KEYS[3] then redis.call('UNLINK', KEYS[3]) end
-redis.call('HSET', KEYS[2], ARGV[1],
-           '{"version":0,"schema":' .. ARGV[2] .. '}')
+if KEYS[2] ~= KEYS[1] then
+  redis.call('HSET', KEYS[2], ARGV[1],
+             '{"version":0,"schema":' .. ARGV[2] .. '}')
+end
 return {1}

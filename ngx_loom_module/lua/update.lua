@@ -11,6 +11,8 @@
 -- releases wrote for every version is removed as the version passes).
 -- A smaller history is trimmed by the publishes that follow, a bounded
 -- amount each; no history at all drops the stream at once.
+-- In a cluster KEYS[2] is KEYS[1]: the topic's hash is its own entry of
+-- the index.
 -- Returns the new version; -1 when the storage asked for is not the
 -- topic's (nothing changes); nil when the topic does not exist.
 local f = redis.call('HMGET', KEYS[1], 'tag', 'st')
@@ -29,7 +31,9 @@ for k, a in pairs(set) do
   elseif a and a ~= '' then redis.call('HSET', KEYS[1], k, a) end
 end
 if ARGV[4] == '0' and KEYS[3] then redis.call('UNLINK', KEYS[3]) end
-redis.call('HSET', KEYS[2], ARGV[1],
-           '{"version":' .. v .. ',"schema":' .. ARGV[2] .. '}')
+if KEYS[2] ~= KEYS[1] then
+  redis.call('HSET', KEYS[2], ARGV[1],
+             '{"version":' .. v .. ',"schema":' .. ARGV[2] .. '}')
+end
 redis.call('PUBLISH', ARGV[3], ARGV[1])
 return v
