@@ -68,13 +68,6 @@ ngx_http_loom_store_init(ngx_http_loom_worker_t *w,
     ngx_memcpy(ngx_cpymem(st->control.data, prefix->data, prefix->len),
                "ctl", sizeof("ctl") - 1);
 
-    if (conf->redis_cluster) {
-        return ngx_http_loom_cluster_init(st, w);
-    }
-
-    if (ngx_http_loom_store_scripts_init(st, w->cycle->pool) != NGX_OK) {
-        return NGX_ERROR;
-    }
 
     lc = &st->link_conf;
     lc->addrs = conf->redis_addrs;
@@ -90,6 +83,14 @@ ngx_http_loom_store_init(ngx_http_loom_worker_t *w,
     lc->ping_interval = conf->redis_ping_interval;
     lc->max_buffered = conf->redis_max_buffered;
     lc->max_pending = conf->redis_max_pending;
+
+    if (conf->redis_cluster) {
+        return ngx_http_loom_cluster_init(st, w);
+    }
+
+    if (ngx_http_loom_store_scripts_init(st, w->cycle->pool) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     for (i = 0; i < 2; i++) {
         link = (i == 0) ? &st->command : &st->subscriber;
