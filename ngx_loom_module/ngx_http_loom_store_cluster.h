@@ -119,6 +119,16 @@ struct ngx_http_loom_cluster_s {
 ngx_http_loom_cluster_node_t *ngx_http_loom_cluster_owner(
     ngx_http_loom_cluster_t *cl, ngx_uint_t slot);
 void ngx_http_loom_cluster_refresh_soon(ngx_http_loom_cluster_t *cl);
+/* the node at host:port; a new one's links are started */
+ngx_http_loom_cluster_node_t *ngx_http_loom_cluster_node(
+    ngx_http_loom_cluster_t *cl, ngx_str_t *host, in_port_t port);
+
+/* ngx_http_loom_store_route.c: commands */
+/* frozen slots whose earlier commands are all answered go out again */
+void ngx_http_loom_cluster_kick(ngx_http_loom_cluster_t *cl);
+void ngx_http_loom_cluster_kick_handler(ngx_event_t *ev);
+/* the caller gets no reply: storage unavailable */
+void ngx_http_loom_cluster_fail(ngx_http_loom_cluster_cmd_t *cc);
 
 /* ngx_http_loom_store_shard.c: sharded subscriptions */
 void ngx_http_loom_cluster_push(ngx_http_loom_redis_t *rd,

@@ -411,7 +411,8 @@ ngx_http_loom_store_wait(ngx_http_loom_store_link_t *link,
     st = link->store;
 
     if (link->nwaits == link->waits_size) {
-        size = link->waits_size ? 2 * link->waits_size : NGX_HTTP_LOOM_WAITS_MIN;
+        size = link->waits_size ? 2 * link->waits_size
+                                : NGX_HTTP_LOOM_WAITS_MIN;
 
         waits = ngx_alloc(size * sizeof(ngx_http_loom_store_wait_t),
                           &link->rd.log);
@@ -451,7 +452,8 @@ ngx_http_loom_store_wait(ngx_http_loom_store_link_t *link,
         return;
     }
 
-    wait = &link->waits[(link->waits_head + link->nwaits) & (link->waits_size - 1)];
+    wait = &link->waits[(link->waits_head + link->nwaits)
+                        & (link->waits_size - 1)];
     wait->call = call;
     wait->reply = NULL;
     link->nwaits++;
