@@ -34,8 +34,11 @@
  *   Ptopics         hash: T -> {"version":v,"schema":...}, for listTopics
  *   Pctl            channel: names of topics whose schema changed
  *
- * The {t:T} hash tag keeps a topic's keys in one Redis Cluster slot.  The
- * scripts are the .lua files beside the sources.
+ * The {t:T} hash tag keeps a topic's keys and channel in one Redis Cluster
+ * slot.  With loom_redis_cluster (ngx_http_loom_store_cluster.c) the
+ * channel is sharded (SPUBLISH, SSUBSCRIBE) and there is no Ptopics: the
+ * topic's hash is its own index entry.  The scripts are the .lua files
+ * beside the sources.
  */
 
 

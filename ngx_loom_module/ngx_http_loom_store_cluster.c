@@ -17,13 +17,7 @@
  * Redis Cluster, per worker.  A seed link asks for the slot map (CLUSTER
  * SLOTS) at start, after a MOVED, when a node's link goes down, and every
  * few seconds.  Each master gets a command link and a subscriber link;
- * a command goes to the master of its slot.
- *
- * A redirected command (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) "freezes" its
- * slot: the slot's commands that are still answered elsewhere come back
- * first, then the redirected ones are sent again in the order they were
- * first sent, then those that came meanwhile.  So the commands of one
- * topic keep their order across a move.
+ * a command goes to the master of its slot (ngx_http_loom_store_route.c).
  *
  * Subscriptions are sharded (SSUBSCRIBE) at the master of the channel's
  * slot; the control channel is a plain one, subscribed on every master's
