@@ -102,6 +102,7 @@ ngx_http_loom_cluster_exit(ngx_http_loom_store_t *st)
 {
     ngx_uint_t                        i;
     ngx_queue_t                      *q;
+    ngx_rbtree_node_t                *rn;
     ngx_http_loom_cluster_t          *cl;
     ngx_http_loom_cluster_node_t     *node;
     ngx_http_loom_cluster_frozen_t   *f;
@@ -124,6 +125,12 @@ ngx_http_loom_cluster_exit(ngx_http_loom_store_t *st)
         ngx_http_loom_redis_close(&node->command.rd);
         ngx_http_loom_redis_close(&node->subscriber.rd);
         ngx_http_loom_store_waits_free(&node->command);
+    }
+
+    while (cl->channels.root != cl->channels.sentinel) {
+        rn = ngx_rbtree_min(cl->channels.root, cl->channels.sentinel);
+        ngx_rbtree_delete(&cl->channels, rn);
+        ngx_free(rn);
     }
 
     while (!ngx_queue_empty(&cl->frozen)) {
@@ -470,6 +477,7 @@ ngx_http_loom_cluster_apply(ngx_http_loom_cluster_t *cl,
 
     st = cl->store;
 
+    ngx_memcpy(cl->old_map, cl->map, sizeof(cl->map));
     ngx_memset(cl->map, NGX_HTTP_LOOM_CLUSTER_NONE, sizeof(cl->map));
 
     for (i = 0; i < cl->nnodes; i++) {
@@ -524,6 +532,18 @@ ngx_http_loom_cluster_apply(ngx_http_loom_cluster_t *cl,
 
         cl->masters[j] = node;
         cl->nmasters++;
+    }
+
+    /*
+     * a slot that moved while commands were due at its old master: the
+     * new ones wait until those are answered (or redirected), to keep
+     * the order
+     */
+
+    for (i = 0; i < NGX_HTTP_LOOM_CLUSTER_SLOTS; i++) {
+        if (cl->map[i] != cl->old_map[i] && cl->inflight[i]) {
+            (void) ngx_http_loom_cluster_freeze(cl, i);
+        }
     }
 
     ngx_http_loom_cluster_gauges(cl);

@@ -96,6 +96,7 @@ struct ngx_http_loom_cluster_s {
     ngx_uint_t                      nmasters;     /* by lowest slot */
 
     u_char                          map[NGX_HTTP_LOOM_CLUSTER_SLOTS];
+    u_char                          old_map[NGX_HTTP_LOOM_CLUSTER_SLOTS];
     uint32_t                        inflight[NGX_HTTP_LOOM_CLUSTER_SLOTS];
 
     ngx_queue_t                     frozen;
@@ -127,6 +128,9 @@ ngx_http_loom_cluster_node_t *ngx_http_loom_cluster_node(
 /* frozen slots whose earlier commands are all answered go out again */
 void ngx_http_loom_cluster_kick(ngx_http_loom_cluster_t *cl);
 void ngx_http_loom_cluster_kick_handler(ngx_event_t *ev);
+/* the slot's new commands wait behind those due: NGX_ERROR: no memory */
+ngx_int_t ngx_http_loom_cluster_freeze(ngx_http_loom_cluster_t *cl,
+    ngx_uint_t slot);
 /* the caller gets no reply: storage unavailable */
 void ngx_http_loom_cluster_fail(ngx_http_loom_cluster_cmd_t *cc);
 

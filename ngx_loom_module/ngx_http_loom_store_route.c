@@ -197,6 +197,13 @@ ngx_http_loom_cluster_list(ngx_http_loom_store_t *st,
 }
 
 
+ngx_int_t
+ngx_http_loom_cluster_freeze(ngx_http_loom_cluster_t *cl, ngx_uint_t slot)
+{
+    return ngx_http_loom_cluster_frozen(cl, slot, 1) ? NGX_OK : NGX_ERROR;
+}
+
+
 static ngx_int_t
 ngx_http_loom_cluster_dispatch(ngx_http_loom_cluster_cmd_t *cc,
     const char **reason)
@@ -348,7 +355,7 @@ ngx_http_loom_cluster_redirected(ngx_http_loom_cluster_cmd_t *cc,
         cc->ask = NULL;
 
         if (ngx_http_loom_cluster_dispatch(cc, &reason) != NGX_OK) {
-            ngx_free(cc);
+            /* the caller answers with the NOSCRIPT error */
             return NGX_DECLINED;
         }
 
