@@ -251,3 +251,49 @@ def test_list_topics_pages_over_every_master(cluster, make_cluster_nginx):
     assert pages >= 3
     assert sorted(x for x in set(names) if x.startswith("page")) == \
         ["page%05d" % i for i in range(count)]
+
+
+@pytest.mark.parametrize("http, error", [
+    ("loom_redis 127.0.0.1:6379; loom_redis_cluster 127.0.0.1:7000;",
+     '"loom_redis_cluster" directive cannot be used with "loom_redis"'),
+    ("loom_redis_cluster 127.0.0.1:7000; loom_redis 127.0.0.1:6379;",
+     '"loom_redis" directive cannot be used with "loom_redis_cluster"'),
+    ("loom_redis_cluster 127.0.0.1:7000; loom_redis_sentinel 127.0.0.1:1 "
+     "master=m;",
+     '"loom_redis_sentinel" directive cannot be used with '
+     '"loom_redis_cluster"'),
+    ("loom_redis_cluster 127.0.0.1:7000; loom_redis_cluster 127.0.0.1:1;",
+     '"loom_redis_cluster" directive is duplicate'),
+    ("loom_redis_cluster 127.0.0.1:7000; loom_redis_db 1;",
+     '"loom_redis_db" cannot be used with "loom_redis_cluster"'),
+    ("loom_redis_cluster 127.0.0.1:99999;",
+     'of the "loom_redis_cluster" directive'),
+])
+def test_configuration_errors(workdir, http, error):
+    n = Nginx("%s/conf" % workdir, 0, redis_addr="", http=http)
+    r = n.cmd("-t")
+    assert r.returncode != 0
+    assert error in r.stderr, r.stderr
+
+
+def test_prefix_and_empty_map(cluster, make_cluster_nginx):
+    """Another key prefix is used for every key and channel; nginx reads
+    the map from whichever seed answers (the first is not listening)."""
+    dead = "127.0.0.1:1"
+    n = make_cluster_nginx(seeds="%s %s" % (dead, cluster.nodes[1].addr),
+                           http='loom_redis_prefix "app:";')
+    a, b = n.client(), n.client()
+    t = spread(cluster, "pfx", 1)[0]
+    register(a, t, {"n": None})
+    subscribe(b, t)
+    r = a.request({"id": "p", "action": "publish", "topic": t,
+                   "data": {"n": 5}, "requireAck": True})
+    assert r == answer("p", "publish"), r
+    assert b.recv_json(timeout=10)["data"] == {"n": 5}
+    m = cluster.master_of("app:{t:%s}" % t)
+    assert m.client().exists("app:{t:%s}" % t) == 1
+    other = "loom:{t:%s}" % t
+    assert cluster.master_of(other).client().exists(other) == 0
+    names = [x["name"] for x in a.request(
+        {"id": "l", "action": "listTopics"})["data"]]
+    assert names == [t], names
