@@ -1072,6 +1072,10 @@ write_report() {
              "$workers workers"
         echo "- Redis: $(redis-server --version | awk '{ print $3 }' \
                          | sed 's/^v=//'), AOF on, appendfsync everysec"
+        if [ "$cluster" = 1 ]; then
+            echo "- Redis Cluster: 3 masters, no replicas" \
+                 "(loom_redis_cluster), on the same cores"
+        fi
         echo "- Module: $module_info"
         echo "- Date: $run_date"
         echo "- Load average when the run started: $load_before"

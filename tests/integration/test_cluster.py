@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(masters=3, replicas=1).start()
+    # a long node timeout: no failover on a busy machine
+    c = Cluster(masters=3, replicas=1, node_timeout=5000).start()
     yield c
     c.stop()
 
