@@ -18,6 +18,9 @@
  */
 
 
+static void ngx_http_loom_store_command_connected(ngx_http_loom_redis_t *rd);
+static void ngx_http_loom_store_subscriber_connected(
+    ngx_http_loom_redis_t *rd);
 static void ngx_http_loom_store_subscriber_down(ngx_http_loom_redis_t *rd);
 static void ngx_http_loom_store_push(ngx_http_loom_redis_t *rd,
     redisReply *reply);
@@ -295,49 +298,7 @@ ngx_http_loom_store_exit(ngx_http_loom_worker_t *w)
 }
 
 
-/* AUTH [user] password, as both links start with it */
-
-ngx_int_t
-ngx_http_loom_store_auth(ngx_http_loom_store_link_t *link,
-    ngx_http_loom_redis_reply_pt handler)
-{
-    int                         argc;
-    size_t                      argvlen[3];
-    const char                 *argv[3], *reason;
-    ngx_http_loom_main_conf_t  *conf;
-
-    conf = link->store->conf;
-
-    if (conf->redis_password.len == 0) {
-        return NGX_OK;
-    }
-
-    argc = 0;
-    argv[argc] = "AUTH";
-    argvlen[argc++] = 4;
-
-    if (conf->redis_user.len) {
-        argv[argc] = (char *) conf->redis_user.data;
-        argvlen[argc++] = conf->redis_user.len;
-    }
-
-    argv[argc] = (char *) conf->redis_password.data;
-    argvlen[argc++] = conf->redis_password.len;
-
-    if (ngx_http_loom_redis_send(&link->rd, argc, argv, argvlen, handler,
-                                 link, 0, &reason)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    link->handshake++;
-
-    return NGX_OK;
-}
-
-
-void
+static void
 ngx_http_loom_store_command_connected(ngx_http_loom_redis_t *rd)
 {
     u_char                      db[NGX_INT_T_LEN];
@@ -385,32 +346,7 @@ failed:
 }
 
 
-void
-ngx_http_loom_store_handshake_reply(void *data, redisReply *reply)
-{
-    ngx_http_loom_store_link_t  *link;
-
-    link = data;
-
-    if (reply == NULL) {
-        return;
-    }
-
-    if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, &link->rd.log, 0,
-                      "loom: redis refused the handshake: %*s",
-                      (size_t) reply->len, reply->str);
-        ngx_http_loom_redis_fail(&link->rd, NULL);
-        return;
-    }
-
-    if (--link->handshake == 0) {
-        ngx_http_loom_redis_ready(&link->rd);
-    }
-}
-
-
-void
+static void
 ngx_http_loom_store_subscriber_connected(ngx_http_loom_redis_t *rd)
 {
     size_t                       argvlen[2];

@@ -28,6 +28,12 @@
 
 
 static void ngx_http_loom_cluster_seed_connected(ngx_http_loom_redis_t *rd);
+static ngx_http_loom_cluster_node_t *ngx_http_loom_cluster_node(
+    ngx_http_loom_cluster_t *cl, ngx_str_t *host, in_port_t port);
+static void ngx_http_loom_cluster_command_connected(
+    ngx_http_loom_redis_t *rd);
+static void ngx_http_loom_cluster_subscriber_connected(
+    ngx_http_loom_redis_t *rd);
 static void ngx_http_loom_cluster_changed(ngx_http_loom_redis_t *rd);
 static void ngx_http_loom_cluster_command_down(ngx_http_loom_redis_t *rd);
 static void ngx_http_loom_cluster_subscriber_down(ngx_http_loom_redis_t *rd);
@@ -62,6 +68,10 @@ ngx_http_loom_cluster_init(ngx_http_loom_store_t *st,
     cl->store = st;
     cl->log = w->log;
     cl->pool = w->cycle->pool;
+    cl->resolve = ngx_http_loom_cluster_node;
+
+    st->cluster_send = ngx_http_loom_cluster_send;
+    st->cluster_list = ngx_http_loom_cluster_list;
 
     ngx_memset(cl->map, NGX_HTTP_LOOM_CLUSTER_NONE, sizeof(cl->map));
     ngx_queue_init(&cl->frozen);
@@ -190,6 +200,65 @@ ngx_http_loom_cluster_seed_connected(ngx_http_loom_redis_t *rd)
 }
 
 
+/* a master's command link: AUTH, the scripts (a cluster has no SELECT) */
+
+static void
+ngx_http_loom_cluster_command_connected(ngx_http_loom_redis_t *rd)
+{
+    ngx_http_loom_store_link_t  *link;
+
+    link = rd->data;
+    link->handshake = 0;
+
+    if (ngx_http_loom_store_auth(link, ngx_http_loom_store_handshake_reply)
+        != NGX_OK)
+    {
+        ngx_http_loom_redis_fail(rd, "cannot queue the handshake");
+        return;
+    }
+
+    link->handshake += ngx_http_loom_store_load_scripts(link,
+                                         ngx_http_loom_store_handshake_reply);
+
+    if (link->handshake == 0) {
+        ngx_http_loom_redis_fail(rd, "cannot queue the handshake");
+    }
+}
+
+
+/*
+ * A master's subscriber link: AUTH (its answer comes to the push
+ * handler), then the control channel, whose confirmation ends the
+ * handshake (ngx_http_loom_store_shard.c)
+ */
+
+static void
+ngx_http_loom_cluster_subscriber_connected(ngx_http_loom_redis_t *rd)
+{
+    size_t                       argvlen[2];
+    const char                  *argv[2], *reason;
+    ngx_http_loom_store_t       *st;
+    ngx_http_loom_store_link_t  *link;
+
+    link = rd->data;
+    st = link->store;
+    link->handshake = 0;
+
+    argv[0] = "SUBSCRIBE";
+    argvlen[0] = 9;
+    argv[1] = (char *) st->control.data;
+    argvlen[1] = st->control.len;
+
+    if (ngx_http_loom_store_auth(link, NULL) != NGX_OK
+        || ngx_http_loom_redis_send(rd, 2, argv, argvlen, NULL, NULL, 0,
+                                    &reason)
+           != NGX_OK)
+    {
+        ngx_http_loom_redis_fail(rd, "cannot queue the handshake");
+    }
+}
+
+
 /* a link's state changed: only gauges and timers here */
 
 static void
@@ -260,7 +329,7 @@ ngx_http_loom_cluster_subscriber_down(ngx_http_loom_redis_t *rd)
 
 /* the node at host:port, its links started when it is new */
 
-ngx_http_loom_cluster_node_t *
+static ngx_http_loom_cluster_node_t *
 ngx_http_loom_cluster_node(ngx_http_loom_cluster_t *cl, ngx_str_t *host,
     in_port_t port)
 {
@@ -335,7 +404,7 @@ ngx_http_loom_cluster_node(ngx_http_loom_cluster_t *cl, ngx_str_t *host,
                                     &node->addr.name);
     node->command.node = node;
     node->command.rd.name = "command";
-    node->command.rd.connected = ngx_http_loom_store_command_connected;
+    node->command.rd.connected = ngx_http_loom_cluster_command_connected;
     node->command.rd.down = ngx_http_loom_cluster_command_down;
 
     ngx_http_loom_cluster_link_init(cl, &node->subscriber, &node->conf,
@@ -343,7 +412,8 @@ ngx_http_loom_cluster_node(ngx_http_loom_cluster_t *cl, ngx_str_t *host,
     node->subscriber.node = node;
     node->subscriber.rd.name = "subscriber";
     node->subscriber.rd.pubsub = 1;
-    node->subscriber.rd.connected = ngx_http_loom_store_subscriber_connected;
+    node->subscriber.rd.connected =
+        ngx_http_loom_cluster_subscriber_connected;
     node->subscriber.rd.down = ngx_http_loom_cluster_subscriber_down;
     node->subscriber.rd.push = ngx_http_loom_cluster_push;
 
@@ -354,18 +424,6 @@ ngx_http_loom_cluster_node(ngx_http_loom_cluster_t *cl, ngx_str_t *host,
     ngx_http_loom_redis_connect(&node->subscriber.rd);
 
     return node;
-}
-
-
-void
-ngx_http_loom_cluster_refresh_soon(ngx_http_loom_cluster_t *cl)
-{
-    if (cl->refreshing) {
-        cl->again = 1;
-        return;
-    }
-
-    ngx_add_timer(&cl->refresh, NGX_HTTP_LOOM_CLUSTER_SOON);
 }
 
 
@@ -607,12 +665,3 @@ ngx_http_loom_cluster_gauges(ngx_http_loom_cluster_t *cl)
 }
 
 
-ngx_http_loom_cluster_node_t *
-ngx_http_loom_cluster_owner(ngx_http_loom_cluster_t *cl, ngx_uint_t slot)
-{
-    if (cl->map[slot] == NGX_HTTP_LOOM_CLUSTER_NONE) {
-        return NULL;
-    }
-
-    return &cl->nodes[cl->map[slot]];
-}

@@ -106,6 +106,11 @@ struct ngx_http_loom_cluster_s {
     ngx_event_t                     refresh;
     ngx_event_t                     kick;
 
+    /* the node at host:port, a new one started (for redirections) */
+    ngx_http_loom_cluster_node_t   *(*resolve)(ngx_http_loom_cluster_t *cl,
+                                               ngx_str_t *host,
+                                               in_port_t port);
+
     ngx_atomic_t                   *gauge_command;
     ngx_atomic_t                   *gauge_subscriber;
     ngx_atomic_t                   *reconnects;
@@ -116,23 +121,51 @@ struct ngx_http_loom_cluster_s {
 
 
 
-/* ngx_http_loom_store_cluster.c */
-ngx_http_loom_cluster_node_t *ngx_http_loom_cluster_owner(
-    ngx_http_loom_cluster_t *cl, ngx_uint_t slot);
-void ngx_http_loom_cluster_refresh_soon(ngx_http_loom_cluster_t *cl);
-/* the node at host:port; a new one's links are started */
-ngx_http_loom_cluster_node_t *ngx_http_loom_cluster_node(
-    ngx_http_loom_cluster_t *cl, ngx_str_t *host, in_port_t port);
+
+
+/* the master of a slot, or NULL */
+
+static ngx_inline ngx_http_loom_cluster_node_t *
+ngx_http_loom_cluster_owner(ngx_http_loom_cluster_t *cl, ngx_uint_t slot)
+{
+    if (cl->map[slot] == NGX_HTTP_LOOM_CLUSTER_NONE) {
+        return NULL;
+    }
+
+    return &cl->nodes[cl->map[slot]];
+}
+
+
+/* the slot map is read again soon (after the one being read, if any) */
+
+static ngx_inline void
+ngx_http_loom_cluster_refresh_soon(ngx_http_loom_cluster_t *cl)
+{
+    if (cl->refreshing) {
+        cl->again = 1;
+        return;
+    }
+
+    ngx_add_timer(&cl->refresh, NGX_HTTP_LOOM_CLUSTER_SOON);
+}
+
 
 /* ngx_http_loom_store_route.c: commands */
+ngx_int_t ngx_http_loom_cluster_send(ngx_http_loom_store_t *st,
+    ngx_http_loom_store_call_t *call, ngx_uint_t slot, ngx_uint_t script,
+    int argc, const char **argv, const size_t *argvlen,
+    const char **reason);
+ngx_int_t ngx_http_loom_cluster_list(ngx_http_loom_store_t *st,
+    ngx_http_loom_store_call_t *call, int argc, const char **argv,
+    const size_t *argvlen, const char **reason);
 /* frozen slots whose earlier commands are all answered go out again */
 void ngx_http_loom_cluster_kick(ngx_http_loom_cluster_t *cl);
 void ngx_http_loom_cluster_kick_handler(ngx_event_t *ev);
+/* the caller gets no reply: storage unavailable */
+void ngx_http_loom_cluster_fail(ngx_http_loom_cluster_cmd_t *cc);
 /* the slot's new commands wait behind those due: NGX_ERROR: no memory */
 ngx_int_t ngx_http_loom_cluster_freeze(ngx_http_loom_cluster_t *cl,
     ngx_uint_t slot);
-/* the caller gets no reply: storage unavailable */
-void ngx_http_loom_cluster_fail(ngx_http_loom_cluster_cmd_t *cc);
 
 /* ngx_http_loom_store_shard.c: sharded subscriptions */
 void ngx_http_loom_cluster_push(ngx_http_loom_redis_t *rd,

@@ -26,6 +26,17 @@ typedef struct ngx_http_loom_cluster_s       ngx_http_loom_cluster_t;
 typedef struct ngx_http_loom_cluster_node_s  ngx_http_loom_cluster_node_t;
 
 
+/* slot: of the key the command or script names; script: WAIT behind */
+typedef ngx_int_t (*ngx_http_loom_cluster_send_pt)(ngx_http_loom_store_t *st,
+    ngx_http_loom_store_call_t *call, ngx_uint_t slot, ngx_uint_t script,
+    int argc, const char **argv, const size_t *argvlen,
+    const char **reason);
+/* a script without keys: on the master the cursor in argv[3] names */
+typedef ngx_int_t (*ngx_http_loom_cluster_list_pt)(ngx_http_loom_store_t *st,
+    ngx_http_loom_store_call_t *call, int argc, const char **argv,
+    const size_t *argvlen, const char **reason);
+
+
 typedef struct {
     ngx_http_loom_redis_t       rd;
     ngx_http_loom_store_t      *store;
@@ -63,21 +74,22 @@ struct ngx_http_loom_store_s {
     ngx_str_t                   scripts[NGX_HTTP_LOOM_SCRIPTS];
     u_char                      sha[NGX_HTTP_LOOM_SCRIPTS][41];
 
-    /* with loom_redis_cluster: the nodes, the slot map */
+    /* with loom_redis_cluster: the nodes, the slot map, and the routes
+       of commands (ngx_http_loom_store_route.c) */
     ngx_http_loom_cluster_t    *cluster;
+    ngx_http_loom_cluster_send_pt  cluster_send;
+    ngx_http_loom_cluster_list_pt  cluster_list;
 
     unsigned                    exiting:1;
 };
 
 
-/* ngx_http_loom_store.c: the handshakes, for the links of a cluster too */
-void ngx_http_loom_store_command_connected(ngx_http_loom_redis_t *rd);
-void ngx_http_loom_store_subscriber_connected(ngx_http_loom_redis_t *rd);
+/* ngx_http_loom_store_script.c */
+/* AUTH, when configured; counted in link->handshake with a handler */
 ngx_int_t ngx_http_loom_store_auth(ngx_http_loom_store_link_t *link,
     ngx_http_loom_redis_reply_pt handler);
+/* a handshake reply: the link is ready after the last one */
 void ngx_http_loom_store_handshake_reply(void *data, redisReply *reply);
-
-/* ngx_http_loom_store_script.c */
 ngx_int_t ngx_http_loom_store_scripts_init(ngx_http_loom_store_t *st,
     ngx_pool_t *pool);
 /* queues SCRIPT LOAD of every script; returns how many */
@@ -102,15 +114,6 @@ void ngx_http_loom_store_waits_free(ngx_http_loom_store_link_t *link);
 ngx_int_t ngx_http_loom_cluster_init(ngx_http_loom_store_t *st,
     ngx_http_loom_worker_t *w);
 void ngx_http_loom_cluster_exit(ngx_http_loom_store_t *st);
-/* slot: of the key the command or script names; script: WAIT behind */
-ngx_int_t ngx_http_loom_cluster_send(ngx_http_loom_store_t *st,
-    ngx_http_loom_store_call_t *call, ngx_uint_t slot, ngx_uint_t script,
-    int argc, const char **argv, const size_t *argvlen,
-    const char **reason);
-/* a script without keys: on the master the cursor in argv[0] names */
-ngx_int_t ngx_http_loom_cluster_list(ngx_http_loom_store_t *st,
-    ngx_http_loom_store_call_t *call, int argc, const char **argv,
-    const size_t *argvlen, const char **reason);
 ngx_int_t ngx_http_loom_cluster_subscribe(ngx_http_loom_store_t *st,
     ngx_str_t *channel);
 void ngx_http_loom_cluster_unsubscribe(ngx_http_loom_store_t *st,

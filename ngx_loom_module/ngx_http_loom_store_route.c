@@ -394,7 +394,7 @@ ngx_http_loom_cluster_redirected(ngx_http_loom_cluster_cmd_t *cc,
     switch (rd.kind) {
 
     case NGX_HTTP_LOOM_CLUSTER_MOVED:
-        node = ngx_http_loom_cluster_node(cl, &rd.host, rd.port);
+        node = cl->resolve(cl, &rd.host, rd.port);
 
         if (node) {
             cl->map[rd.slot] = (u_char) node->index;
@@ -404,7 +404,7 @@ ngx_http_loom_cluster_redirected(ngx_http_loom_cluster_cmd_t *cc,
         break;
 
     case NGX_HTTP_LOOM_CLUSTER_ASK:
-        cc->ask = ngx_http_loom_cluster_node(cl, &rd.host, rd.port);
+        cc->ask = cl->resolve(cl, &rd.host, rd.port);
         break;
 
     case NGX_HTTP_LOOM_CLUSTER_DOWN:

@@ -117,6 +117,73 @@ ngx_http_loom_store_load_scripts(ngx_http_loom_store_link_t *link,
 
 
 
+/* AUTH [user] password, as both links start with it */
+
+ngx_int_t
+ngx_http_loom_store_auth(ngx_http_loom_store_link_t *link,
+    ngx_http_loom_redis_reply_pt handler)
+{
+    int                         argc;
+    size_t                      argvlen[3];
+    const char                 *argv[3], *reason;
+    ngx_http_loom_main_conf_t  *conf;
+
+    conf = link->store->conf;
+
+    if (conf->redis_password.len == 0) {
+        return NGX_OK;
+    }
+
+    argc = 0;
+    argv[argc] = "AUTH";
+    argvlen[argc++] = 4;
+
+    if (conf->redis_user.len) {
+        argv[argc] = (char *) conf->redis_user.data;
+        argvlen[argc++] = conf->redis_user.len;
+    }
+
+    argv[argc] = (char *) conf->redis_password.data;
+    argvlen[argc++] = conf->redis_password.len;
+
+    if (ngx_http_loom_redis_send(&link->rd, argc, argv, argvlen, handler,
+                                 link, 0, &reason)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    link->handshake++;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_loom_store_handshake_reply(void *data, redisReply *reply)
+{
+    ngx_http_loom_store_link_t  *link;
+
+    link = data;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, &link->rd.log, 0,
+                      "loom: redis refused the handshake: %*s",
+                      (size_t) reply->len, reply->str);
+        ngx_http_loom_redis_fail(&link->rd, NULL);
+        return;
+    }
+
+    if (--link->handshake == 0) {
+        ngx_http_loom_redis_ready(&link->rd);
+    }
+}
+
+
 ngx_int_t
 ngx_http_loom_store_command(ngx_http_loom_store_t *st,
     ngx_http_loom_store_call_t *call, int argc, const char **argv,
@@ -130,7 +197,7 @@ ngx_http_loom_store_command(ngx_http_loom_store_t *st,
 
     if (st->cluster) {
         /* to the master of the key's slot */
-        return ngx_http_loom_cluster_send(st, call,
+        return st->cluster_send(st, call,
                    argc > 1 ? ngx_http_loom_cluster_slot((u_char *) argv[1],
                                                          argvlen[1])
                             : 0,
@@ -196,11 +263,11 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
         /* to the master of KEYS[1]'s slot; a keyless one, as it names */
 
         if (nkeys == 0) {
-            return ngx_http_loom_cluster_list(st, call, argc + 3, args,
-                                              lens, reason);
+            return st->cluster_list(st, call, argc + 3, args, lens,
+                                    reason);
         }
 
-        return ngx_http_loom_cluster_send(st, call,
+        return st->cluster_send(st, call,
                    ngx_http_loom_cluster_slot((u_char *) argv[0],
                                               argvlen[0]),
                    1, argc + 3, args, lens, reason);
