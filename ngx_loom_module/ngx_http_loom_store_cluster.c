@@ -610,8 +610,18 @@ ngx_http_loom_cluster_apply(ngx_http_loom_cluster_t *cl,
 
     ngx_http_loom_cluster_kick(cl);
 
-    /* topics whose channel was lost are subscribed again */
-    st->handlers.ready(st->handlers.data);
+    /*
+     * topics whose channel was lost are subscribed again, when the map
+     * may say where now (those whose master's link comes back later are,
+     * when it does)
+     */
+
+    if (cl->lost
+        || ngx_memcmp(cl->map, cl->old_map, sizeof(cl->map)) != 0)
+    {
+        cl->lost = 0;
+        st->handlers.ready(st->handlers.data);
+    }
 }
 
 

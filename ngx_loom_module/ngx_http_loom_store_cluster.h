@@ -116,6 +116,8 @@ struct ngx_http_loom_cluster_s {
     ngx_atomic_t                   *reconnects;
 
     unsigned                        refreshing:1;
+    unsigned                        lost:1;       /* channels, since the
+                                                     last resubscribe */
     unsigned                        again:1;
 };
 

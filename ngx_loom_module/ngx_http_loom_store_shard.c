@@ -272,6 +272,7 @@ ngx_http_loom_cluster_sunsubscribed(ngx_http_loom_store_link_t *link,
     ngx_rbtree_delete(&cl->channels, &ch->sn.node);
 
     if (ch->state == NGX_HTTP_LOOM_CHANNEL_ON) {
+        cl->lost = 1;
         st->handlers.channel_lost(st->handlers.data, &ch->sn.str);
     }
 
@@ -363,7 +364,8 @@ ngx_http_loom_cluster_channels_down(ngx_http_loom_cluster_t *cl,
         ch = ngx_queue_data(q, ngx_http_loom_cluster_channel_t, queue);
 
         if (ch->state != NGX_HTTP_LOOM_CHANNEL_OFF) {
-            st->handlers.channel_lost(st->handlers.data, &ch->sn.str);
+            cl->lost = 1;
+        st->handlers.channel_lost(st->handlers.data, &ch->sn.str);
         }
 
         ngx_free(ch);
@@ -410,6 +412,7 @@ ngx_http_loom_cluster_channels_moved(ngx_http_loom_cluster_t *cl)
         q = ngx_queue_head(&gone);
         ngx_queue_remove(q);
         ch = ngx_queue_data(q, ngx_http_loom_cluster_channel_t, queue);
+        cl->lost = 1;
         st->handlers.channel_lost(st->handlers.data, &ch->sn.str);
         ngx_free(ch);
     }

@@ -55,6 +55,9 @@ class Node:
                      "--cluster-config-file",
                      os.path.join(self.dir, "nodes.conf"),
                      "--cluster-node-timeout", str(node_timeout),
+                     # a replica may always take over, however busy the
+                     # machine was
+                     "--cluster-replica-validity-factor", "0",
                      "--logfile", os.path.join(self.dir, "redis.log")]
         self.proc = None
 
@@ -175,6 +178,16 @@ class Cluster:
 
     def node_id(self, node):
         return node.client().execute_command("CLUSTER", "MYID").decode()
+
+    def has_replica(self, node):
+        """The node is a master with a replica online."""
+        try:
+            info = node.info("replication")
+        except Exception:
+            return False
+        return info.get("role") == "master" and any(
+            isinstance(v, dict) and v.get("state") == "online"
+            for k, v in info.items() if k.startswith("slave"))
 
     def master_nodes(self):
         return [n for n in self.live() if n.role() == "master"]

@@ -34,7 +34,9 @@ KEY = "loom:{t:%s}" % TOPIC
 
 @pytest.fixture
 def cluster(workdir):
-    c = Cluster("%s/cluster" % workdir, masters=3, replicas=1).start()
+    # a node timeout that a busy machine does not mistake for a failure
+    c = Cluster("%s/cluster" % workdir, masters=3, replicas=1,
+                node_timeout=2000).start()
     yield c
     c.stop()
 
@@ -177,9 +179,11 @@ def drain(followers, c, timeout=30):
 
 def failover(cluster):
     master = cluster.master_of(KEY)
+    wait_for(lambda: cluster.has_replica(master), timeout=30,
+             what="a replica of the busy topic's master")
     cluster.kill(master)
     wait_for(lambda: cluster.owner_port(cluster.keyslot(KEY))
-             not in (None, master.port), timeout=30,
+             not in (None, master.port), timeout=60,
              what="a replica promoted")
     cluster.wait_ok()
     return master
