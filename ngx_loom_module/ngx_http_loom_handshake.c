@@ -30,6 +30,10 @@ static ngx_uint_t ngx_http_loom_handshake_token(ngx_http_request_t *r,
     char *name, size_t nlen, char *token, size_t len);
 static ngx_int_t ngx_http_loom_handshake_client_id(ngx_http_request_t *r,
     ngx_http_loom_session_t *s, char **text);
+static void ngx_http_loom_handshake_claimed(ngx_http_loom_claim_t *cl,
+    ngx_int_t rc);
+static ngx_int_t ngx_http_loom_handshake_finish(ngx_http_request_t *r,
+    ngx_http_loom_session_t *s);
 static ngx_int_t ngx_http_loom_handshake_accept(ngx_http_request_t *r,
     ngx_str_t *key);
 static ngx_int_t ngx_http_loom_handshake_add_header(ngx_http_request_t *r,
@@ -139,11 +143,86 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
     text = NULL;
     rc = ngx_http_loom_handshake_client_id(r, s, &text);
 
+    if (rc == NGX_AGAIN) {
+
+        /*
+         * The id is claimed in Redis: the request waits in its content
+         * handler for the answer (ngx_http_loom_handshake_claimed()), and
+         * a client that goes away meanwhile finalizes it.
+         */
+
+        s->claim->handler = ngx_http_loom_handshake_claimed;
+        ngx_http_set_ctx(r, s, ngx_http_loom_module);
+
+        r->read_event_handler = ngx_http_test_reading;
+        r->main->count++;
+
+        return NGX_DONE;
+    }
+
     if (rc != NGX_OK) {
         return text ? ngx_http_loom_handshake_error(r, rc, text) : rc;
     }
 
+    return ngx_http_loom_handshake_finish(r, s);
+}
+
+
+static void
+ngx_http_loom_handshake_claimed(ngx_http_loom_claim_t *cl, ngx_int_t rc)
+{
+    ngx_connection_t         *c;
+    ngx_http_request_t       *r;
+    ngx_http_loom_session_t  *s;
+
+    s = cl->data;
+    r = s->request;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->read_event_handler = ngx_http_block_reading;
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "loom: ClientId \"%V\" is connected to another node",
+                      &s->client_id);
+
+        /* the zone's entry and the claim go now, not with the connection */
+        ngx_http_loom_session_release(s);
+
+        rc = ngx_http_loom_handshake_error(r, NGX_HTTP_CONFLICT,
+                                           "client ID already exists\n");
+
+    } else {
+        /* NGX_OK, or Redis did not answer: the claim is made later */
+        rc = ngx_http_loom_handshake_finish(r, s);
+    }
+
+    ngx_http_finalize_request(r, rc);
+
+    /* outside of ngx_http_request_handler() */
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the ClientId is the connection's: the 101 goes out */
+
+static ngx_int_t
+ngx_http_loom_handshake_finish(ngx_http_request_t *r,
+    ngx_http_loom_session_t *s)
+{
+    ngx_int_t                rc;
+    ngx_table_elt_t         *h;
+    ngx_http_loom_worker_t  *w;
+
+    w = s->worker;
+
     ngx_http_set_ctx(r, s, ngx_http_loom_module);
+
+    if (s->claim) {
+        s->claim->handler = ngx_http_loom_session_claim_lost;
+    }
 
     /* revisions (docs/protocol.md section 15) when the client asks */
 
@@ -479,7 +558,34 @@ ngx_http_loom_handshake_client_id(ngx_http_request_t *r,
     s->sender.data = p;
     s->sender.len = ngx_http_loom_json_escape(p, id.data, id.len) - p;
 
-    return NGX_OK;
+    /*
+     * With loom_client_id_claim, an id the client chose is claimed for
+     * every node that shares the Redis.  An assigned UUID is not: its 122
+     * random bits do not meet another assigned one, and the zone does not
+     * hold it either.
+     */
+
+    if (!s->client_id_registered || s->worker->claims == NULL) {
+        return NGX_OK;
+    }
+
+    rc = ngx_http_loom_claim(s->worker->claims, &id, c, &s->claim);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s->claim->data = s;
+
+    if (rc == NGX_DECLINED) {
+        /* Redis is down: the node's own check stands until it is back */
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "loom: ClientId \"%V\" accepted without its claim, "
+                      "claimed when redis is back", &id);
+        return NGX_OK;
+    }
+
+    return NGX_AGAIN;
 }
 
 

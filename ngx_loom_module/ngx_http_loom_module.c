@@ -11,6 +11,7 @@
 #include "ngx_http_loom_shm.h"
 #include "ngx_http_loom_store.h"
 #include "ngx_http_loom_topic.h"
+#include "ngx_http_loom_clientid.h"
 
 
 #define NGX_HTTP_LOOM_RECV_BUF   65536
@@ -183,6 +184,27 @@ static ngx_command_t  ngx_http_loom_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_loom_main_conf_t, topic_cache),
+      NULL },
+
+    { ngx_string("loom_client_id_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, client_id_claim),
+      NULL },
+
+    { ngx_string("loom_client_id_claim_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, client_id_claim_ttl),
+      NULL },
+
+    { ngx_string("loom_client_id_claim_refresh"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loom_main_conf_t, client_id_claim_refresh),
       NULL },
 
     { ngx_string("loom_history"),
@@ -373,6 +395,9 @@ ngx_http_loom_create_main_conf(ngx_conf_t *cf)
     lmcf->redis_wait_timeout = NGX_CONF_UNSET_MSEC;
     lmcf->zone_size = NGX_CONF_UNSET_SIZE;
     lmcf->topic_cache = NGX_CONF_UNSET_UINT;
+    lmcf->client_id_claim = NGX_CONF_UNSET;
+    lmcf->client_id_claim_ttl = NGX_CONF_UNSET_MSEC;
+    lmcf->client_id_claim_refresh = NGX_CONF_UNSET_MSEC;
     lmcf->history = NGX_CONF_UNSET_UINT;
     lmcf->history_max_age = NGX_CONF_UNSET;
     lmcf->history_limit = NGX_CONF_UNSET_UINT;
@@ -430,6 +455,23 @@ ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(lmcf->history_max_age, 0);
     ngx_conf_init_uint_value(lmcf->history_limit, 1000000);
     ngx_conf_init_uint_value(lmcf->history_page, 1000);
+
+    /* off: a single node, or nodes whose ClientIds may overlap, as before */
+    ngx_conf_init_value(lmcf->client_id_claim, 0);
+    ngx_conf_init_msec_value(lmcf->client_id_claim_ttl, 30000);
+    ngx_conf_init_msec_value(lmcf->client_id_claim_refresh,
+                             lmcf->client_id_claim_ttl / 3);
+
+    if (lmcf->client_id_claim_refresh == 0
+        || lmcf->client_id_claim_refresh >= lmcf->client_id_claim_ttl)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"loom_client_id_claim_refresh\" %M must be "
+                           "above 0 and below \"loom_client_id_claim_ttl\" "
+                           "%M", lmcf->client_id_claim_refresh,
+                           lmcf->client_id_claim_ttl);
+        return NGX_CONF_ERROR;
+    }
 
     if (lmcf->history > lmcf->history_limit) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -729,6 +771,10 @@ ngx_http_loom_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_http_loom_claims_init(w) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -744,6 +790,7 @@ ngx_http_loom_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_loom_claims_exit(lmcf->worker);
     ngx_http_loom_store_exit(lmcf->worker);
     ngx_http_loom_topic_exit(lmcf->worker);
     ngx_http_loom_shm_exit_worker(lmcf->worker);
@@ -795,4 +842,5 @@ static void
 ngx_http_loom_on_ready(void *data)
 {
     ngx_http_loom_topic_resubscribe(data);
+    ngx_http_loom_claims_ready(data);
 }

@@ -23,6 +23,7 @@ typedef struct ngx_http_loom_topic_s    ngx_http_loom_topic_t;
 typedef struct ngx_http_loom_store_s    ngx_http_loom_store_t;
 typedef struct ngx_http_loom_shm_s      ngx_http_loom_shm_t;
 typedef struct ngx_http_loom_stats_s    ngx_http_loom_stats_t;
+typedef struct ngx_http_loom_claims_s   ngx_http_loom_claims_t;
 
 
 typedef struct {
@@ -50,6 +51,11 @@ typedef struct {
     ngx_shm_zone_t             *shm_zone;
 
     ngx_uint_t                  topic_cache;
+
+    /* ClientIds unique across the nodes (ngx_http_loom_clientid.c) */
+    ngx_flag_t                  client_id_claim;
+    ngx_msec_t                  client_id_claim_ttl;
+    ngx_msec_t                  client_id_claim_refresh;
 
     /* revisions: retention defaults and history limits */
     ngx_uint_t                  history;
@@ -92,6 +98,7 @@ struct ngx_http_loom_worker_s {
     ngx_http_loom_shm_t        *shm;
     ngx_http_loom_stats_t      *stats;            /* this worker's slot */
     ngx_http_loom_store_t      *store;
+    ngx_http_loom_claims_t     *claims;           /* NULL: not claimed */
 
     /* topics known to this worker: subscribed here, or schema cached */
     ngx_rbtree_t                topics;

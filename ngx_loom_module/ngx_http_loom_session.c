@@ -112,6 +112,12 @@ ngx_http_loom_session_run(ngx_http_loom_session_t *s)
         return;
     }
 
+    if (s->claim && s->claim->state == NGX_HTTP_LOOM_CLAIM_TAKEN) {
+        ngx_http_loom_session_close(s, NGX_HTTP_LOOM_WS_CLIENT_ID_TAKEN,
+                                    "client ID already exists");
+        return;
+    }
+
     if (s->conf->ping_interval || s->conf->idle_timeout) {
         ngx_add_timer(c->read, s->conf->ping_interval
                                ? s->conf->ping_interval

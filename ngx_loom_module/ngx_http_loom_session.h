@@ -15,6 +15,7 @@
 #include "ngx_http_loom_output.h"
 #include "ngx_http_loom_request.h"
 #include "ngx_http_loom_access.h"
+#include "ngx_http_loom_clientid.h"
 
 
 /*
@@ -48,6 +49,7 @@ struct ngx_http_loom_session_s {
 
     ngx_str_t                   client_id;
     ngx_str_t                   sender;           /* JSON-escaped id */
+    ngx_http_loom_claim_t      *claim;            /* of the id, in Redis */
 
     /* what the credential allows; NULL: everything (no auth configured) */
     ngx_http_loom_access_t     *access;
@@ -118,6 +120,10 @@ void ngx_http_loom_session_fail(ngx_http_loom_session_t *s, ngx_uint_t code,
     const char *reason);
 void ngx_http_loom_session_timer(ngx_http_loom_session_t *s);
 void ngx_http_loom_session_finalize(ngx_http_loom_session_t *s);
+
+/* the handler of the ClientId's claim once the 101 is out */
+void ngx_http_loom_session_claim_lost(ngx_http_loom_claim_t *cl,
+    ngx_int_t rc);
 
 
 #endif /* _NGX_HTTP_LOOM_SESSION_H_INCLUDED_ */

@@ -54,6 +54,11 @@ ngx_http_loom_session_release(ngx_http_loom_session_t *s)
         s->client_id_registered = 0;
     }
 
+    if (s->claim) {
+        ngx_http_loom_claim_release(s->claim);
+        s->claim = NULL;
+    }
+
     if (s->counted) {
         if (w->stats) {
             w->stats->connections--;
@@ -74,6 +79,33 @@ ngx_http_loom_session_release(ngx_http_loom_session_t *s)
         ngx_free(s->pending);
         s->pending = NULL;
     }
+}
+
+
+/*
+ * Another node's connection holds the ClientId: Redis had lost this one's
+ * claim (it was down, or restarted empty), and the other claimed the id
+ * meanwhile.  The claim in Redis wins; a session that has not started yet
+ * is closed by ngx_http_loom_session_run().
+ */
+
+void
+ngx_http_loom_session_claim_lost(ngx_http_loom_claim_t *cl, ngx_int_t rc)
+{
+    ngx_http_loom_session_t  *s;
+
+    s = cl->data;
+
+    if (rc != NGX_DECLINED || !s->started) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
+                  "loom: ClientId \"%V\" is connected to another node now, "
+                  "closing", &s->client_id);
+
+    ngx_http_loom_session_close(s, NGX_HTTP_LOOM_WS_CLIENT_ID_TAKEN,
+                                "client ID already exists");
 }
 
 

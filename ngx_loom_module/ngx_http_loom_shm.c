@@ -6,6 +6,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <sys/random.h>
 #include "ngx_http_loom_shm.h"
 
 
@@ -31,6 +32,7 @@ static void ngx_http_loom_shm_forget_locked(ngx_http_loom_shm_t *shm,
 static void ngx_http_loom_shm_retire_locked(ngx_http_loom_shctx_t *sh,
     ngx_http_loom_stats_t *stats);
 static void ngx_http_loom_shm_sweep_handler(ngx_event_t *ev);
+static void ngx_http_loom_shm_node(u_char *node);
 
 
 ngx_int_t
@@ -92,6 +94,8 @@ ngx_http_loom_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_memzero(sh, sizeof(ngx_http_loom_shctx_t));
 
+    ngx_http_loom_shm_node(sh->node);
+
     ngx_rbtree_init(&sh->clients, &sh->clients_sentinel,
                     ngx_http_loom_shm_insert);
     ngx_rbtree_init(&sh->topics, &sh->topics_sentinel,
@@ -114,6 +118,29 @@ ngx_http_loom_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                 &shm_zone->shm.name);
 
     return NGX_OK;
+}
+
+
+/*
+ * A node is one zone: its workers, old and new ones over a reload, share
+ * the name; a binary upgrade makes a new zone and a new name.
+ */
+
+static void
+ngx_http_loom_shm_node(u_char *node)
+{
+    u_char      bytes[8];
+    ngx_uint_t  i;
+
+    if (getrandom(bytes, sizeof(bytes), GRND_NONBLOCK)
+        != (ssize_t) sizeof(bytes))
+    {
+        for (i = 0; i < sizeof(bytes); i++) {
+            bytes[i] = (u_char) (ngx_random() ^ ngx_pid ^ ngx_time());
+        }
+    }
+
+    ngx_hex_dump(node, bytes, sizeof(bytes));
 }
 
 

@@ -92,6 +92,9 @@ typedef struct {
     ngx_rbtree_t                topics;
     ngx_rbtree_node_t           topics_sentinel;
 
+    /* random, once per zone: names this node in Redis (ClientId claims) */
+    u_char                      node[16];
+
     ngx_http_loom_stats_t       retired;          /* of workers gone */
     ngx_http_loom_stats_t       workers[NGX_MAX_PROCESSES];
 } ngx_http_loom_shctx_t;
