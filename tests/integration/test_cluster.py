@@ -298,3 +298,30 @@ def test_prefix_and_empty_map(cluster, make_cluster_nginx):
     names = [x["name"] for x in a.request(
         {"id": "l", "action": "listTopics"})["data"]]
     assert names == [t], names
+
+
+def test_client_ids_claimed_in_the_cluster(cluster, make_cluster_nginx):
+    """loom_client_id_claim: the claim key P{c:ID} goes to the master of
+    its slot like any key; an id held on one node is refused on another."""
+    from wsclient import HandshakeError
+    http = "loom_client_id_claim on;"
+    a = make_cluster_nginx(http=http)
+    b = make_cluster_nginx(http=http, seeds=cluster.seeds())
+    ids = ["cid%d" % i for i in range(12)]
+    owners = {cluster.master_of("loom:{c:%s}" % i).port for i in ids}
+    assert len(owners) > 1
+    held = [a.client(headers={"ClientId": i}) for i in ids]
+    for i in ids:
+        m = cluster.master_of("loom:{c:%s}" % i)
+        assert m.client().get("loom:{c:%s}" % i) is not None
+        with pytest.raises(HandshakeError) as e:
+            b.client(headers={"ClientId": i})
+        assert e.value.status == 409
+    for c in held:
+        c.close()
+    wait_for(lambda: all(
+        cluster.master_of("loom:{c:%s}" % i).client().exists(
+            "loom:{c:%s}" % i) == 0 for i in ids),
+        what="the claims deleted on close")
+    c = b.client(headers={"ClientId": ids[0]})
+    assert c.request({"id": "l", "action": "listTopics"})["code"] == 200
