@@ -8,22 +8,24 @@ reconnect:
   skipped in silence; with loom_redis_wait 1, no acked publish is lost
   (the killed master comes back as the new one's replica, so that writes
   can be confirmed again);
-- the busy topic's slot moved to another master by hand (SETSLOT
-  IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE) under load: publishers see
-  no error (MOVED and ASK are followed inside), nothing is lost, and
-  subscribers follow the slot to its new master.
+- the busy topic's slot moved to another master under load, by hand
+  (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE) and with
+  `redis-cli --cluster reshard`: publishers see no error (MOVED and ASK
+  are followed inside), nothing is lost, and subscribers follow the slot
+  to its new master.
 
 Each test starts its own cluster of 3 masters and 3 replicas.
 """
 
 import json
+import subprocess
 import threading
 import time
 
 import pytest
 
 from conftest import Nginx, register, wait_for
-from rediscluster import Cluster
+from rediscluster import REDIS_CLI, Cluster
 from test_revisions import SCHEMA, Follower, top, v2
 
 pytestmark = pytest.mark.slow
@@ -150,16 +152,16 @@ def history(c, topic):
         since = r["data"][-1]["rev"]
 
 
-def start_load(cluster, make_cluster_nginx, http=""):
+def start_load(cluster, make_cluster_nginx, http="", topic=TOPIC):
     n = make_cluster_nginx(workers=2, http=http)
     c = v2(n)
-    register(c, TOPIC, SCHEMA)
+    register(c, topic, SCHEMA)
     followers = []
     for i in range(4):
-        f = Resyncing(v2(n), TOPIC)
+        f = Resyncing(v2(n), topic)
         f.snapshot()
         followers.append(f)
-    pub = AckedPublisher(v2(n), TOPIC)
+    pub = AckedPublisher(v2(n), topic)
     pub.start()
     wait_for(lambda: pub.count() >= 100, timeout=20,
              what="publishes before the change")
@@ -167,7 +169,7 @@ def start_load(cluster, make_cluster_nginx, http=""):
 
 
 def drain(followers, c, timeout=30):
-    epoch, rev = top(c, TOPIC)
+    epoch, rev = top(c, followers[0].topic)
     for f in followers:
         deadline = time.monotonic() + timeout
         while f.rev < rev or f.epoch != epoch:
@@ -254,13 +256,49 @@ def move_slot(cluster, slot, src, dst):
                                       dst_id)
 
 
-def test_reshard_busy_slot(cluster, make_cluster_nginx):
-    n, c, followers, pub = start_load(cluster, make_cluster_nginx)
-    slot = cluster.keyslot(KEY)
-    src = cluster.master_of(KEY)
+def crc16(data):
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xffff
+    return crc
+
+
+def reshard(cluster, src, dst):
+    """redis-cli --cluster reshard moves the source's first slots: ten of
+    them, the busy one first."""
+    r = subprocess.run(
+        [REDIS_CLI, "--cluster", "reshard", src.addr,
+         "--cluster-from", cluster.node_id(src),
+         "--cluster-to", cluster.node_id(dst),
+         "--cluster-slots", "10", "--cluster-yes"],
+        capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+
+
+@pytest.mark.parametrize("how", ["by hand", "redis-cli"])
+def test_reshard_busy_slot(cluster, make_cluster_nginx, how):
+    topic = TOPIC
+    if how == "redis-cli":
+        # a topic in the lowest slot of its master: the first one moved
+        firsts = {int(r[0]) for r in cluster.live()[0].client()
+                  .execute_command("CLUSTER", "SLOTS")}
+        for i in range(200000):
+            topic = "busy%d" % i
+            if crc16(("t:" + topic).encode()) % 16384 in firsts:
+                break
+    key = "loom:{t:%s}" % topic
+    n, c, followers, pub = start_load(cluster, make_cluster_nginx,
+                                      topic=topic)
+    slot = cluster.keyslot(key)
+    src = cluster.master_of(key)
     dst = [m for m in cluster.master_nodes() if m.port != src.port][0]
     before = pub.count()
-    move_slot(cluster, slot, src, dst)
+    if how == "by hand":
+        move_slot(cluster, slot, src, dst)
+    else:
+        reshard(cluster, src, dst)
     wait_for(lambda: cluster.owner_port(slot) == dst.port, timeout=10,
              what="the slot at its new master")
     wait_for(lambda: pub.count() >= before + 200, timeout=30,
@@ -271,18 +309,18 @@ def test_reshard_busy_slot(cluster, make_cluster_nginx):
     epoch, rev = drain(followers, c)
     assert rev == pub.sent
     # nothing lost, nothing skipped
-    kept = history(c, TOPIC)
+    kept = history(c, topic)
     assert all(kept.get(r) == k for k, r in pub.acked.items())
     for f in followers:
         assert not f.events, f.events
         assert f.epoch == epoch
     # the subscribers followed the slot: deliveries come from its new master
-    channel = "loom:{t:%s}:msg" % TOPIC
+    channel = "loom:{t:%s}:msg" % topic
     wait_for(lambda: channel.encode() in dst.client().execute_command(
         "PUBSUB", "SHARDCHANNELS"), what="the subscription at the new master")
-    r = c.request({"id": "p", "action": "publish", "topic": TOPIC,
+    r = c.request({"id": "p", "action": "publish", "topic": topic,
                    "data": {"n": -1}, "requireAck": True})
     assert r["code"] == 200, r
     for f in followers:
         f.until(r["rev"])
-    assert json.loads(dst.client().hget(KEY, "value")) == {"n": -1}
+    assert json.loads(dst.client().hget(key, "value")) == {"n": -1}
