@@ -16,9 +16,9 @@
  * master's command link, and is kept until answered.  MOVED points the
  * slot at the node it names (and the map is read again soon), ASK sends
  * the command once to the node it names behind ASKING, TRYAGAIN and
- * CLUSTERDOWN send it again a little later; at most
- * NGX_HTTP_LOOM_CLUSTER_REDIRECTS times, then the caller gets no reply
- * (storage unavailable).
+ * CLUSTERDOWN send it again a little later (50 and 100 ms); at most
+ * NGX_HTTP_LOOM_CLUSTER_REDIRECTS times, then the caller gets the error,
+ * or no reply (storage unavailable) after TRYAGAIN and CLUSTERDOWN.
  *
  * Order: a redirected command "freezes" its slot.  The slot's commands
  * still due elsewhere are answered first (each redirected in turn joins
@@ -293,10 +293,21 @@ ngx_http_loom_cluster_reply(void *data, redisReply *reply)
 
     cl->inflight[slot]--;
 
-    if (reply && reply->type == REDIS_REPLY_ERROR
-        && ngx_http_loom_cluster_redirected(cc, reply) == NGX_OK)
-    {
-        return;
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+
+        switch (ngx_http_loom_cluster_redirected(cc, reply)) {
+
+        case NGX_OK:
+            return;
+
+        case NGX_ABORT:
+            /* the cluster is down or busy for too long: unavailable */
+            reply = NULL;
+            break;
+
+        default:
+            break;
+        }
     }
 
     ngx_free(cc);
@@ -311,7 +322,8 @@ ngx_http_loom_cluster_reply(void *data, redisReply *reply)
 
 /*
  * NGX_OK: the command is sent again (or waits to be); NGX_DECLINED: the
- * error is the caller's
+ * error is the caller's; NGX_ABORT: the caller gets no reply (storage
+ * unavailable)
  */
 
 static ngx_int_t
@@ -372,11 +384,14 @@ ngx_http_loom_cluster_redirected(ngx_http_loom_cluster_cmd_t *cc,
     }
 
     if (++cc->redirects > NGX_HTTP_LOOM_CLUSTER_REDIRECTS) {
-        ngx_log_error(NGX_LOG_ERR, &link->rd.log, 0,
+        ngx_log_error(NGX_LOG_WARN, &link->rd.log, 0,
                       "loom: redis redirected a command more than %d "
                       "times, last: %*s", NGX_HTTP_LOOM_CLUSTER_REDIRECTS,
                       (size_t) reply->len, reply->str);
-        return NGX_DECLINED;
+
+        return (rd.kind == NGX_HTTP_LOOM_CLUSTER_DOWN
+                || rd.kind == NGX_HTTP_LOOM_CLUSTER_TRYAGAIN)
+               ? NGX_ABORT : NGX_DECLINED;
     }
 
     f = ngx_http_loom_cluster_frozen(cl, cc->slot, 1);
@@ -409,7 +424,8 @@ ngx_http_loom_cluster_redirected(ngx_http_loom_cluster_cmd_t *cc,
 
     case NGX_HTTP_LOOM_CLUSTER_DOWN:
         ngx_http_loom_cluster_refresh_soon(cl);
-        /* fall through */
+        f->until = ngx_current_msec + 2 * NGX_HTTP_LOOM_CLUSTER_RETRY;
+        break;
 
     default: /* TRYAGAIN */
         f->until = ngx_current_msec + NGX_HTTP_LOOM_CLUSTER_RETRY;
