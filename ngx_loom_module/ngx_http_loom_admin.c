@@ -465,6 +465,13 @@ ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
     argvlen[0] = r->key.len;
     argv[1] = (char *) index->data;
     argvlen[1] = index->len;
+
+    if (ngx_http_loom_store_clustered(r->session->worker->store)) {
+        /* the topic's hash is its own index entry: one slot */
+        argv[1] = argv[0];
+        argvlen[1] = argvlen[0];
+    }
+
     argv[2] = (char *) stream;
     argvlen[2] = p - stream;
     argv[3] = (char *) r->name.data;

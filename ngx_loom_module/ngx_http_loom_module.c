@@ -42,6 +42,7 @@ static void ngx_http_loom_on_message(void *data, ngx_str_t *channel,
 static void ngx_http_loom_on_subscribed(void *data, ngx_str_t *channel);
 static void ngx_http_loom_on_control(void *data, ngx_str_t *name);
 static void ngx_http_loom_on_lost(void *data);
+static void ngx_http_loom_on_channel_lost(void *data, ngx_str_t *channel);
 static void ngx_http_loom_on_ready(void *data);
 
 
@@ -95,6 +96,13 @@ static ngx_command_t  ngx_http_loom_commands[] = {
     { ngx_string("loom_redis_sentinel"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
       ngx_http_loom_redis_sentinel,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loom_redis_cluster"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_loom_redis_cluster,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -490,6 +498,14 @@ ngx_http_loom_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     ngx_conf_init_value(lmcf->redis_db, 0);
+
+    if (lmcf->redis_cluster && lmcf->redis_db) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"loom_redis_db\" cannot be used with "
+                           "\"loom_redis_cluster\": a cluster has only "
+                           "database 0");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_init_msec_value(lmcf->redis_connect_timeout, 2000);
     ngx_conf_init_msec_value(lmcf->redis_timeout, 5000);
     ngx_conf_init_msec_value(lmcf->redis_ping_interval, 10000);
@@ -821,6 +837,7 @@ ngx_http_loom_init_process(ngx_cycle_t *cycle)
     handlers.subscribed = ngx_http_loom_on_subscribed;
     handlers.control = ngx_http_loom_on_control;
     handlers.lost = ngx_http_loom_on_lost;
+    handlers.channel_lost = ngx_http_loom_on_channel_lost;
     handlers.ready = ngx_http_loom_on_ready;
 
     if (ngx_http_loom_store_init(w, &handlers) != NGX_OK) {
@@ -884,6 +901,13 @@ static void
 ngx_http_loom_on_lost(void *data)
 {
     ngx_http_loom_topic_subscriber_lost(data);
+}
+
+
+static void
+ngx_http_loom_on_channel_lost(void *data, ngx_str_t *channel)
+{
+    ngx_http_loom_topic_channel_lost(data, channel);
 }
 
 

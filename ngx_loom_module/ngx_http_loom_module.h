@@ -34,6 +34,7 @@ typedef struct {
     ngx_uint_t                  redis_nsentinels;
     ngx_str_t                   redis_sentinel_master;
     ngx_str_t                   redis_sentinel_password;
+    ngx_uint_t                  redis_cluster;    /* redis_addrs: seeds */
     ngx_str_t                   redis_user;
     ngx_str_t                   redis_password;
     ngx_int_t                   redis_db;
@@ -148,6 +149,8 @@ char *ngx_http_loom_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 /* ngx_http_loom_redis_conf.c */
 char *ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_loom_redis_cluster(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 char *ngx_http_loom_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_loom_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd,

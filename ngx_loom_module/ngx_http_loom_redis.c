@@ -854,4 +854,8 @@ ngx_http_loom_redis_set_state(ngx_http_loom_redis_t *rd, ngx_uint_t state)
     if (rd->gauge) {
         *rd->gauge = state;
     }
+
+    if (rd->changed) {
+        rd->changed(rd);
+    }
 }

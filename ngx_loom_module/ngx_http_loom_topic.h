@@ -208,6 +208,8 @@ void ngx_http_loom_topic_message(ngx_http_loom_worker_t *w,
 void ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w,
     ngx_str_t *channel);
 void ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w);
+void ngx_http_loom_topic_channel_lost(ngx_http_loom_worker_t *w,
+    ngx_str_t *channel);
 void ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w);
 void ngx_http_loom_topic_invalidate(ngx_http_loom_worker_t *w,
     ngx_str_t *name);
