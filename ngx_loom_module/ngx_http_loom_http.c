@@ -1,0 +1,1129 @@
+/*
+ * Copyright (C) Data Loom
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <jansson.h>
+#include "ngx_http_loom_http.h"
+#include "ngx_http_loom_protocol.h"
+#include "ngx_http_loom_json.h"
+#include "ngx_http_loom_utf8.h"
+#include "ngx_http_loom_ws.h"
+#include "ngx_http_loom_shm.h"
+
+
+/*
+ * The location of loom_http (docs/http.md):
+ *
+ *     GET  .../topics               listTopics (?cursor= for a next page)
+ *     GET  .../topics/NAME          get, with an ETag of its position
+ *     POST .../topics/NAME          publish of the body
+ *     GET  .../topics/NAME/events   an event stream (ngx_http_loom_http_sse.c)
+ *
+ * NAME is the rest of the path as sent, percent-decoded here: "%2F" is a
+ * slash of the name, so that a topic whose name ends in "/events" can be
+ * read.  The answer of the action gives the status: its code, but 404
+ * for a topic that does not exist; the body is the answer's members but
+ * "id", "action" and "type", with "code" the HTTP status.
+ */
+
+
+#define NGX_HTTP_LOOM_HTTP_HEARTBEAT   15000
+
+
+static ngx_int_t ngx_http_loom_http_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_loom_http_route(ngx_http_request_t *r,
+    ngx_uint_t *route, ngx_str_t *name);
+static ngx_int_t ngx_http_loom_http_not_allowed(ngx_http_request_t *r,
+    char *allow);
+static ngx_http_loom_http_t *ngx_http_loom_http_create(
+    ngx_http_request_t *r, void *access);
+static void ngx_http_loom_http_cleanup(void *data);
+static void ngx_http_loom_http_answered(ngx_event_t *ev);
+static void ngx_http_loom_http_nomem(ngx_http_loom_requests_t *rq);
+static ngx_int_t ngx_http_loom_http_get(ngx_http_loom_http_t *h);
+static ngx_int_t ngx_http_loom_http_list(ngx_http_loom_http_t *h);
+static ngx_int_t ngx_http_loom_http_post(ngx_http_loom_http_t *h);
+static void ngx_http_loom_http_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_loom_http_publish(ngx_http_loom_http_t *h,
+    u_char *body, size_t len);
+static ngx_int_t ngx_http_loom_http_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static void ngx_http_loom_http_reply(ngx_http_loom_http_t *h,
+    ngx_str_t *answer);
+static ngx_int_t ngx_http_loom_http_etag(ngx_http_request_t *r,
+    json_t *answer);
+static ngx_int_t ngx_http_loom_http_send(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *body);
+static ngx_uint_t ngx_http_loom_http_status(json_t *answer);
+
+
+/* messages of a topic that does not exist: 404 */
+
+static ngx_str_t  ngx_http_loom_http_missing[] = {
+    ngx_string("couldn't get value for topic. topic doesn't exist. "),
+    ngx_string("could not get topic by name: "),
+    ngx_string("topic doesn't exist for "),
+    ngx_null_string
+};
+
+
+char *
+ngx_http_loom_http(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_loom_loc_conf_t *llcf = conf;
+
+    ngx_str_t                  *value, s;
+    ngx_msec_t                  ms;
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_loom_main_conf_t  *lmcf;
+
+    if (llcf->http_heartbeat) {
+        return "is duplicate";
+    }
+
+    llcf->http_heartbeat = NGX_HTTP_LOOM_HTTP_HEARTBEAT;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2) {
+
+        if (ngx_strncmp(value[1].data, "heartbeat=", 10) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        s.data = value[1].data + 10;
+        s.len = value[1].len - 10;
+
+        ms = ngx_parse_time(&s, 0);
+
+        if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid heartbeat \"%V\"", &s);
+            return NGX_CONF_ERROR;
+        }
+
+        llcf->http_heartbeat = ms;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_loom_http_handler;
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_loom_module);
+    lmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_loom_http_handler(ngx_http_request_t *r)
+{
+    void                      *access;
+    ngx_int_t                  rc;
+    ngx_str_t                  name;
+    ngx_uint_t                 route;
+    ngx_http_loom_http_t      *h;
+    ngx_http_loom_loc_conf_t  *llcf;
+
+    if (ngx_http_loom_get_worker() == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_loom_module);
+
+    rc = ngx_http_loom_http_route(r, &route, &name);
+
+    if (rc != NGX_OK) {
+        (void) ngx_http_discard_request_body(r);
+
+        return (rc == NGX_DECLINED)
+               ? ngx_http_loom_http_error(r, NGX_HTTP_NOT_FOUND, NULL,
+                                          "not found")
+               : ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                          "topic name is not valid UTF-8");
+    }
+
+    switch (route) {
+
+    case NGX_HTTP_LOOM_HTTP_LIST:
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            return ngx_http_loom_http_not_allowed(r, "GET, HEAD");
+        }
+
+        break;
+
+    case NGX_HTTP_LOOM_HTTP_TOPIC:
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
+            return ngx_http_loom_http_not_allowed(r, "GET, HEAD, POST");
+        }
+
+        break;
+
+    default: /* NGX_HTTP_LOOM_HTTP_EVENTS */
+        if (r->method != NGX_HTTP_GET) {
+            return ngx_http_loom_http_not_allowed(r, "GET");
+        }
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        rc = ngx_http_discard_request_body(r);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    /* the credential, as for a WebSocket; what it allows, per request */
+
+    rc = ngx_http_loom_auth_check(r, llcf, r->pool, &access);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        (void) ngx_http_discard_request_body(r);
+        return ngx_http_loom_http_error(r, NGX_HTTP_UNAUTHORIZED, NULL,
+                                        "unauthorized");
+    }
+
+    h = ngx_http_loom_http_create(r, access);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->name = name;
+
+    switch (route) {
+
+    case NGX_HTTP_LOOM_HTTP_LIST:
+        return ngx_http_loom_http_list(h);
+
+    case NGX_HTTP_LOOM_HTTP_EVENTS:
+        return ngx_http_loom_http_events(h);
+
+    default:
+        return (r->method == NGX_HTTP_POST) ? ngx_http_loom_http_post(h)
+                                            : ngx_http_loom_http_get(h);
+    }
+}
+
+
+/* NGX_OK; NGX_DECLINED: no such path; NGX_ERROR: a name not UTF-8 */
+
+static ngx_int_t
+ngx_http_loom_http_route(ngx_http_request_t *r, ngx_uint_t *route,
+    ngx_str_t *name)
+{
+    u_char  *p, *last, *start, *dst;
+
+    p = r->unparsed_uri.data;
+    last = p + r->unparsed_uri.len;
+
+    start = ngx_strlchr(p, last, '?');
+    if (start) {
+        last = start;
+    }
+
+    /* the first "/topics" segment of the path */
+
+    for ( ;; ) {
+        start = ngx_strlcasestrn(p, last, (u_char *) "/topics", 7 - 1);
+
+        if (start == NULL) {
+            return NGX_DECLINED;
+        }
+
+        p = start + 7;
+
+        if (ngx_strncmp(start, "/topics", 7) == 0
+            && (p == last || *p == '/'))
+        {
+            break;
+        }
+    }
+
+    if (p == last || p + 1 == last) {
+        *route = NGX_HTTP_LOOM_HTTP_LIST;
+        ngx_str_null(name);
+        return NGX_OK;
+    }
+
+    p++;
+    *route = NGX_HTTP_LOOM_HTTP_TOPIC;
+
+    if (last - p > 7 && ngx_strncmp(last - 7, "/events", 7) == 0) {
+        *route = NGX_HTTP_LOOM_HTTP_EVENTS;
+        last -= 7;
+    }
+
+    dst = ngx_pnalloc(r->pool, last - p);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    name->data = dst;
+    ngx_unescape_uri(&dst, &p, last - p, 0);
+    name->len = dst - name->data;
+
+    if (name->len == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_loom_utf8_check(NGX_HTTP_LOOM_UTF8_ACCEPT, name->data,
+                                 name->len)
+        != NGX_HTTP_LOOM_UTF8_ACCEPT)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_loom_http_not_allowed(ngx_http_request_t *r, char *allow)
+{
+    ngx_table_elt_t  *h;
+
+    (void) ngx_http_discard_request_body(r);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = (u_char *) allow;
+    h->value.len = ngx_strlen(allow);
+
+    return ngx_http_loom_http_error(r, NGX_HTTP_NOT_ALLOWED, NULL,
+                                    "method not allowed");
+}
+
+
+/* the request's session, which lives and goes with the request's pool */
+
+static ngx_http_loom_http_t *
+ngx_http_loom_http_create(ngx_http_request_t *r, void *access)
+{
+    ngx_connection_t          *c;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_loom_http_t      *h;
+    ngx_http_loom_worker_t    *w;
+    ngx_http_loom_session_t   *s;
+    ngx_http_loom_loc_conf_t  *llcf;
+
+    c = r->connection;
+    w = ngx_http_loom_get_worker();
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_loom_module);
+
+    h = ngx_pcalloc(r->pool, sizeof(ngx_http_loom_http_t));
+    if (h == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_loom_http_cleanup;
+    cln->data = h;
+
+    h->request = r;
+
+    h->answered.handler = ngx_http_loom_http_answered;
+    h->answered.data = h;
+    h->answered.log = c->log;
+    h->answered.ready = 1;
+
+    h->answers_connection.write = &h->answered;
+    h->answers_connection.log = c->log;
+    h->answers.connection = &h->answers_connection;
+    h->answers.limit = llcf->max_send_queue;
+    h->answers.data = h;
+
+    s = &h->session;
+    s->connection = c;
+    s->worker = w;
+    s->conf = llcf;
+    s->access = access;
+
+    ngx_http_loom_requests_init(&s->requests, &h->answers, c->log, s);
+
+    if (w->stats) {
+        s->requests.gauge = &w->stats->requests;
+    }
+
+    s->requests.nomem = ngx_http_loom_http_nomem;
+
+    ngx_http_loom_subscriber_init(&s->subscriber, &h->answers, c->log);
+    ngx_http_loom_protocol_init(s);
+
+    /* answers with positions: rev, epoch and ts */
+    s->subscriber.v2 = 1;
+
+    ngx_http_set_ctx(r, h, ngx_http_loom_module);
+
+    return h;
+}
+
+
+static void
+ngx_http_loom_http_cleanup(void *data)
+{
+    ngx_http_loom_http_t  *h = data;
+
+    if (h->answered.posted) {
+        ngx_delete_posted_event(&h->answered);
+    }
+
+    if (h->close.posted) {
+        ngx_delete_posted_event(&h->close);
+    }
+
+    if (h->heartbeat.timer_set) {
+        ngx_del_timer(&h->heartbeat);
+    }
+
+    ngx_http_loom_protocol_session_closed(&h->session);
+    ngx_http_loom_topic_unsubscribe_all(&h->session.subscriber);
+
+    ngx_http_loom_out_free(&h->answers);
+    ngx_http_loom_out_free(&h->out);
+}
+
+
+/* a message for the actions, as if a WebSocket client had sent it */
+
+ngx_int_t
+ngx_http_loom_http_run(ngx_http_loom_http_t *h, u_char *message, size_t len)
+{
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, h->request->connection->log, 0,
+                   "loom http: \"%*s\"", len, message);
+
+    ngx_http_loom_protocol_message(&h->session, message, len);
+
+    return NGX_OK;
+}
+
+
+/* the answer is queued: from the next pass of the event loop on */
+
+static void
+ngx_http_loom_http_answered(ngx_event_t *ev)
+{
+    ngx_str_t               answer;
+    ngx_connection_t       *c;
+    ngx_http_loom_out_t    *o;
+    ngx_http_loom_http_t   *h;
+    ngx_http_loom_frame_t  *f;
+
+    h = ev->data;
+    o = &h->answers;
+    c = h->request->connection;
+
+    if (o->count == 0) {
+        return;
+    }
+
+    /* the answer's handler may finalize the request, and free h */
+
+    f = o->ring[o->head];
+    f->refs++;
+    ngx_http_loom_out_shift(o);
+
+    ngx_http_loom_ws_payload(f->data, f->len, &answer);
+
+    ngx_http_set_log_request(c->log, h->request);
+
+    h->answer(h, &answer);
+
+    ngx_http_loom_frame_release(f);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_loom_http_nomem(ngx_http_loom_requests_t *rq)
+{
+    ngx_log_error(NGX_LOG_ERR, rq->log, 0, "loom http: out of memory");
+}
+
+
+ngx_int_t
+ngx_http_loom_http_quote(ngx_http_request_t *r, ngx_str_t *value,
+    ngx_str_t *quoted)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(r->pool,
+                    2 + ngx_http_loom_json_escape_len(value->data,
+                                                      value->len));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    quoted->data = p;
+    *p++ = '"';
+    p = ngx_http_loom_json_escape(p, value->data, value->len);
+    *p++ = '"';
+    quoted->len = p - quoted->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_loom_http_get(ngx_http_loom_http_t *h)
+{
+    u_char              *m, *p;
+    ngx_str_t            topic;
+    ngx_http_request_t  *r;
+
+    r = h->request;
+
+    if (ngx_http_loom_http_quote(r, &h->name, &topic) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    m = ngx_pnalloc(r->pool, sizeof("{\"action\":\"get\",\"topic\":}") - 1
+                             + topic.len);
+    if (m == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(m, "{\"action\":\"get\",\"topic\":", 24);
+    p = ngx_cpymem(p, topic.data, topic.len);
+    *p++ = '}';
+
+    h->answer = ngx_http_loom_http_reply;
+    r->read_event_handler = ngx_http_test_reading;
+    r->main->count++;
+
+    (void) ngx_http_loom_http_run(h, m, p - m);
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_loom_http_list(ngx_http_loom_http_t *h)
+{
+    u_char              *m, *p, *dst, *src;
+    ngx_str_t            arg, cursor, quoted;
+    ngx_http_request_t  *r;
+
+    r = h->request;
+    ngx_str_null(&quoted);
+
+    /* ?cursor=<digits>: the next page, as "cursor" in listTopics' data */
+
+    if (ngx_http_arg(r, (u_char *) "cursor", 6, &arg) == NGX_OK) {
+        dst = ngx_pnalloc(r->pool, arg.len + 1);
+        if (dst == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cursor.data = dst;
+        src = arg.data;
+        ngx_unescape_uri(&dst, &src, arg.len, 0);
+        cursor.len = dst - cursor.data;
+
+        if (ngx_http_loom_http_quote(r, &cursor, &quoted) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    m = ngx_pnalloc(r->pool, sizeof("{\"action\":\"listTopics\","
+                                    "\"data\":{\"cursor\":}}") - 1
+                             + quoted.len);
+    if (m == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(m, "{\"action\":\"listTopics\"", 22);
+
+    if (quoted.len) {
+        p = ngx_cpymem(p, ",\"data\":{\"cursor\":", 18);
+        p = ngx_cpymem(p, quoted.data, quoted.len);
+        *p++ = '}';
+    }
+
+    *p++ = '}';
+
+    h->answer = ngx_http_loom_http_reply;
+    r->read_event_handler = ngx_http_test_reading;
+    r->main->count++;
+
+    (void) ngx_http_loom_http_run(h, m, p - m);
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_loom_http_post(ngx_http_loom_http_t *h)
+{
+    ngx_int_t                  rc;
+    ngx_http_request_t        *r;
+    ngx_http_loom_loc_conf_t  *llcf;
+
+    r = h->request;
+    llcf = h->session.conf;
+
+    if (r->headers_in.content_length_n > (off_t) llcf->max_message_size) {
+        (void) ngx_http_discard_request_body(r);
+        return ngx_http_loom_http_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        NULL, "request body is larger than "
+                                        "loom_max_message_size");
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_loom_http_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/* the body is read: the request holds the count of its reading */
+
+static void
+ngx_http_loom_http_body(ngx_http_request_t *r)
+{
+    ngx_int_t              rc;
+    ngx_str_t              body;
+    ngx_http_loom_http_t  *h;
+
+    h = ngx_http_get_module_ctx(r, ngx_http_loom_module);
+
+    rc = ngx_http_loom_http_read_body(r, &body);
+
+    switch (rc) {
+
+    case NGX_OK:
+        rc = ngx_http_loom_http_publish(h, body.data, body.len);
+        break;
+
+    case NGX_DECLINED:
+        rc = ngx_http_loom_http_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      NULL, "request body is larger than "
+                                      "loom_max_message_size");
+        break;
+
+    default:
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/* the body in one piece; NGX_DECLINED: over loom_max_message_size */
+
+static ngx_int_t
+ngx_http_loom_http_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char                    *p;
+    size_t                     len, size;
+    ssize_t                    n;
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_http_loom_loc_conf_t  *llcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_loom_module);
+
+    len = 0;
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            len += ngx_buf_size(cl->buf);
+        }
+    }
+
+    if (len > llcf->max_message_size) {
+        return NGX_DECLINED;
+    }
+
+    body->data = ngx_pnalloc(r->pool, len + 1);
+    if (body->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = body->data;
+
+    /*
+     * A body larger than client_body_buffer_size is in nginx's temporary
+     * file: it is read back from there (the page cache has it)
+     */
+
+    for (cl = len ? r->request_body->bufs : NULL; cl; cl = cl->next) {
+        b = cl->buf;
+        size = ngx_buf_size(b);
+
+        if (ngx_buf_in_memory(b)) {
+            p = ngx_cpymem(p, b->pos, size);
+            continue;
+        }
+
+        n = ngx_read_file(b->file, p, size, b->file_pos);
+
+        if (n != (ssize_t) size) {
+            return NGX_ERROR;
+        }
+
+        p += size;
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * {"action":"publish","requireAck":true,"topic":T,"data":<body>}, after
+ * the checks a WebSocket message gets, and one more: the body must be one
+ * JSON value and nothing else
+ */
+
+static ngx_int_t
+ngx_http_loom_http_publish(ngx_http_loom_http_t *h, u_char *body, size_t len)
+{
+    u_char                         *m, *p, *scratch, *start, *end;
+    u_char                          errbuf[NGX_HTTP_LOOM_JSON_ERRLEN];
+    size_t                          n;
+    ngx_str_t                       topic, err;
+    ngx_http_request_t             *r;
+    ngx_http_loom_json_envelope_t   env;
+
+    r = h->request;
+
+    if (ngx_http_loom_utf8_check(NGX_HTTP_LOOM_UTF8_ACCEPT, body, len)
+        != NGX_HTTP_LOOM_UTF8_ACCEPT)
+    {
+        return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                        "message is not valid UTF-8");
+    }
+
+    /* the body without the JSON whitespace around it */
+
+    start = body;
+    end = body + len;
+
+    while (start < end && (*start == ' ' || *start == '\t'
+                           || *start == '\r' || *start == '\n'))
+    {
+        start++;
+    }
+
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t'
+                           || end[-1] == '\r' || end[-1] == '\n'))
+    {
+        end--;
+    }
+
+    if (ngx_http_loom_http_quote(r, &h->name, &topic) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    n = sizeof("{\"action\":\"publish\",\"requireAck\":true,\"topic\":,"
+               "\"data\":}") - 1 + topic.len + (end - start);
+
+    m = ngx_pnalloc(r->pool, n);
+    scratch = ngx_pnalloc(r->pool, n);
+
+    if (m == NULL || scratch == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(m, "{\"action\":\"publish\",\"requireAck\":true,"
+                      "\"topic\":", 47);
+    p = ngx_cpymem(p, topic.data, topic.len);
+
+    /* no body is no data, as a message without "data" */
+
+    if (start < end) {
+        p = ngx_cpymem(p, ",\"data\":", 8);
+        body = p;
+        p = ngx_cpymem(p, start, end - start);
+    }
+
+    *p++ = '}';
+
+    if (start < end) {
+        err.data = errbuf;
+
+        if (ngx_http_loom_json_scan_envelope(m, p - m,
+                                             h->session.conf->max_json_depth,
+                                             scratch, &env, &err)
+            != NGX_OK)
+        {
+            return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                            (char *) errbuf);
+        }
+
+        if (env.data.raw.data != body
+            || env.data.raw.len != (size_t) (end - start))
+        {
+            return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                   "request body must be one JSON value");
+        }
+    }
+
+    h->answer = ngx_http_loom_http_reply;
+    r->read_event_handler = ngx_http_test_reading;
+
+    (void) ngx_http_loom_http_run(h, m, p - m);
+
+    return NGX_DONE;
+}
+
+
+/* the answer of get, publish or listTopics */
+
+static void
+ngx_http_loom_http_reply(ngx_http_loom_http_t *h, ngx_str_t *answer)
+{
+    json_t                         *j;
+    ngx_int_t                       rc;
+    ngx_str_t                       body, *data;
+    json_error_t                    jerr;
+    ngx_http_request_t             *r;
+    ngx_http_loom_json_envelope_t   env;
+
+    r = h->request;
+
+    if (ngx_http_loom_http_status_code(answer) != NGX_HTTP_OK) {
+        ngx_http_finalize_request(r,
+            ngx_http_loom_http_error(r, 0, answer, NULL));
+        return;
+    }
+
+    j = json_loadb((char *) answer->data, answer->len, 0, &jerr);
+    if (j == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    data = ngx_http_loom_http_data(r, answer, &env);
+
+    rc = NGX_OK;
+
+    if (r->method != NGX_HTTP_POST && h->name.len) {
+        rc = ngx_http_loom_http_etag(r, j);
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_loom_http_members(r, j, 0, data, &body);
+    }
+
+    json_decref(j);
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_loom_http_send(r, NGX_HTTP_OK,
+                                                         &body));
+}
+
+
+ngx_str_t *
+ngx_http_loom_http_data(ngx_http_request_t *r, ngx_str_t *answer,
+    ngx_http_loom_json_envelope_t *env)
+{
+    u_char     *scratch, errbuf[NGX_HTTP_LOOM_JSON_ERRLEN];
+    ngx_str_t   err;
+
+    scratch = ngx_pnalloc(r->pool, answer->len);
+    if (scratch == NULL) {
+        return NULL;
+    }
+
+    err.data = errbuf;
+
+    if (ngx_http_loom_json_scan_envelope(answer->data, answer->len,
+                                         NGX_MAX_INT32_VALUE, scratch, env,
+                                         &err)
+        != NGX_OK
+        || env->data.type == NGX_HTTP_LOOM_JSON_NONE)
+    {
+        return NULL;
+    }
+
+    return &env->data.raw;
+}
+
+
+/*
+ * An error response: with an answer, its members and the status its code
+ * and message give (status 0), or the given status; else
+ * {"code":status,"message":text}
+ */
+
+ngx_int_t
+ngx_http_loom_http_error(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *answer, char *text)
+{
+    json_t        *j;
+    ngx_int_t      rc;
+    ngx_str_t      body;
+    json_error_t   jerr;
+
+    if (answer) {
+        j = json_loadb((char *) answer->data, answer->len, 0, &jerr);
+
+    } else {
+        j = json_pack("{ss}", "message", text);
+    }
+
+    if (j == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (status == 0) {
+        status = ngx_http_loom_http_status(j);
+    }
+
+    rc = ngx_http_loom_http_members(r, j, status, NULL, &body);
+    json_decref(j);
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_loom_http_send(r, status, &body);
+}
+
+
+/* the code of an answer; 0 if it has none */
+
+ngx_int_t
+ngx_http_loom_http_status_code(ngx_str_t *answer)
+{
+    json_t        *j;
+    ngx_int_t      code;
+    json_error_t   jerr;
+
+    j = json_loadb((char *) answer->data, answer->len, 0, &jerr);
+    if (j == NULL) {
+        return 0;
+    }
+
+    code = (ngx_int_t) json_integer_value(json_object_get(j, "code"));
+    json_decref(j);
+
+    return code;
+}
+
+
+static ngx_uint_t
+ngx_http_loom_http_status(json_t *answer)
+{
+    size_t       len;
+    ngx_int_t    code;
+    ngx_str_t   *m;
+    const char  *message;
+
+    code = (ngx_int_t) json_integer_value(json_object_get(answer, "code"));
+    message = json_string_value(json_object_get(answer, "message"));
+
+    if (message) {
+        len = ngx_strlen(message);
+
+        for (m = ngx_http_loom_http_missing; m->len; m++) {
+            if (len >= m->len
+                && ngx_strncmp(message, m->data, m->len) == 0)
+            {
+                return NGX_HTTP_NOT_FOUND;
+            }
+        }
+    }
+
+    if (code < 400 || code > 599) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return (ngx_uint_t) code;
+}
+
+
+ngx_int_t
+ngx_http_loom_http_members(ngx_http_request_t *r, json_t *answer,
+    ngx_int_t code, ngx_str_t *data, ngx_str_t *body)
+{
+    u_char      *p;
+    char        *text;
+    size_t       len;
+    json_t      *o, *v;
+    const char  *key;
+
+    o = json_object();
+    if (o == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (code && json_object_set_new(o, "code", json_integer(code)) != 0) {
+        json_decref(o);
+        return NGX_ERROR;
+    }
+
+    json_object_foreach(answer, key, v) {
+        if (ngx_strcmp(key, "id") == 0 || ngx_strcmp(key, "action") == 0
+            || ngx_strcmp(key, "type") == 0 || ngx_strcmp(key, "code") == 0
+            || ngx_strcmp(key, "data") == 0)
+        {
+            continue;
+        }
+
+        if (json_object_set(o, key, v) != 0) {
+            json_decref(o);
+            return NGX_ERROR;
+        }
+    }
+
+    text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(text);
+
+    body->data = ngx_pnalloc(r->pool, len + (data ? data->len : 0) + 16);
+    if (body->data == NULL) {
+        free(text);
+        return NGX_ERROR;
+    }
+
+    p = body->data;
+
+    if (data) {
+        p = ngx_cpymem(p, "{\"data\":", 8);
+        p = ngx_cpymem(p, data->data, data->len);
+
+        if (len > 2) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, text + 1, len - 1);
+
+    } else {
+        p = ngx_cpymem(p, text, len);
+    }
+
+    *p++ = '\n';
+    body->len = p - body->data;
+
+    free(text);
+
+    return NGX_OK;
+}
+
+
+/*
+ * ETag: "<rev>:<epoch>", the value's position; nginx's not_modified
+ * filter answers If-None-Match (304) and If-Match (412) with it
+ */
+
+static ngx_int_t
+ngx_http_loom_http_etag(ngx_http_request_t *r, json_t *answer)
+{
+    u_char           *p;
+    size_t            len;
+    json_t           *rev;
+    const char       *epoch, *e;
+    ngx_table_elt_t  *h;
+
+    rev = json_object_get(answer, "rev");
+    epoch = json_string_value(json_object_get(answer, "epoch"));
+
+    if (!json_is_integer(rev) || epoch == NULL) {
+        return NGX_OK;
+    }
+
+    len = ngx_strlen(epoch);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN + len + 3);
+
+    if (h == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "ETag");
+    h->value.data = p;
+
+    p = ngx_sprintf(p, "\"%L:", (int64_t) json_integer_value(rev));
+
+    /* what an entity-tag may hold of the epoch (RFC 9110 etagc) */
+
+    for (e = epoch; *e; e++) {
+        if (*e == 0x21 || (*e >= 0x23 && *e <= 0x7e)) {
+            *p++ = *e;
+        }
+    }
+
+    *p++ = '"';
+    h->value.len = p - h->value.data;
+
+    r->headers_out.etag = h;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_loom_http_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = body->len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
