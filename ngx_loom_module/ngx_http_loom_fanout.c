@@ -17,9 +17,10 @@
  * history"): what the topic's gap sequence hands on is framed at most
  * three times per worker, as the v1 delivery, for a stored revision as the
  * v2 one with "rev" and "ts", and as an event of an event stream
- * (docs/http.md), and each local subscriber gets the frame of its kind.  A subscription that starts with a snapshot or a resume is
- * buffering: its frames are kept, with their revisions, until the
- * snapshot's position is known and its answer is out.
+ * (docs/http.md), and each local subscriber gets the frame of its kind.
+ * A subscription that starts with a snapshot or a resume is buffering:
+ * its frames are kept, with their revisions, until the snapshot's
+ * position is known and its answer is out.
  */
 
 
