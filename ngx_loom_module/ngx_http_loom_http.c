@@ -502,7 +502,7 @@ ngx_http_loom_http_get(ngx_http_loom_http_t *h)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_cpymem(m, "{\"action\":\"get\",\"topic\":", 24);
+    p = ngx_http_loom_cpylit(m, "{\"action\":\"get\",\"topic\":");
     p = ngx_cpymem(p, topic.data, topic.len);
     *p++ = '}';
 
@@ -551,10 +551,10 @@ ngx_http_loom_http_list(ngx_http_loom_http_t *h)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_cpymem(m, "{\"action\":\"listTopics\"", 22);
+    p = ngx_http_loom_cpylit(m, "{\"action\":\"listTopics\"");
 
     if (quoted.len) {
-        p = ngx_cpymem(p, ",\"data\":{\"cursor\":", 18);
+        p = ngx_http_loom_cpylit(p, ",\"data\":{\"cursor\":");
         p = ngx_cpymem(p, quoted.data, quoted.len);
         *p++ = '}';
     }
@@ -751,14 +751,14 @@ ngx_http_loom_http_publish(ngx_http_loom_http_t *h, u_char *body, size_t len)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_cpymem(m, "{\"action\":\"publish\",\"requireAck\":true,"
-                      "\"topic\":", 47);
+    p = ngx_http_loom_cpylit(m, "{\"action\":\"publish\",\"requireAck\":true,"
+                      "\"topic\":");
     p = ngx_cpymem(p, topic.data, topic.len);
 
     /* no body is no data, as a message without "data" */
 
     if (start < end) {
-        p = ngx_cpymem(p, ",\"data\":", 8);
+        p = ngx_http_loom_cpylit(p, ",\"data\":");
         body = p;
         p = ngx_cpymem(p, start, end - start);
     }
@@ -1016,7 +1016,7 @@ ngx_http_loom_http_members(ngx_http_request_t *r, json_t *answer,
     p = body->data;
 
     if (data) {
-        p = ngx_cpymem(p, "{\"data\":", 8);
+        p = ngx_http_loom_cpylit(p, "{\"data\":");
         p = ngx_cpymem(p, data->data, data->len);
 
         if (len > 2) {

@@ -34,6 +34,10 @@
 #define NGX_HTTP_LOOM_HTTP_EVENTS   2    /* GET .../topics/NAME/events */
 
 
+/* a string literal at p; the end */
+#define ngx_http_loom_cpylit(p, lit)  ngx_cpymem(p, lit, sizeof(lit) - 1)
+
+
 typedef struct ngx_http_loom_http_s  ngx_http_loom_http_t;
 
 /* the answer to the request, as JSON text */

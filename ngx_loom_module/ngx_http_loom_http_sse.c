@@ -97,14 +97,14 @@ ngx_http_loom_http_events(ngx_http_loom_http_t *h)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_cpymem(m, "{\"action\":\"subscribe\",\"requireAck\":true,"
-                      "\"snapshot\":true,\"topic\":", 64);
+    p = ngx_http_loom_cpylit(m, "{\"action\":\"subscribe\",\"requireAck\":true,"
+                      "\"snapshot\":true,\"topic\":");
     p = ngx_cpymem(p, topic.data, topic.len);
 
     if (h->resume) {
-        p = ngx_cpymem(p, ",\"since\":{\"epoch\":", 18);
+        p = ngx_http_loom_cpylit(p, ",\"since\":{\"epoch\":");
         p = ngx_cpymem(p, epoch.data, epoch.len);
-        p = ngx_cpymem(p, ",\"rev\":", 7);
+        p = ngx_http_loom_cpylit(p, ",\"rev\":");
         p = ngx_http_loom_rev_decimal(p, h->since);
         *p++ = '}';
     }
