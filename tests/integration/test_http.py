@@ -314,3 +314,311 @@ def test_http2(make_nginx):
     assert status == "400 2", body
     status, body = curl2(url + "/nothing/here")
     assert status == "404 2", body
+
+
+# -- event streams -------------------------------------------------------
+
+
+class Stream:
+    """An event stream read line by line, as EventSource parses it."""
+
+    def __init__(self, n, topic, last_id=None, headers=None, path=None,
+                 port=None):
+        self.conn = http.client.HTTPConnection("127.0.0.1",
+                                               port or n.port, timeout=10)
+        h = {"Accept": "text/event-stream"}
+        if last_id is not None:
+            h["Last-Event-ID"] = last_id
+        h.update(headers or {})
+        self.conn.request("GET", path or "/api/topics/%s/events" % topic,
+                          headers=h)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        self.last_id = last_id
+        self.heartbeats = 0
+
+    def body(self):
+        return json.loads(self.resp.read())
+
+    def event(self):
+        name, data, eid = "message", [], None
+        while True:
+            line = self.resp.readline()
+            if not line:
+                raise EOFError("the stream ended")
+            assert line.endswith(b"\n"), line
+            line = line[:-1].decode()
+            if line == "":
+                if data:
+                    break
+                continue
+            if line.startswith(":"):
+                self.heartbeats += 1
+                continue
+            field, _, value = line.partition(":")
+            if value.startswith(" "):
+                value = value[1:]
+            if field == "data":
+                data.append(value)
+            elif field == "id":
+                eid = value
+                self.last_id = value
+            elif field == "event":
+                name = value
+        return {"event": name, "id": eid,
+                "data": json.loads("\n".join(data))}
+
+    def close(self):
+        self.conn.close()
+
+
+def publish(c, topic, data, rid="p"):
+    r = c.request({"id": rid, "action": "publish", "topic": topic,
+                   "data": data, "requireAck": True})
+    assert r["code"] == 200, r
+    return r
+
+
+def test_stream_snapshot_then_live(make_nginx):
+    n = start(make_nginx)
+    c = n.client(headers={"Sec-WebSocket-Protocol": "dataloom.v2"})
+    register(c, "e", SCHEMA)
+    publish(c, "e", {"n": 1, "s": "a"})
+    publish(c, "e", {"n": 2, "s": "line\nbreak"})
+
+    st = Stream(n, "e")
+    assert st.status == 200
+    assert st.headers["content-type"] == "text/event-stream"
+    assert st.headers["cache-control"] == "no-cache"
+    ev = st.event()
+    epoch = ev["data"]["epoch"]
+    assert ev == {"event": "snapshot", "id": "2:%s" % epoch,
+                  "data": {"data": {"n": 2, "s": "line\nbreak"},
+                           "rev": 2, "epoch": epoch,
+                           "ts": ev["data"]["ts"]}}
+
+    # a delivery: its JSON, as a dataloom.v2 subscriber gets it
+    ws = n.client(headers={"Sec-WebSocket-Protocol": "dataloom.v2"})
+    ws.request({"id": "s", "action": "subscribe", "topic": "e",
+                "requireAck": True})
+    publish(c, "e", {"n": 3, "s": "b"})
+    ev = st.event()
+    assert ev["event"] == "message" and ev["id"] == "3:%s" % epoch
+    assert ev["data"] == ws.recv_json()
+    assert ev["data"]["rev"] == 3 and ev["data"]["data"] == {"n": 3,
+                                                             "s": "b"}
+    # a body with line breaks: several data lines, joined again
+    s, h, b = jreq(n, "POST", "/api/topics/e", '{"n":4,\n"s":"c"}')
+    assert s == 200
+    ev = st.event()
+    assert ev["id"] == "4:%s" % epoch and ev["data"]["data"] == {"n": 4,
+                                                                 "s": "c"}
+    # not stored: no id, no rev
+    r = c.request({"id": "w", "action": "sendWithoutSave", "topic": "e",
+                   "data": {"n": 5, "s": "d"}, "requireAck": True})
+    assert r["code"] == 200
+    ev = st.event()
+    assert ev["id"] is None and "rev" not in ev["data"]
+    assert ev["data"]["data"] == {"n": 5, "s": "d"}
+    assert st.last_id == "4:%s" % epoch
+    st.close()
+
+
+def test_stream_errors(make_nginx):
+    n = start(make_nginx)
+    c = n.client()
+    register(c, "x", SCHEMA)
+    st = Stream(n, "missing")
+    assert st.status == 404
+    assert st.body()["message"] == "topic doesn't exist for missing"
+    for bad in ["abc", "1:", ":e", "12x:e", "99999999999999999999:e"]:
+        st = Stream(n, "x", last_id=bad)
+        assert st.status == 400, bad
+        assert st.body()["message"] == \
+            'Last-Event-ID must be "<rev>:<epoch>"'
+
+
+def test_stream_resume_no_gap_two_workers_other_node(make_nginx):
+    """Streams on a node of 2 workers drop and resume from their last id
+    while a publisher on another node publishes: every stream sees every
+    revision from its snapshot on, once."""
+    n = start(make_nginx, extra="add_header X-Worker $pid always;",
+              workers=2)
+    other = make_nginx(name="publisher")
+    pub = other.client()
+    register(pub, "r", {"i": None})
+    total = 400
+
+    import threading
+    done = threading.Event()
+
+    def publisher():
+        for i in range(1, total + 1):
+            publish(pub, "r", {"i": i}, rid="p%d" % i)
+            if i % 20 == 0:
+                time.sleep(0.01)
+        done.set()
+
+    streams = []
+    for k in range(4):
+        st = Stream(n, "r")
+        ev = st.event()
+        assert ev["event"] == "snapshot"
+        streams.append({"st": st, "revs": [ev["data"]["rev"]],
+                        "workers": {st.headers["x-worker"]}})
+    epoch = ev["data"]["epoch"]
+
+    t = threading.Thread(target=publisher)
+    t.start()
+    try:
+        reconnects = 0
+        while any(s["revs"][-1] < total for s in streams):
+            for s in streams:
+                if s["revs"][-1] >= total:
+                    continue
+                for _ in range(7):
+                    ev = s["st"].event()
+                    assert ev["event"] == "message", ev
+                    rev = ev["data"]["rev"]
+                    assert ev["id"] == "%d:%s" % (rev, epoch)
+                    assert ev["data"]["data"] == {"i": rev}
+                    s["revs"].append(rev)
+                    if rev >= total:
+                        break
+                if s["revs"][-1] >= total:
+                    continue
+                # drop, and come back where it was
+                last = s["st"].last_id
+                s["st"].close()
+                s["st"] = Stream(n, "r", last_id=last)
+                assert s["st"].status == 200
+                s["workers"].add(s["st"].headers["x-worker"])
+                reconnects += 1
+    finally:
+        t.join()
+    assert done.is_set()
+    assert reconnects > 20
+    workers = set()
+    for s in streams:
+        revs = s["revs"]
+        assert revs == list(range(revs[0], total + 1)), revs
+        workers |= s["workers"]
+        s["st"].close()
+    assert len(workers) == 2, workers
+
+
+def test_stream_resync(make_nginx):
+    n = start(make_nginx)
+    c = n.client()
+    r = c.request({"id": "reg", "action": "registerTopic", "topic": "y",
+                   "data": {"i": None}, "retention": {"history": 5},
+                   "requireAck": True})
+    assert r["code"] == 200, r
+    for i in range(1, 21):
+        publish(c, "y", {"i": i})
+    st = Stream(n, "y")
+    epoch = st.event()["data"]["epoch"]
+    st.close()
+
+    # rev 17 is in history: 18, 19, 20 are replayed, then live
+    st = Stream(n, "y", last_id="17:%s" % epoch)
+    assert [st.event()["id"] for _ in range(3)] == [
+        "%d:%s" % (i, epoch) for i in (18, 19, 20)]
+    publish(c, "y", {"i": 21})
+    assert st.event()["data"]["rev"] == 21
+    st.close()
+
+    # rev 3 is not: resync to the value, then live from it
+    st = Stream(n, "y", last_id="3:%s" % epoch)
+    ev = st.event()
+    assert ev["event"] == "resync" and ev["id"] == "21:%s" % epoch
+    assert ev["data"] == {"action": "resync", "topic": "y",
+                          "reason": "gap", "data": {"i": 21}, "rev": 21,
+                          "epoch": epoch, "ts": ev["data"]["ts"],
+                          "type": "event"}
+    publish(c, "y", {"i": 22})
+    ev = st.event()
+    assert (ev["event"], ev["data"]["rev"]) == ("message", 22)
+    st.close()
+
+    # an epoch that is not the topic's, or none: resync
+    for last in ["5:someone-else", "5", "0:nobody"]:
+        st = Stream(n, "y", path="/api/topics/y/events?lastEventId=%s"
+                    % last.replace(":", "%3A"))
+        ev = st.event()
+        assert (ev["event"], ev["data"]["reason"]) == ("resync", "epoch")
+        assert ev["id"] == "22:%s" % epoch
+        st.close()
+
+    # registered again: a new epoch
+    r = c.request({"id": "u", "action": "unregisterTopic", "topic": "y",
+                   "requireAck": True})
+    assert r["code"] == 200
+    register(c, "y", {"i": None})
+    st = Stream(n, "y", last_id="22:%s" % epoch)
+    ev = st.event()
+    assert (ev["event"], ev["data"]["reason"]) == ("resync", "epoch")
+    assert ev["data"]["epoch"] != epoch and ev["data"]["rev"] == 0
+    assert ev["id"] == "0:%s" % ev["data"]["epoch"]
+    st.close()
+
+
+def test_stream_heartbeat_and_disconnect(make_nginx):
+    n = start(make_nginx)
+    c = n.client()
+    register(c, "hb", {"i": None})
+    st = Stream(n, "hb")
+    st.event()
+    assert n.status()["subscriptions"] == 1
+    # heartbeat=300ms: comments while nothing happens
+    t0 = time.monotonic()
+    while st.heartbeats < 3:
+        line = st.resp.readline()
+        assert line in (b":\n", b"\n"), line
+        if line == b":\n":
+            st.heartbeats += 1
+    assert time.monotonic() - t0 < 5
+    # the client goes: the subscriber goes with it
+    st.conn.sock.shutdown(socket.SHUT_RDWR)
+    st.close()
+    wait_for(lambda: n.status()["subscriptions"] == 0,
+             what="the stream's subscription to end")
+    assert n.status()["topics_subscribed"] == 0
+
+
+def test_stream_ends_when_unregistered(make_nginx):
+    n = start(make_nginx)
+    c = n.client()
+    register(c, "gone", {"i": None})
+    st = Stream(n, "gone")
+    st.event()
+    r = c.request({"id": "u", "action": "unregisterTopic", "topic": "gone",
+                   "requireAck": True})
+    assert r["code"] == 200
+    with pytest.raises((EOFError, http.client.IncompleteRead)):
+        for _ in range(100):
+            st.event()
+    assert "event stream closed: the topic was unregistered" in n.log()
+
+
+def test_stream_slow_consumer(make_nginx):
+    n = start(make_nginx, extra="loom_max_send_queue 64k;")
+    c = n.client()
+    register(c, "slow", {"s": None})
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", n.port))
+    s.sendall(b"GET /api/topics/slow/events HTTP/1.1\r\n"
+              b"Host: x\r\n\r\n")
+    time.sleep(0.2)
+    blob = "x" * 20000
+    for i in range(300):
+        publish(c, "slow", {"s": blob}, rid="p%d" % i)
+        if "the client reads too slowly" in n.log():
+            break
+    wait_for(lambda: "event stream closed: the client reads too slowly"
+             in n.log(), what="the slow stream to be closed")
+    wait_for(lambda: n.status()["subscriptions"] == 0,
+             what="its subscription to end")
+    s.close()
