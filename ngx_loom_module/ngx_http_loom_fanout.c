@@ -38,7 +38,7 @@ typedef struct {
 
 
 static ngx_http_loom_frame_t *ngx_http_loom_fanout_sse(
-    ngx_http_loom_gap_item_t *item, ngx_str_t *epoch);
+    ngx_http_loom_gap_item_t *item, ngx_str_t *epoch, ngx_log_t *log);
 static ngx_http_loom_frame_t *ngx_http_loom_fanout_resync_frame(
     ngx_str_t *text, ngx_uint_t kind, uint64_t rev, ngx_str_t *epoch);
 static ngx_int_t ngx_http_loom_fanout_send(ngx_http_loom_sub_t *sub,
@@ -47,13 +47,13 @@ static ngx_int_t ngx_http_loom_fanout_send(ngx_http_loom_sub_t *sub,
 
 ngx_http_loom_frame_t *
 ngx_http_loom_fanout_frame(ngx_http_loom_gap_item_t *item, ngx_uint_t kind,
-    ngx_str_t *epoch)
+    ngx_str_t *epoch, ngx_log_t *log)
 {
     u_char                 *p;
     ngx_http_loom_frame_t  *f;
 
     if (kind == NGX_HTTP_LOOM_FRAME_SSE) {
-        return ngx_http_loom_fanout_sse(item, epoch);
+        return ngx_http_loom_fanout_sse(item, epoch, log);
     }
 
     if (kind == NGX_HTTP_LOOM_FRAME_V1 || item->rev == 0) {
@@ -84,7 +84,8 @@ ngx_http_loom_fanout_frame(ngx_http_loom_gap_item_t *item, ngx_uint_t kind,
 /* the event of an event stream: the v2 delivery, with the position as id */
 
 static ngx_http_loom_frame_t *
-ngx_http_loom_fanout_sse(ngx_http_loom_gap_item_t *item, ngx_str_t *epoch)
+ngx_http_loom_fanout_sse(ngx_http_loom_gap_item_t *item, ngx_str_t *epoch,
+    ngx_log_t *log)
 {
     u_char                     *p, *text;
     ngx_http_loom_frame_t      *f;
@@ -101,7 +102,7 @@ ngx_http_loom_fanout_sse(ngx_http_loom_gap_item_t *item, ngx_str_t *epoch)
         ev.epoch = *epoch;
         ev.data.len = ngx_http_loom_rev_delivery_len(&item->delivery,
                                                      item->rev, item->ts);
-        text = ngx_alloc(ev.data.len, ngx_cycle->log);
+        text = ngx_alloc(ev.data.len, log);
         if (text == NULL) {
             return NULL;
         }
@@ -157,7 +158,8 @@ ngx_http_loom_fanout_deliver(ngx_http_loom_topic_t *t,
         k = ngx_http_loom_fanout_kind(sub->subscriber, item);
 
         if (f[k] == NULL) {
-            f[k] = ngx_http_loom_fanout_frame(item, k, &epoch);
+            f[k] = ngx_http_loom_fanout_frame(item, k, &epoch,
+                                              t->worker->log);
             if (f[k] == NULL) {
                 continue;
             }
@@ -388,7 +390,7 @@ ngx_http_loom_fanout_replay(ngx_http_loom_subscriber_t *sr,
     ngx_http_loom_frame_t  *f;
 
     f = ngx_http_loom_fanout_frame(item, ngx_http_loom_fanout_kind(sr, item),
-                                   epoch);
+                                   epoch, sr->log);
     if (f == NULL) {
         return NGX_ERROR;
     }

@@ -81,10 +81,24 @@ struct ngx_http_loom_http_s {
 /* ngx_http_loom_http.c, for the stream */
 ngx_int_t ngx_http_loom_http_run(ngx_http_loom_http_t *h, u_char *message,
     size_t len);
-ngx_int_t ngx_http_loom_http_error(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *answer, char *text);
+/* a string as a JSON string, quotes included */
 ngx_int_t ngx_http_loom_http_quote(ngx_http_request_t *r, ngx_str_t *value,
     ngx_str_t *quoted);
+
+
+/* ngx_http_loom_http_answer.c */
+
+/*
+ * An error response: with an answer, its members and the status its code
+ * and message give (status 0) or the status given; without, the status
+ * and {"code":status,"message":text}
+ */
+ngx_int_t ngx_http_loom_http_error(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *answer, char *text);
+
+/* the response to the answer of get, publish or listTopics */
+void ngx_http_loom_http_reply(ngx_http_loom_http_t *h, ngx_str_t *answer);
+
 /* the code of an answer; 0 when it has none */
 ngx_int_t ngx_http_loom_http_status_code(ngx_str_t *answer);
 /* the answer's "data" as it came, or NULL */
@@ -97,6 +111,7 @@ ngx_str_t *ngx_http_loom_http_data(ngx_http_request_t *r, ngx_str_t *answer,
  */
 ngx_int_t ngx_http_loom_http_members(ngx_http_request_t *r, json_t *answer,
     ngx_int_t code, ngx_str_t *data, ngx_str_t *body);
+
 
 /* ngx_http_loom_http_sse.c */
 ngx_int_t ngx_http_loom_http_events(ngx_http_loom_http_t *h);

@@ -188,7 +188,8 @@ void ngx_http_loom_topic_answer(ngx_queue_t *released, ngx_queue_t *failed);
 /* ngx_http_loom_fanout.c: revisions to the local subscribers */
 /* epoch: the revision's, for an event's id (NGX_HTTP_LOOM_FRAME_SSE) */
 ngx_http_loom_frame_t *ngx_http_loom_fanout_frame(
-    ngx_http_loom_gap_item_t *item, ngx_uint_t kind, ngx_str_t *epoch);
+    ngx_http_loom_gap_item_t *item, ngx_uint_t kind, ngx_str_t *epoch,
+    ngx_log_t *log);
 ngx_uint_t ngx_http_loom_fanout_deliver(ngx_http_loom_topic_t *t,
     ngx_http_loom_gap_item_t *item);
 void ngx_http_loom_fanout_resync(ngx_http_loom_topic_t *t,

@@ -1,7 +1,7 @@
 /* SOURCES: ngx_http_loom_topic.c ngx_http_loom_channel.c */
 /* SOURCES: ngx_http_loom_gap.c ngx_http_loom_fanout.c */
 /* SOURCES: ngx_http_loom_rev.c ngx_http_loom_json.c ngx_http_loom_utf8.c */
-/* SOURCES: ngx_http_loom_json_text.c */
+/* SOURCES: ngx_http_loom_json_text.c ngx_http_loom_sse.c */
 
 /*
  * A worker's topics on their own: the schema cache (least recently used
@@ -316,6 +316,13 @@ ngx_http_loom_frame_alloc(ngx_uint_t opcode, size_t len, u_char **payload)
     *payload = f->data;
 
     return f;
+}
+
+
+ngx_http_loom_frame_t *
+ngx_http_loom_frame_bytes(size_t len, u_char **data)
+{
+    return ngx_http_loom_frame_alloc(0, len, data);
 }
 
 
