@@ -11,8 +11,6 @@
 #include "ngx_http_loom_protocol.h"
 #include "ngx_http_loom_json.h"
 #include "ngx_http_loom_utf8.h"
-#include "ngx_http_loom_ws.h"
-#include "ngx_http_loom_shm.h"
 
 
 /*
@@ -39,12 +37,9 @@ static ngx_int_t ngx_http_loom_http_route(ngx_http_request_t *r,
     ngx_uint_t *route, ngx_str_t *name);
 static ngx_int_t ngx_http_loom_http_not_allowed(ngx_http_request_t *r,
     char *allow);
-static ngx_http_loom_http_t *ngx_http_loom_http_create(
-    ngx_http_request_t *r, void *access);
-static void ngx_http_loom_http_cleanup(void *data);
-static void ngx_http_loom_http_answered(ngx_event_t *ev);
-static void ngx_http_loom_http_nomem(ngx_http_loom_requests_t *rq);
 static ngx_int_t ngx_http_loom_http_get(ngx_http_loom_http_t *h);
+static ngx_int_t ngx_http_loom_http_ask(ngx_http_loom_http_t *h,
+    u_char *m, size_t len);
 static ngx_int_t ngx_http_loom_http_list(ngx_http_loom_http_t *h);
 static ngx_int_t ngx_http_loom_http_post(ngx_http_loom_http_t *h);
 static void ngx_http_loom_http_body(ngx_http_request_t *r);
@@ -293,180 +288,6 @@ ngx_http_loom_http_not_allowed(ngx_http_request_t *r, char *allow)
 }
 
 
-/* the request's session, which lives and goes with the request's pool */
-
-static ngx_http_loom_http_t *
-ngx_http_loom_http_create(ngx_http_request_t *r, void *access)
-{
-    ngx_connection_t          *c;
-    ngx_pool_cleanup_t        *cln;
-    ngx_http_loom_http_t      *h;
-    ngx_http_loom_worker_t    *w;
-    ngx_http_loom_session_t   *s;
-    ngx_http_loom_loc_conf_t  *llcf;
-
-    c = r->connection;
-    w = ngx_http_loom_get_worker();
-    llcf = ngx_http_get_module_loc_conf(r, ngx_http_loom_module);
-
-    h = ngx_pcalloc(r->pool, sizeof(ngx_http_loom_http_t));
-    if (h == NULL) {
-        return NULL;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NULL;
-    }
-
-    cln->handler = ngx_http_loom_http_cleanup;
-    cln->data = h;
-
-    h->request = r;
-
-    h->answered.handler = ngx_http_loom_http_answered;
-    h->answered.data = h;
-    h->answered.log = c->log;
-    h->answered.ready = 1;
-
-    h->answers_connection.write = &h->answered;
-    h->answers_connection.log = c->log;
-    h->answers.connection = &h->answers_connection;
-    h->answers.limit = llcf->max_send_queue;
-    h->answers.data = h;
-
-    s = &h->session;
-    s->connection = c;
-    s->worker = w;
-    s->conf = llcf;
-    s->access = access;
-
-    ngx_http_loom_requests_init(&s->requests, &h->answers, c->log, s);
-
-    if (w->stats) {
-        s->requests.gauge = &w->stats->requests;
-    }
-
-    s->requests.nomem = ngx_http_loom_http_nomem;
-
-    ngx_http_loom_subscriber_init(&s->subscriber, &h->answers, c->log);
-    ngx_http_loom_protocol_init(s);
-
-    /* answers with positions: rev, epoch and ts */
-    s->subscriber.v2 = 1;
-
-    ngx_http_set_ctx(r, h, ngx_http_loom_module);
-
-    return h;
-}
-
-
-static void
-ngx_http_loom_http_cleanup(void *data)
-{
-    ngx_http_loom_http_t  *h = data;
-
-    if (h->answered.posted) {
-        ngx_delete_posted_event(&h->answered);
-    }
-
-    if (h->close.posted) {
-        ngx_delete_posted_event(&h->close);
-    }
-
-    if (h->heartbeat.timer_set) {
-        ngx_del_timer(&h->heartbeat);
-    }
-
-    ngx_http_loom_protocol_session_closed(&h->session);
-    ngx_http_loom_topic_unsubscribe_all(&h->session.subscriber);
-
-    ngx_http_loom_out_free(&h->answers);
-    ngx_http_loom_out_free(&h->out);
-}
-
-
-/* a message for the actions, as if a WebSocket client had sent it */
-
-ngx_int_t
-ngx_http_loom_http_run(ngx_http_loom_http_t *h, u_char *message, size_t len)
-{
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, h->request->connection->log, 0,
-                   "loom http: \"%*s\"", len, message);
-
-    ngx_http_loom_protocol_message(&h->session, message, len);
-
-    return NGX_OK;
-}
-
-
-/* the answer is queued: from the next pass of the event loop on */
-
-static void
-ngx_http_loom_http_answered(ngx_event_t *ev)
-{
-    ngx_str_t               answer;
-    ngx_connection_t       *c;
-    ngx_http_loom_out_t    *o;
-    ngx_http_loom_http_t   *h;
-    ngx_http_loom_frame_t  *f;
-
-    h = ev->data;
-    o = &h->answers;
-    c = h->request->connection;
-
-    if (o->count == 0) {
-        return;
-    }
-
-    /* the answer's handler may finalize the request, and free h */
-
-    f = o->ring[o->head];
-    f->refs++;
-    ngx_http_loom_out_shift(o);
-
-    ngx_http_loom_ws_payload(f->data, f->len, &answer);
-
-    ngx_http_set_log_request(c->log, h->request);
-
-    h->answer(h, &answer);
-
-    ngx_http_loom_frame_release(f);
-
-    ngx_http_run_posted_requests(c);
-}
-
-
-static void
-ngx_http_loom_http_nomem(ngx_http_loom_requests_t *rq)
-{
-    ngx_log_error(NGX_LOG_ERR, rq->log, 0, "loom http: out of memory");
-}
-
-
-ngx_int_t
-ngx_http_loom_http_quote(ngx_http_request_t *r, ngx_str_t *value,
-    ngx_str_t *quoted)
-{
-    u_char  *p;
-
-    p = ngx_pnalloc(r->pool,
-                    2 + ngx_http_loom_json_escape_len(value->data,
-                                                      value->len));
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    quoted->data = p;
-    *p++ = '"';
-    p = ngx_http_loom_json_escape(p, value->data, value->len);
-    *p++ = '"';
-    quoted->len = p - quoted->data;
-
-    return NGX_OK;
-}
-
-
 static ngx_int_t
 ngx_http_loom_http_get(ngx_http_loom_http_t *h)
 {
@@ -490,11 +311,19 @@ ngx_http_loom_http_get(ngx_http_loom_http_t *h)
     p = ngx_cpymem(p, topic.data, topic.len);
     *p++ = '}';
 
-    h->answer = ngx_http_loom_http_reply;
-    r->read_event_handler = ngx_http_test_reading;
-    r->main->count++;
+    return ngx_http_loom_http_ask(h, m, p - m);
+}
 
-    (void) ngx_http_loom_http_run(h, m, p - m);
+
+/* the request waits for the answer to m, its response */
+
+static ngx_int_t
+ngx_http_loom_http_ask(ngx_http_loom_http_t *h, u_char *m, size_t len)
+{
+    h->answer = ngx_http_loom_http_reply;
+    h->request->main->count++;
+
+    (void) ngx_http_loom_http_run(h, m, len);
 
     return NGX_DONE;
 }
@@ -503,8 +332,8 @@ ngx_http_loom_http_get(ngx_http_loom_http_t *h)
 static ngx_int_t
 ngx_http_loom_http_list(ngx_http_loom_http_t *h)
 {
-    u_char              *m, *p, *dst, *src;
-    ngx_str_t            arg, cursor, quoted;
+    u_char              *m, *p;
+    ngx_str_t            cursor, quoted;
     ngx_http_request_t  *r;
 
     r = h->request;
@@ -512,16 +341,7 @@ ngx_http_loom_http_list(ngx_http_loom_http_t *h)
 
     /* ?cursor=<digits>: the next page, as "cursor" in listTopics' data */
 
-    if (ngx_http_arg(r, (u_char *) "cursor", 6, &arg) == NGX_OK) {
-        dst = ngx_pnalloc(r->pool, arg.len + 1);
-        if (dst == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        cursor.data = dst;
-        src = arg.data;
-        ngx_unescape_uri(&dst, &src, arg.len, 0);
-        cursor.len = dst - cursor.data;
+    if (ngx_http_loom_http_arg(r, "cursor", &cursor) == NGX_OK) {
 
         if (ngx_http_loom_http_quote(r, &cursor, &quoted) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -545,13 +365,7 @@ ngx_http_loom_http_list(ngx_http_loom_http_t *h)
 
     *p++ = '}';
 
-    h->answer = ngx_http_loom_http_reply;
-    r->read_event_handler = ngx_http_test_reading;
-    r->main->count++;
-
-    (void) ngx_http_loom_http_run(h, m, p - m);
-
-    return NGX_DONE;
+    return ngx_http_loom_http_ask(h, m, p - m);
 }
 
 
@@ -769,8 +583,9 @@ ngx_http_loom_http_publish(ngx_http_loom_http_t *h, u_char *body, size_t len)
         }
     }
 
+    /* the request's count is the body reading's */
+
     h->answer = ngx_http_loom_http_reply;
-    r->read_event_handler = ngx_http_test_reading;
 
     (void) ngx_http_loom_http_run(h, m, p - m);
 

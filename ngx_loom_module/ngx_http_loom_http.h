@@ -78,9 +78,15 @@ struct ngx_http_loom_http_s {
 };
 
 
-/* ngx_http_loom_http.c, for the stream */
+/* ngx_http_loom_http_session.c */
+ngx_http_loom_http_t *ngx_http_loom_http_create(ngx_http_request_t *r,
+    void *access);
+/* a message for the actions, as if a WebSocket client had sent it */
 ngx_int_t ngx_http_loom_http_run(ngx_http_loom_http_t *h, u_char *message,
     size_t len);
+/* an argument, percent-decoded; NGX_DECLINED: not there */
+ngx_int_t ngx_http_loom_http_arg(ngx_http_request_t *r, char *name,
+    ngx_str_t *value);
 /* a string as a JSON string, quotes included */
 ngx_int_t ngx_http_loom_http_quote(ngx_http_request_t *r, ngx_str_t *value,
     ngx_str_t *quoted);

@@ -59,6 +59,10 @@ ngx_http_loom_http_events(ngx_http_loom_http_t *h)
 
     rc = ngx_http_loom_sse_last_event_id(h, &id);
 
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (rc == NGX_OK) {
         rc = ngx_http_loom_sse_last_id(&id, &h->since, &h->epoch);
 
@@ -133,7 +137,6 @@ ngx_http_loom_http_events(ngx_http_loom_http_t *h)
 
     h->answer = ngx_http_loom_sse_answer;
 
-    r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_loom_sse_write;
     r->main->count++;
 
@@ -143,13 +146,11 @@ ngx_http_loom_http_events(ngx_http_loom_http_t *h)
 }
 
 
-/* NGX_OK with id; NGX_DECLINED: none given */
+/* NGX_OK with id; NGX_DECLINED: none given; NGX_ERROR */
 
 static ngx_int_t
 ngx_http_loom_sse_last_event_id(ngx_http_loom_http_t *h, ngx_str_t *id)
 {
-    u_char              *dst, *src;
-    ngx_str_t            arg;
     ngx_uint_t           i;
     ngx_list_part_t     *part;
     ngx_table_elt_t     *e;
@@ -182,21 +183,7 @@ ngx_http_loom_sse_last_event_id(ngx_http_loom_http_t *h, ngx_str_t *id)
 
     /* the argument, for clients and proxies that cannot send the header */
 
-    if (ngx_http_arg(r, (u_char *) "lastEventId", 11, &arg) != NGX_OK) {
-        return NGX_DECLINED;
-    }
-
-    dst = ngx_pnalloc(r->pool, arg.len + 1);
-    if (dst == NULL) {
-        return NGX_DECLINED;
-    }
-
-    id->data = dst;
-    src = arg.data;
-    ngx_unescape_uri(&dst, &src, arg.len, 0);
-    id->len = dst - id->data;
-
-    return NGX_OK;
+    return ngx_http_loom_http_arg(r, "lastEventId", id);
 }
 
 
