@@ -622,3 +622,32 @@ def test_stream_slow_consumer(make_nginx):
     wait_for(lambda: n.status()["subscriptions"] == 0,
              what="its subscription to end")
     s.close()
+
+
+def test_stream_over_http2(make_nginx):
+    curl = "/usr/bin/curl"
+    if not os.path.exists(curl):
+        pytest.skip("no curl")
+    p2 = free_port()
+    n = make_nginx(server="listen 127.0.0.1:%d http2; " % p2 + API % "")
+    c = n.client()
+    register(c, "s2", {"a": None})
+    proc = subprocess.Popen([curl, "-s", "-N", "--http2-prior-knowledge",
+                             "--max-time", "3", "-w", "%{http_version}",
+                             "http://127.0.0.1:%d/api/topics/s2/events"
+                             % p2], stdout=subprocess.PIPE)
+    wait_for(lambda: n.status()["subscriptions"] == 1,
+             what="the stream to subscribe")
+    for i in range(1, 4):
+        publish(c, "s2", {"a": i})
+    out = proc.communicate(timeout=10)[0].decode()
+    assert out.endswith("2"), out
+    events = [e for e in out[:-1].split("\n\n") if e.startswith("event")
+              or e.startswith("id")]
+    assert events[0].startswith("event: snapshot\nid: 0:"), out
+    assert [json.loads(e.split("data: ", 1)[1])["data"]
+            for e in events[1:]] == [{"a": 1}, {"a": 2}, {"a": 3}], out
+    assert ":\n\n:\n\n" in out
+    # curl's end (a reset stream) ends the subscription
+    wait_for(lambda: n.status()["subscriptions"] == 0,
+             what="the stream's subscription to end")
