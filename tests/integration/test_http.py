@@ -88,6 +88,15 @@ def test_get_post_and_etag(make_nginx):
     s, h, raw = req(n, "GET", "/api/topics/h/a",
                     headers={"If-None-Match": '"1:%s"' % epoch})
     assert s == 200
+    s, h, raw = req(n, "GET", "/api/topics/h/a",
+                    headers={"If-None-Match": "*"})
+    assert s == 304
+    s, h, raw = req(n, "GET", "/api/topics/h/a",
+                    headers={"If-Match": '"1:%s"' % epoch})
+    assert s == 412
+    s, h, raw = req(n, "GET", "/api/topics/h/a",
+                    headers={"If-Match": '"2:%s"' % epoch})
+    assert s == 200
 
     # HEAD: the headers of a GET
     s, h, raw = req(n, "HEAD", "/api/topics/h/a")
@@ -186,12 +195,17 @@ def test_message_size_limit(make_nginx):
 def test_list_pages(make_nginx):
     n = start(make_nginx)
     c = n.client()
-    names = ["l%03d" % i for i in range(130)]
+    names = ["l%04d" % i for i in range(1300)]
     for t in names:
-        register(c, t, {"a": None}, rid=t)
+        c.send_json({"id": t, "action": "registerTopic", "topic": t,
+                     "data": {"a": None}, "requireAck": True})
+    for t in names:
+        assert c.recv_json()["code"] == 200
     seen = []
     cursor = None
+    pages = 0
     for _ in range(20):
+        pages += 1
         path = "/api/topics" + ("?cursor=%s" % cursor if cursor else "")
         s, h, b = jreq(n, "GET", path)
         assert s == 200, b
@@ -205,6 +219,7 @@ def test_list_pages(make_nginx):
         if not cursor:
             break
     assert sorted(seen) == names
+    assert pages > 1
     s, h, b = jreq(n, "GET", "/api/topics?cursor=x1")
     assert (s, b["message"]) == (400, "cursor must be a string of digits")
     s, h, b = jreq(n, "GET", "/api/topics/")
@@ -414,6 +429,8 @@ def test_stream_snapshot_then_live(make_nginx):
     ev = st.event()
     assert ev["id"] == "4:%s" % epoch and ev["data"]["data"] == {"n": 4,
                                                                  "s": "c"}
+    # an HTTP publish has no message id and no ClientId
+    assert (ev["data"]["id"], ev["data"]["senderId"]) == ("", "")
     # not stored: no id, no rev
     r = c.request({"id": "w", "action": "sendWithoutSave", "topic": "e",
                    "data": {"n": 5, "s": "d"}, "requireAck": True})
@@ -651,3 +668,34 @@ def test_stream_over_http2(make_nginx):
     # curl's end (a reset stream) ends the subscription
     wait_for(lambda: n.status()["subscriptions"] == 0,
              what="the stream's subscription to end")
+
+
+def test_stream_http10_and_shutdown(make_nginx):
+    n = start(make_nginx)
+    c = n.client()
+    register(c, "old", {"a": None})
+    s = socket.create_connection(("127.0.0.1", n.port), timeout=10)
+    s.sendall(b"GET /api/topics/old/events HTTP/1.0\r\n\r\n")
+    f = s.makefile("rb")
+    assert f.readline() == b"HTTP/1.1 200 OK\r\n"
+    headers = {}
+    while True:
+        line = f.readline()
+        if line == b"\r\n":
+            break
+        k, v = line.decode().split(":", 1)
+        headers[k.lower()] = v.strip()
+    assert "transfer-encoding" not in headers
+    assert "content-length" not in headers
+    assert f.readline() == b"event: snapshot\n"
+    publish(c, "old", {"a": 1})
+    lines = []
+    while len(lines) < 2 or lines[-1] != b"\n" or not lines[-2].startswith(
+            b"data: {\"id\""):
+        lines.append(f.readline())
+    assert json.loads(lines[-2][6:])["data"] == {"a": 1}
+    # a graceful shutdown ends the stream: the connection closes
+    n.stop()
+    rest = f.read()
+    assert not rest.strip(b":\n"), rest
+    s.close()
