@@ -92,6 +92,9 @@ ngx_http_loom_http_create(ngx_http_request_t *r, void *access)
 
     ngx_http_set_ctx(r, h, ngx_http_loom_module);
 
+    /* the request's phases are over: its own events run no more of them */
+    r->write_event_handler = ngx_http_request_empty_handler;
+
     return h;
 }
 
