@@ -549,8 +549,8 @@ ngx_http_loom_http_publish(ngx_http_loom_http_t *h, u_char *body, size_t len)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_http_loom_cpylit(m, "{\"action\":\"publish\",\"requireAck\":true,"
-                      "\"topic\":");
+    p = ngx_http_loom_cpylit(m, "{\"action\":\"publish\","
+                                "\"requireAck\":true,\"topic\":");
     p = ngx_cpymem(p, topic.data, topic.len);
 
     /* no body is no data, as a message without "data" */

@@ -101,8 +101,9 @@ ngx_http_loom_http_events(ngx_http_loom_http_t *h)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_http_loom_cpylit(m, "{\"action\":\"subscribe\",\"requireAck\":true,"
-                      "\"snapshot\":true,\"topic\":");
+    p = ngx_http_loom_cpylit(m, "{\"action\":\"subscribe\","
+                                "\"requireAck\":true,\"snapshot\":true,"
+                                "\"topic\":");
     p = ngx_cpymem(p, topic.data, topic.len);
 
     if (h->resume) {
