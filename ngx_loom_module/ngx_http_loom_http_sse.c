@@ -11,6 +11,7 @@
 #include "ngx_http_loom_sse.h"
 #include "ngx_http_loom_rev.h"
 #include "ngx_http_loom_gap.h"
+#include "ngx_http_loom_shm.h"
 
 
 /*
@@ -580,6 +581,10 @@ ngx_http_loom_sse_overflow(ngx_http_loom_out_t *o)
 
     if (!h->closing) {
         h->closing = 1;
+
+        if (h->session.worker->stats) {
+            h->session.worker->stats->slow_consumers++;
+        }
 
         ngx_log_error(NGX_LOG_INFO, h->request->connection->log, 0,
                       "loom http: event stream closed: the client reads "

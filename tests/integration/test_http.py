@@ -638,6 +638,7 @@ def test_stream_slow_consumer(make_nginx):
              in n.log(), what="the slow stream to be closed")
     wait_for(lambda: n.status()["subscriptions"] == 0,
              what="its subscription to end")
+    assert n.status()["slow_consumers"] == 1
     s.close()
 
 
