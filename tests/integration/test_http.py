@@ -700,3 +700,26 @@ def test_stream_http10_and_shutdown(make_nginx):
     rest = f.read()
     assert not rest.strip(b":\n"), rest
     s.close()
+
+
+def test_post_refused_by_json_schema_has_errors(make_nginx):
+    """contract.md: a JSON Schema topic's refusal carries "errors"; over
+    HTTP it is the same answer, with the same members."""
+    n = start(make_nginx)
+    c = n.client()
+    r = c.request({"id": "g", "action": "getSchema", "topic": "none"})
+    if r.get("message", "").startswith("unknown action"):
+        pytest.skip("JSON Schema topics are not in this build")
+    r = c.request({"id": "r", "action": "registerTopic", "topic": "js",
+                   "schemaType": "json-schema", "requireAck": True,
+                   "data": {"type": "object",
+                            "properties": {"a": {"type": "integer"}},
+                            "required": ["a"]}})
+    assert r["code"] == 200, r
+    s, h, b = jreq(n, "POST", "/api/topics/js", {"a": "text"})
+    r = c.request({"id": "p", "action": "publish", "topic": "js",
+                   "data": {"a": "text"}, "requireAck": True})
+    assert r["code"] == 400 and r["errors"], r
+    expected = {k: v for k, v in r.items() if k not in ("id", "action",
+                                                        "type")}
+    assert (s, b) == (400, expected)
