@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -723,3 +724,25 @@ def test_post_refused_by_json_schema_has_errors(make_nginx):
     expected = {k: v for k, v in r.items() if k not in ("id", "action",
                                                         "type")}
     assert (s, b) == (400, expected)
+
+
+def test_names_from_the_path(make_nginx):
+    n = start(make_nginx, extra="loom_max_topic_length 40;")
+    c = n.client()
+    name = 'odd "name"/ü?&#%+x/events'
+    register(c, name, {"a": None})
+    path = "/api/topics/" + urllib.parse.quote(name, safe="")
+    s, h, b = jreq(n, "POST", path, {"a": 1})
+    assert (s, b) == (200, {"rev": 1}), b
+    s, h, b = jreq(n, "GET", path)
+    assert (s, b["data"]) == (200, {"a": 1})
+    r = c.request({"id": "g", "action": "get", "topic": name})
+    assert r["data"] == {"a": 1}
+    # its stream: the last "/events" as sent is the stream's
+    st = Stream(n, None, path=path + "/events")
+    assert st.event()["data"]["data"] == {"a": 1}
+    st.close()
+    s, h, b = jreq(n, "GET", "/api/topics/" + "x" * 41)
+    assert (s, b["message"]) == (400, "topic name is longer than 40 bytes")
+    s, h, b = jreq(n, "GET", "/api/topics/%FF")
+    assert (s, b["message"]) == (400, "topic name is not valid UTF-8")
