@@ -746,3 +746,24 @@ def test_names_from_the_path(make_nginx):
     assert (s, b["message"]) == (400, "topic name is longer than 40 bytes")
     s, h, b = jreq(n, "GET", "/api/topics/%FF")
     assert (s, b["message"]) == (400, "topic name is not valid UTF-8")
+
+
+def test_stream_ends_when_the_token_expires(make_nginx, workdir):
+    from authtools import SECRET
+    secret = os.path.join(workdir, "jwt.secret")
+    with open(secret, "wb") as f:
+        f.write(SECRET + b"\n")
+    n = start(make_nginx, extra="loom_jwt HS256 %s leeway=0s;" % secret)
+    admin = hs256(claims(sub="admin", perms={"admin": ["**"]}))
+    c = n.client(headers={"Authorization": "Bearer " + admin})
+    register(c, "tok", {"a": None})
+    tok = hs256(claims(sub="eve", ttl=2, perms={"subscribe": ["tok"]}))
+    st = Stream(n, "tok", path="/api/topics/tok/events?access_token=" + tok)
+    assert st.status == 200
+    st.event()
+    t0 = time.monotonic()
+    with pytest.raises((EOFError, http.client.IncompleteRead)):
+        for _ in range(100):
+            st.event()
+    assert time.monotonic() - t0 < 5
+    assert "event stream closed: the token expired" in n.log()
