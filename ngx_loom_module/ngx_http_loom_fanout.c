@@ -31,6 +31,8 @@ typedef struct {
 } ngx_http_loom_buffered_t;
 
 
+/* the frame a subscriber gets of an item: v1 for what is not stored */
+
 #define ngx_http_loom_fanout_kind(sr, item)                                  \
     ((sr)->sse ? NGX_HTTP_LOOM_FRAME_SSE                                     \
                : ((sr)->v2 && (item)->rev) ? NGX_HTTP_LOOM_FRAME_V2          \
