@@ -58,6 +58,12 @@ ngx_http_loom_http_events(ngx_http_loom_http_t *h)
 
     r = h->request;
 
+    if (r != r->main) {
+        return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                        "an event stream cannot be a "
+                                        "subrequest");
+    }
+
     rc = ngx_http_loom_sse_last_event_id(h, &id);
 
     if (rc == NGX_ERROR) {
@@ -254,7 +260,7 @@ ngx_http_loom_sse_start(ngx_http_loom_http_t *h, ngx_str_t *answer)
 
     /* a graceful shutdown closes the stream, as an idle connection */
 
-    if (r == r->main && c->fd != (ngx_socket_t) -1) {
+    if (c->fd != (ngx_socket_t) -1) {
         c->idle = 1;
     }
 
