@@ -304,17 +304,25 @@ def test_keepalive_connection(make_nginx):
     conn.close()
 
 
-def test_http2(make_nginx):
-    curl = "/usr/bin/curl"
-    if not os.path.exists(curl):
+CURL = "/usr/bin/curl"
+
+
+def http2_nginx(make_nginx, topic):
+    """nginx with the location on an HTTP/2 (prior knowledge) listener
+    too, and its port"""
+    if not os.path.exists(CURL):
         pytest.skip("no curl")
     p2 = free_port()
     n = make_nginx(server="listen 127.0.0.1:%d http2; " % p2 + API % "")
-    c = n.client()
-    register(c, "two", {"a": None})
+    register(n.client(), topic, {"a": None})
+    return n, p2
+
+
+def test_http2(make_nginx):
+    n, p2 = http2_nginx(make_nginx, "two")
 
     def curl2(*args):
-        r = subprocess.run([curl, "-s", "-o", "-", "-w", "\n%{http_code} "
+        r = subprocess.run([CURL, "-s", "-o", "-", "-w", "\n%{http_code} "
                             "%{http_version}", "--http2-prior-knowledge"]
                            + list(args), capture_output=True, text=True,
                            timeout=10)
@@ -644,14 +652,9 @@ def test_stream_slow_consumer(make_nginx):
 
 
 def test_stream_over_http2(make_nginx):
-    curl = "/usr/bin/curl"
-    if not os.path.exists(curl):
-        pytest.skip("no curl")
-    p2 = free_port()
-    n = make_nginx(server="listen 127.0.0.1:%d http2; " % p2 + API % "")
+    n, p2 = http2_nginx(make_nginx, "s2")
     c = n.client()
-    register(c, "s2", {"a": None})
-    proc = subprocess.Popen([curl, "-s", "-N", "--http2-prior-knowledge",
+    proc = subprocess.Popen([CURL, "-s", "-N", "--http2-prior-knowledge",
                              "--max-time", "3", "-w", "%{http_version}",
                              "http://127.0.0.1:%d/api/topics/s2/events"
                              % p2], stdout=subprocess.PIPE)
