@@ -122,9 +122,9 @@ ngx_http_loom_http_handler(ngx_http_request_t *r)
         (void) ngx_http_discard_request_body(r);
 
         return (rc == NGX_DECLINED)
-               ? ngx_http_loom_http_error(r, NGX_HTTP_NOT_FOUND, NULL,
+               ? ngx_http_loom_http_error(r, NGX_HTTP_NOT_FOUND,
                                           "not found")
-               : ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+               : ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST,
                                           "topic name is not valid UTF-8");
     }
 
@@ -168,7 +168,7 @@ ngx_http_loom_http_handler(ngx_http_request_t *r)
 
     if (rc != NGX_OK) {
         (void) ngx_http_discard_request_body(r);
-        return ngx_http_loom_http_error(r, NGX_HTTP_UNAUTHORIZED, NULL,
+        return ngx_http_loom_http_error(r, NGX_HTTP_UNAUTHORIZED,
                                         "unauthorized");
     }
 
@@ -283,7 +283,7 @@ ngx_http_loom_http_not_allowed(ngx_http_request_t *r, char *allow)
     h->value.data = (u_char *) allow;
     h->value.len = ngx_strlen(allow);
 
-    return ngx_http_loom_http_error(r, NGX_HTTP_NOT_ALLOWED, NULL,
+    return ngx_http_loom_http_error(r, NGX_HTTP_NOT_ALLOWED,
                                     "method not allowed");
 }
 
@@ -382,7 +382,7 @@ ngx_http_loom_http_post(ngx_http_loom_http_t *h)
     if (r->headers_in.content_length_n > (off_t) llcf->max_message_size) {
         (void) ngx_http_discard_request_body(r);
         return ngx_http_loom_http_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                        NULL, "request body is larger than "
+                                        "request body is larger than "
                                         "loom_max_message_size");
     }
 
@@ -417,7 +417,7 @@ ngx_http_loom_http_body(ngx_http_request_t *r)
 
     case NGX_DECLINED:
         rc = ngx_http_loom_http_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                      NULL, "request body is larger than "
+                                      "request body is larger than "
                                       "loom_max_message_size");
         break;
 
@@ -514,7 +514,7 @@ ngx_http_loom_http_publish(ngx_http_loom_http_t *h, u_char *body, size_t len)
     if (ngx_http_loom_utf8_check(NGX_HTTP_LOOM_UTF8_ACCEPT, body, len)
         != NGX_HTTP_LOOM_UTF8_ACCEPT)
     {
-        return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+        return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST,
                                         "message is not valid UTF-8");
     }
 
@@ -571,14 +571,14 @@ ngx_http_loom_http_publish(ngx_http_loom_http_t *h, u_char *body, size_t len)
                                              scratch, &env, &err)
             != NGX_OK)
         {
-            return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+            return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST,
                                             (char *) errbuf);
         }
 
         if (env.data.raw.data != body
             || env.data.raw.len != (size_t) (end - start))
         {
-            return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+            return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST,
                                    "request body must be one JSON value");
         }
     }

@@ -94,22 +94,25 @@ ngx_int_t ngx_http_loom_http_quote(ngx_http_request_t *r, ngx_str_t *value,
 
 /* ngx_http_loom_http_answer.c */
 
-/*
- * An error response: with an answer, its members and the status its code
- * and message give (status 0) or the status given; without, the status
- * and {"code":status,"message":text}
- */
-ngx_int_t ngx_http_loom_http_error(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *answer, char *text);
+/* an answer: its members, "data" null there, and "data" as its bytes came */
+typedef struct {
+    json_t                        *json;
+    ngx_str_t                      data;           /* NULL data: none */
+    ngx_int_t                      code;
+} ngx_http_loom_http_answer_t;
+
+ngx_int_t ngx_http_loom_http_parse(ngx_http_request_t *r, ngx_str_t *text,
+    ngx_http_loom_http_answer_t *a);
 
 /* the response to the answer of get, publish or listTopics */
 void ngx_http_loom_http_reply(ngx_http_loom_http_t *h, ngx_str_t *answer);
 
-/* the code of an answer; 0 when it has none */
-ngx_int_t ngx_http_loom_http_status_code(ngx_str_t *answer);
-/* the answer's "data" as it came, or NULL */
-ngx_str_t *ngx_http_loom_http_data(ngx_http_request_t *r, ngx_str_t *answer,
-    ngx_http_loom_json_envelope_t *env);
+/* an error answer's members, with the status its code and message give */
+ngx_int_t ngx_http_loom_http_error_answer(ngx_http_request_t *r,
+    ngx_http_loom_http_answer_t *a);
+/* {"code":status,"message":text} */
+ngx_int_t ngx_http_loom_http_error(ngx_http_request_t *r,
+    ngx_uint_t status, char *text);
 
 /*
  * The answer's members but id, action, type (and code, which is the

@@ -41,40 +41,38 @@ static ngx_str_t  ngx_http_loom_http_missing[] = {
 void
 ngx_http_loom_http_reply(ngx_http_loom_http_t *h, ngx_str_t *answer)
 {
-    json_t                         *j;
-    ngx_int_t                       rc;
-    ngx_str_t                       body, *data;
-    json_error_t                    jerr;
-    ngx_http_request_t             *r;
-    ngx_http_loom_json_envelope_t   env;
+    ngx_int_t                    rc;
+    ngx_str_t                    body;
+    ngx_http_request_t          *r;
+    ngx_http_loom_http_answer_t  a;
 
     r = h->request;
 
-    if (ngx_http_loom_http_status_code(answer) != NGX_HTTP_OK) {
-        ngx_http_finalize_request(r,
-            ngx_http_loom_http_error(r, 0, answer, NULL));
-        return;
-    }
-
-    j = json_loadb((char *) answer->data, answer->len, 0, &jerr);
-    if (j == NULL) {
+    if (ngx_http_loom_http_parse(r, answer, &a) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    data = ngx_http_loom_http_data(r, answer, &env);
+    if (a.code != NGX_HTTP_OK) {
+        rc = ngx_http_loom_http_error_answer(r, &a);
+        json_decref(a.json);
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
 
     rc = NGX_OK;
 
     if (r->method != NGX_HTTP_POST && h->name.len) {
-        rc = ngx_http_loom_http_etag(r, j);
+        rc = ngx_http_loom_http_etag(r, a.json);
     }
 
     if (rc == NGX_OK) {
-        rc = ngx_http_loom_http_members(r, j, 0, data, &body);
+        rc = ngx_http_loom_http_members(r, a.json, 0,
+                                        a.data.data ? &a.data : NULL,
+                                        &body);
     }
 
-    json_decref(j);
+    json_decref(a.json);
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -86,61 +84,98 @@ ngx_http_loom_http_reply(ngx_http_loom_http_t *h, ngx_str_t *answer)
 }
 
 
-ngx_str_t *
-ngx_http_loom_http_data(ngx_http_request_t *r, ngx_str_t *answer,
-    ngx_http_loom_json_envelope_t *env)
-{
-    u_char     *scratch, errbuf[NGX_HTTP_LOOM_JSON_ERRLEN];
-    ngx_str_t   err;
+/*
+ * "data" is the value as stored, which jansson may not take as it is (an
+ * integer above 2^63, say): its bytes are kept aside, and jansson reads the
+ * answer with null in their place
+ */
 
-    scratch = ngx_pnalloc(r->pool, answer->len);
-    if (scratch == NULL) {
-        return NULL;
+ngx_int_t
+ngx_http_loom_http_parse(ngx_http_request_t *r, ngx_str_t *text,
+    ngx_http_loom_http_answer_t *a)
+{
+    u_char                         *scratch, *copy, *p, *end;
+    u_char                          errbuf[NGX_HTTP_LOOM_JSON_ERRLEN];
+    ngx_str_t                       err;
+    json_error_t                    jerr;
+    ngx_http_loom_json_envelope_t   env;
+
+    ngx_memzero(a, sizeof(ngx_http_loom_http_answer_t));
+
+    scratch = ngx_pnalloc(r->pool, text->len + 4);
+    copy = ngx_pnalloc(r->pool, text->len + 4);
+
+    if (scratch == NULL || copy == NULL) {
+        return NGX_ERROR;
     }
 
     err.data = errbuf;
 
-    if (ngx_http_loom_json_scan_envelope(answer->data, answer->len,
-                                         NGX_MAX_INT32_VALUE, scratch, env,
+    if (ngx_http_loom_json_scan_envelope(text->data, text->len,
+                                         NGX_MAX_INT32_VALUE, scratch, &env,
                                          &err)
-        != NGX_OK
-        || env->data.type == NGX_HTTP_LOOM_JSON_NONE)
+        != NGX_OK)
     {
-        return NULL;
+        return NGX_ERROR;
     }
 
-    return &env->data.raw;
+    p = copy;
+
+    if (env.data.type != NGX_HTTP_LOOM_JSON_NONE) {
+        a->data = env.data.raw;
+        end = a->data.data + a->data.len;
+
+        p = ngx_cpymem(p, text->data, a->data.data - text->data);
+        p = ngx_http_loom_cpylit(p, "null");
+        p = ngx_cpymem(p, end, text->data + text->len - end);
+
+    } else {
+        p = ngx_cpymem(p, text->data, text->len);
+    }
+
+    a->json = json_loadb((char *) copy, p - copy, JSON_ALLOW_NUL, &jerr);
+    if (a->json == NULL) {
+        return NGX_ERROR;
+    }
+
+    a->code = (ngx_int_t) json_integer_value(json_object_get(a->json,
+                                                             "code"));
+
+    return NGX_OK;
 }
 
 
-/*
- * An error response: with an answer, its members and the status its code
- * and message give (status 0), or the given status; else
- * {"code":status,"message":text}
- */
-
 ngx_int_t
-ngx_http_loom_http_error(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *answer, char *text)
+ngx_http_loom_http_error_answer(ngx_http_request_t *r,
+    ngx_http_loom_http_answer_t *a)
 {
-    json_t        *j;
-    ngx_int_t      rc;
-    ngx_str_t      body;
-    json_error_t   jerr;
+    ngx_int_t   rc;
+    ngx_str_t   body;
+    ngx_uint_t  status;
 
-    if (answer) {
-        j = json_loadb((char *) answer->data, answer->len, 0, &jerr);
+    status = ngx_http_loom_http_status(a->json);
 
-    } else {
-        j = json_pack("{ss}", "message", text);
-    }
+    rc = ngx_http_loom_http_members(r, a->json, status, NULL, &body);
 
-    if (j == NULL) {
+    if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (status == 0) {
-        status = ngx_http_loom_http_status(j);
+    return ngx_http_loom_http_send(r, status, &body);
+}
+
+
+ngx_int_t
+ngx_http_loom_http_error(ngx_http_request_t *r, ngx_uint_t status,
+    char *text)
+{
+    json_t     *j;
+    ngx_int_t   rc;
+    ngx_str_t   body;
+
+    j = json_pack("{ss}", "message", text);
+    if (j == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     rc = ngx_http_loom_http_members(r, j, status, NULL, &body);
@@ -151,27 +186,6 @@ ngx_http_loom_http_error(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     return ngx_http_loom_http_send(r, status, &body);
-}
-
-
-/* the code of an answer; 0 if it has none */
-
-ngx_int_t
-ngx_http_loom_http_status_code(ngx_str_t *answer)
-{
-    json_t        *j;
-    ngx_int_t      code;
-    json_error_t   jerr;
-
-    j = json_loadb((char *) answer->data, answer->len, 0, &jerr);
-    if (j == NULL) {
-        return 0;
-    }
-
-    code = (ngx_int_t) json_integer_value(json_object_get(j, "code"));
-    json_decref(j);
-
-    return code;
 }
 
 

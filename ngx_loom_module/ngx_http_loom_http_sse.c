@@ -33,9 +33,9 @@ static ngx_int_t ngx_http_loom_sse_last_event_id(ngx_http_loom_http_t *h,
 static void ngx_http_loom_sse_answer(ngx_http_loom_http_t *h,
     ngx_str_t *answer);
 static ngx_int_t ngx_http_loom_sse_start(ngx_http_loom_http_t *h,
-    ngx_str_t *answer);
+    ngx_http_loom_http_answer_t *a);
 static ngx_int_t ngx_http_loom_sse_first(ngx_http_loom_http_t *h,
-    ngx_str_t *answer, ngx_str_t *event);
+    ngx_http_loom_http_answer_t *a, ngx_str_t *event);
 static ngx_int_t ngx_http_loom_sse_header(ngx_http_request_t *r, char *key,
     char *value);
 static void ngx_http_loom_sse_write(ngx_http_request_t *r);
@@ -59,7 +59,7 @@ ngx_http_loom_http_events(ngx_http_loom_http_t *h)
     r = h->request;
 
     if (r != r->main) {
-        return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+        return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST,
                                         "an event stream cannot be a "
                                         "subrequest");
     }
@@ -74,7 +74,7 @@ ngx_http_loom_http_events(ngx_http_loom_http_t *h)
         rc = ngx_http_loom_sse_last_id(&id, &h->since, &h->epoch);
 
         if (rc == NGX_ERROR) {
-            return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+            return ngx_http_loom_http_error(r, NGX_HTTP_BAD_REQUEST,
                                   "Last-Event-ID must be \"<rev>:<epoch>\"");
         }
 
@@ -198,27 +198,35 @@ ngx_http_loom_sse_last_event_id(ngx_http_loom_http_t *h, ngx_str_t *id)
 static void
 ngx_http_loom_sse_answer(ngx_http_loom_http_t *h, ngx_str_t *answer)
 {
-    ngx_int_t            rc;
-    ngx_http_request_t  *r;
+    ngx_int_t                    rc;
+    ngx_http_request_t          *r;
+    ngx_http_loom_http_answer_t  a;
 
     r = h->request;
 
-    if (ngx_http_loom_http_status_code(answer) != NGX_HTTP_OK) {
-        ngx_http_finalize_request(r,
-            ngx_http_loom_http_error(r, 0, answer, NULL));
+    if (ngx_http_loom_http_parse(r, answer, &a) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_ERROR);
         return;
     }
 
-    rc = ngx_http_loom_sse_start(h, answer);
+    if (a.code != NGX_HTTP_OK) {
+        rc = ngx_http_loom_http_error_answer(r, &a);
 
-    if (rc == NGX_ERROR) {
-        ngx_http_finalize_request(r, NGX_ERROR);
+    } else {
+        rc = ngx_http_loom_sse_start(h, &a);
+    }
+
+    json_decref(a.json);
+
+    if (a.code != NGX_HTTP_OK || rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, rc);
     }
 }
 
 
 static ngx_int_t
-ngx_http_loom_sse_start(ngx_http_loom_http_t *h, ngx_str_t *answer)
+ngx_http_loom_sse_start(ngx_http_loom_http_t *h,
+    ngx_http_loom_http_answer_t *a)
 {
     ngx_int_t                  rc;
     ngx_str_t                  event;
@@ -234,7 +242,7 @@ ngx_http_loom_sse_start(ngx_http_loom_http_t *h, ngx_str_t *answer)
 
     ngx_str_null(&event);
 
-    if (ngx_http_loom_sse_first(h, answer, &event) != NGX_OK) {
+    if (ngx_http_loom_sse_first(h, a, &event) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -300,37 +308,27 @@ ngx_http_loom_sse_start(ngx_http_loom_http_t *h, ngx_str_t *answer)
  */
 
 static ngx_int_t
-ngx_http_loom_sse_first(ngx_http_loom_http_t *h, ngx_str_t *answer,
-    ngx_str_t *event)
+ngx_http_loom_sse_first(ngx_http_loom_http_t *h,
+    ngx_http_loom_http_answer_t *a, ngx_str_t *event)
 {
-    u_char                         *p;
-    json_t                         *j, *rev, *ts, *recovered;
-    ngx_str_t                      *data, topic, reason, value, body;
-    const char                     *epoch;
-    json_error_t                    jerr;
-    ngx_http_request_t             *r;
-    ngx_http_loom_sse_event_t       ev;
-    ngx_http_loom_json_envelope_t   env;
+    u_char                     *p;
+    json_t                     *rev, *ts;
+    ngx_str_t                  *data, topic, reason, value, body;
+    const char                 *epoch;
+    ngx_http_request_t         *r;
+    ngx_http_loom_sse_event_t   ev;
 
     r = h->request;
 
-    j = json_loadb((char *) answer->data, answer->len, 0, &jerr);
-    if (j == NULL) {
-        return NGX_ERROR;
-    }
-
-    rev = json_object_get(j, "rev");
-    ts = json_object_get(j, "ts");
-    epoch = json_string_value(json_object_get(j, "epoch"));
-    recovered = json_object_get(j, "recovered");
+    rev = json_object_get(a->json, "rev");
+    ts = json_object_get(a->json, "ts");
+    epoch = json_string_value(json_object_get(a->json, "epoch"));
 
     if (!json_is_integer(rev) || epoch == NULL) {
-        json_decref(j);
         return NGX_ERROR;
     }
 
-    if (json_is_true(recovered)) {
-        json_decref(j);
+    if (json_is_true(json_object_get(a->json, "recovered"))) {
         return NGX_OK;
     }
 
@@ -340,9 +338,9 @@ ngx_http_loom_sse_first(ngx_http_loom_http_t *h, ngx_str_t *answer,
     ev.epoch.data = (u_char *) epoch;
     ev.epoch.len = ngx_strlen(epoch);
 
-    data = ngx_http_loom_http_data(r, answer, &env);
+    data = &a->data;
 
-    if (data == NULL) {
+    if (data->data == NULL) {
         ngx_str_set(&value, "null");
         data = &value;
     }
@@ -350,8 +348,8 @@ ngx_http_loom_sse_first(ngx_http_loom_http_t *h, ngx_str_t *answer,
     if (!h->resume) {
         ngx_str_set(&ev.name, "snapshot");
 
-        if (ngx_http_loom_http_members(r, j, 0, data, &ev.data) != NGX_OK) {
-            json_decref(j);
+        if (ngx_http_loom_http_members(r, a->json, 0, data,
+                                       &ev.data) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -368,7 +366,6 @@ ngx_http_loom_sse_first(ngx_http_loom_http_t *h, ngx_str_t *answer,
         }
 
         if (ngx_http_loom_http_quote(r, &h->name, &topic) != NGX_OK) {
-            json_decref(j);
             return NGX_ERROR;
         }
 
@@ -378,7 +375,6 @@ ngx_http_loom_sse_first(ngx_http_loom_http_t *h, ngx_str_t *answer,
         body.data = ngx_pnalloc(r->pool, body.len);
 
         if (body.data == NULL) {
-            json_decref(j);
             return NGX_ERROR;
         }
 
@@ -392,14 +388,11 @@ ngx_http_loom_sse_first(ngx_http_loom_http_t *h, ngx_str_t *answer,
     event->data = ngx_pnalloc(r->pool, event->len);
 
     if (event->data == NULL) {
-        json_decref(j);
         return NGX_ERROR;
     }
 
     p = ngx_http_loom_sse_event(event->data, &ev);
     event->len = p - event->data;
-
-    json_decref(j);
 
     return NGX_OK;
 }

@@ -770,3 +770,26 @@ def test_stream_ends_when_the_token_expires(make_nginx, workdir):
             st.event()
     assert time.monotonic() - t0 < 5
     assert "event stream closed: the token expired" in n.log()
+
+
+def test_values_jansson_would_not_take(make_nginx):
+    """Values are given back as stored, whatever their numbers and
+    strings: an integer beyond 64 bits, a NUL in a string."""
+    n = start(make_nginx)
+    c = n.client()
+    register(c, "raw", {"big": None, "s": None})
+    body = '{"big":123456789012345678901234567890,"s":"a\\u0000b"}'
+    s, h, b = req(n, "POST", "/api/topics/raw", body)
+    assert s == 200, b
+    s, h, raw = req(n, "GET", "/api/topics/raw")
+    assert s == 200
+    assert raw.startswith(b'{"data":' + body.encode() + b',"rev":1,'), raw
+    st = Stream(n, "raw")
+    ev = st.event()
+    assert ev["event"] == "snapshot"
+    assert ev["data"]["data"] == json.loads(body)
+    s, h, b = req(n, "POST", "/api/topics/raw", body)
+    assert s == 200
+    ev = st.event()
+    assert (ev["data"]["rev"], ev["data"]["data"]) == (2, json.loads(body))
+    st.close()
