@@ -76,6 +76,10 @@ ngx_http_loom_http_create(ngx_http_request_t *r, void *access)
     s->conf = llcf;
     s->access = access;
 
+    /* no ClientId: deliveries of its publishes have "senderId":"" */
+    ngx_str_set(&s->client_id, "");
+    ngx_str_set(&s->sender, "");
+
     ngx_http_loom_requests_init(&s->requests, &h->answers, c->log, s);
 
     if (w->stats) {
