@@ -72,6 +72,13 @@ static ngx_command_t  ngx_http_loom_commands[] = {
       0,
       NULL },
 
+    { ngx_string("loom_http"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_loom_http,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("loom_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_loom_metrics,
