@@ -711,9 +711,6 @@ def test_post_refused_by_json_schema_has_errors(make_nginx):
     HTTP it is the same answer, with the same members."""
     n = start(make_nginx)
     c = n.client()
-    r = c.request({"id": "g", "action": "getSchema", "topic": "none"})
-    if r.get("message", "").startswith("unknown action"):
-        pytest.skip("JSON Schema topics are not in this build")
     r = c.request({"id": "r", "action": "registerTopic", "topic": "js",
                    "schemaType": "json-schema", "requireAck": True,
                    "data": {"type": "object",
