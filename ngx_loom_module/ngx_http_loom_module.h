@@ -164,6 +164,10 @@ ngx_int_t ngx_http_loom_redis_address(ngx_conf_t *cf,
 /* ngx_http_loom_http.c */
 char *ngx_http_loom_http(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
+/* ngx_http_loom_process.c */
+ngx_int_t ngx_http_loom_init_process(ngx_cycle_t *cycle);
+void ngx_http_loom_exit_process(ngx_cycle_t *cycle);
+
 /* ngx_http_loom_metrics.c */
 ngx_int_t ngx_http_loom_metrics_handler(ngx_http_request_t *r);
 
