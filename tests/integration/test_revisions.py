@@ -371,7 +371,14 @@ def test_resume_with_random_drops(make_nginx):
     duplicates."""
     nodes = [make_nginx(workers=2), make_nginx(workers=2)]
     c = v2(nodes[0])
-    register(c, "res", SCHEMA)
+    # every revision of the run stays in the history: a follower starved
+    # on a busy machine, then a publisher catching up on its rate, may put
+    # it more than the default 1000 behind, and a resume from there is
+    # not recovered by design (the window has its own tests)
+    r = c.request({"id": "r", "action": "registerTopic", "topic": "res",
+                   "data": SCHEMA, "retention": {"history": 100000},
+                   "requireAck": True})
+    assert r["code"] == 200, r
     pubs = [Publisher(n.client(), "res", 300) for n in nodes]
     errors = []
     done = threading.Event()
@@ -399,7 +406,7 @@ def test_resume_with_random_drops(make_nginx):
                                    "since": {"epoch": f.epoch,
                                              "rev": f.rev}})
                     r = f.answer("r")
-                    assert r["recovered"] is True, r
+                    assert r["recovered"] is True, (f.rev, r)
                     assert r["epoch"] == f.epoch
                     assert r["replayed"] == r["rev"] - f.rev, r
                     resumes[0] += 1
