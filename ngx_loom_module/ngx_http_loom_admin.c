@@ -268,8 +268,14 @@ ngx_http_loom_update_checked(ngx_http_loom_request_t *r,
 
     /* the version checked, the kind, the mode, the versions kept */
 
+    /*
+     * without a mode nothing was checked, so a change that came first
+     * does not matter: the version is not compared (as before modes)
+     */
+
     tail[0].data = version;
-    tail[0].len = ngx_sprintf(version, "%L", c.version) - version;
+    tail[0].len = (c.mode == NGX_HTTP_LOOM_COMPAT_NONE)
+                  ? 0 : ngx_sprintf(version, "%L", c.version) - version;
     tail[1] = *ngx_http_loom_schemas_kind_name(o->kind, o->flags);
     tail[2] = *ngx_http_loom_schemas_mode_name(c.mode);
     tail[3].data = keep;
@@ -459,6 +465,13 @@ ngx_http_loom_topic_script(ngx_http_loom_request_t *r,
     argvlen[0] = r->key.len;
     argv[1] = (char *) index->data;
     argvlen[1] = index->len;
+
+    if (ngx_http_loom_store_clustered(r->session->worker->store)) {
+        /* the topic's hash is its own index entry: one slot */
+        argv[1] = argv[0];
+        argvlen[1] = argvlen[0];
+    }
+
     argv[2] = (char *) stream;
     argvlen[2] = p - stream;
     argv[3] = (char *) r->name.data;

@@ -49,7 +49,7 @@ static void ngx_http_loom_jwt_cleanup(void *data);
 
 ngx_int_t
 ngx_http_loom_auth_check(ngx_http_request_t *r,
-    ngx_http_loom_loc_conf_t *llcf, void **access)
+    ngx_http_loom_loc_conf_t *llcf, ngx_pool_t *pool, void **access)
 {
     char                         err[NGX_HTTP_LOOM_JWT_ERRLEN];
     ngx_int_t                    rc;
@@ -82,14 +82,14 @@ ngx_http_loom_auth_check(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    a = ngx_pcalloc(c->pool, sizeof(ngx_http_loom_access_t));
+    a = ngx_pcalloc(pool, sizeof(ngx_http_loom_access_t));
     if (a == NULL) {
         return NGX_ERROR;
     }
 
     if (llcf->jwt && ngx_http_loom_jwt_is_token(cred.data, cred.len)) {
 
-        cln = ngx_pool_cleanup_add(c->pool, 0);
+        cln = ngx_pool_cleanup_add(pool, 0);
         if (cln == NULL) {
             return NGX_ERROR;
         }

@@ -33,6 +33,8 @@ static void ngx_http_loom_topic_unregistered(ngx_http_loom_topic_t *t,
     ngx_str_t *registration);
 static void ngx_http_loom_topic_end(ngx_http_loom_topic_t *t,
     ngx_str_t *registration, ngx_uint_t current);
+static void ngx_http_loom_topic_lose(ngx_http_loom_topic_t *t,
+    ngx_queue_t *released, ngx_queue_t *failed);
 static ngx_int_t ngx_http_loom_topic_recheck(ngx_http_loom_topic_t *t);
 static void ngx_http_loom_topic_recheck_reply(
     ngx_http_loom_store_call_t *call, redisReply *reply);
@@ -225,10 +227,9 @@ ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w, ngx_str_t *channel)
 void
 ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w)
 {
-    ngx_queue_t             *q, released, failed;
-    ngx_rbtree_node_t       *node, *next;
-    ngx_http_loom_topic_t   *t;
-    ngx_http_loom_waiter_t  *wt;
+    ngx_queue_t             released, failed;
+    ngx_rbtree_node_t      *node, *next;
+    ngx_http_loom_topic_t  *t;
 
     ngx_queue_init(&released);
     ngx_queue_init(&failed);
@@ -241,23 +242,8 @@ ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w)
          node;
          node = ngx_rbtree_next(&w->topics, node))
     {
-        t = (ngx_http_loom_topic_t *) node;
-
-        if (t->channel_state == NGX_HTTP_LOOM_CHANNEL_ON) {
-            t->relink = 1;
-        }
-
-        t->channel_state = NGX_HTTP_LOOM_CHANNEL_OFF;
-
-        while (!ngx_queue_empty(&t->waiting)) {
-            q = ngx_queue_head(&t->waiting);
-            ngx_queue_remove(q);
-            wt = ngx_queue_data(q, ngx_http_loom_waiter_t, link);
-            wt->topic = NULL;
-            ngx_queue_insert_tail(&failed, q);
-        }
-
-        ngx_http_loom_topic_release_held(t, (uint64_t) -1, &released);
+        ngx_http_loom_topic_lose((ngx_http_loom_topic_t *) node, &released,
+                                 &failed);
     }
 
     /*
@@ -284,6 +270,61 @@ ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w)
     ngx_http_loom_topic_evict(w);
 
     ngx_http_loom_topic_answer(&released, &failed);
+}
+
+
+/* in a cluster: the subscription of one channel ended */
+
+void
+ngx_http_loom_topic_channel_lost(ngx_http_loom_worker_t *w,
+    ngx_str_t *channel)
+{
+    ngx_queue_t             released, failed;
+    ngx_http_loom_topic_t  *t;
+
+    t = ngx_http_loom_topic_by_channel(w, channel);
+
+    if (t == NULL) {
+        return;
+    }
+
+    ngx_queue_init(&released);
+    ngx_queue_init(&failed);
+
+    ngx_http_loom_topic_lose(t, &released, &failed);
+
+    if (t->nsubscribers == 0) {
+        ngx_http_loom_topic_keep(t, 0);
+    }
+
+    ngx_http_loom_topic_evict(w);
+
+    ngx_http_loom_topic_answer(&released, &failed);
+}
+
+
+static void
+ngx_http_loom_topic_lose(ngx_http_loom_topic_t *t, ngx_queue_t *released,
+    ngx_queue_t *failed)
+{
+    ngx_queue_t             *q;
+    ngx_http_loom_waiter_t  *wt;
+
+    if (t->channel_state == NGX_HTTP_LOOM_CHANNEL_ON) {
+        t->relink = 1;
+    }
+
+    t->channel_state = NGX_HTTP_LOOM_CHANNEL_OFF;
+
+    while (!ngx_queue_empty(&t->waiting)) {
+        q = ngx_queue_head(&t->waiting);
+        ngx_queue_remove(q);
+        wt = ngx_queue_data(q, ngx_http_loom_waiter_t, link);
+        wt->topic = NULL;
+        ngx_queue_insert_tail(failed, q);
+    }
+
+    ngx_http_loom_topic_release_held(t, (uint64_t) -1, released);
 }
 
 
@@ -322,11 +363,11 @@ ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w)
             continue;
         }
 
-        if (ngx_http_loom_store_subscribe(w->store, &t->channel) != NGX_OK) {
-            return;
-        }
+        /* in a cluster, another channel's node may be up */
 
-        t->channel_state = NGX_HTTP_LOOM_CHANNEL_PENDING;
+        if (ngx_http_loom_store_subscribe(w->store, &t->channel) == NGX_OK) {
+            t->channel_state = NGX_HTTP_LOOM_CHANNEL_PENDING;
+        }
     }
 }
 

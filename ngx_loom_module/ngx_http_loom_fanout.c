@@ -10,16 +10,18 @@
 #include "ngx_http_loom_ws.h"
 #include "ngx_http_loom_json.h"
 #include "ngx_http_loom_shm.h"
+#include "ngx_http_loom_sse.h"
 
 
 /*
  * Fan-out of a topic's revisions (docs/architecture.md, "Revisions and
  * history"): what the topic's gap sequence hands on is framed at most
- * twice per worker, as the v1 delivery and, for a stored revision, as the
- * v2 one with "rev" and "ts", and each local subscriber gets the frame of
- * its kind.  A subscription that starts with a snapshot or a resume is
- * buffering: its frames are kept, with their revisions, until the
- * snapshot's position is known and its answer is out.
+ * three times per worker, as the v1 delivery, for a stored revision as the
+ * v2 one with "rev" and "ts", and as an event of an event stream
+ * (docs/http.md), and each local subscriber gets the frame of its kind.
+ * A subscription that starts with a snapshot or a resume is buffering:
+ * its frames are kept, with their revisions, until the snapshot's
+ * position is known and its answer is out.
  */
 
 
@@ -30,6 +32,18 @@ typedef struct {
 } ngx_http_loom_buffered_t;
 
 
+/* the frame a subscriber gets of an item: v1 for what is not stored */
+
+#define ngx_http_loom_fanout_kind(sr, item)                                  \
+    ((sr)->sse ? NGX_HTTP_LOOM_FRAME_SSE                                     \
+               : ((sr)->v2 && (item)->rev) ? NGX_HTTP_LOOM_FRAME_V2          \
+                                           : NGX_HTTP_LOOM_FRAME_V1)
+
+
+static ngx_http_loom_frame_t *ngx_http_loom_fanout_sse(
+    ngx_http_loom_gap_item_t *item, ngx_str_t *epoch, ngx_log_t *log);
+static ngx_http_loom_frame_t *ngx_http_loom_fanout_resync_frame(
+    ngx_str_t *text, ngx_uint_t kind, uint64_t rev, ngx_str_t *epoch);
 static ngx_int_t ngx_http_loom_fanout_send(ngx_http_loom_sub_t *sub,
     ngx_http_loom_frame_t *f, uint64_t rev);
 static void ngx_http_loom_fanout_observe(ngx_http_loom_topic_t *t,
@@ -37,12 +51,17 @@ static void ngx_http_loom_fanout_observe(ngx_http_loom_topic_t *t,
 
 
 ngx_http_loom_frame_t *
-ngx_http_loom_fanout_frame(ngx_http_loom_gap_item_t *item, ngx_uint_t v2)
+ngx_http_loom_fanout_frame(ngx_http_loom_gap_item_t *item, ngx_uint_t kind,
+    ngx_str_t *epoch, ngx_log_t *log)
 {
     u_char                 *p;
     ngx_http_loom_frame_t  *f;
 
-    if (!v2 || item->rev == 0) {
+    if (kind == NGX_HTTP_LOOM_FRAME_SSE) {
+        return ngx_http_loom_fanout_sse(item, epoch, log);
+    }
+
+    if (kind == NGX_HTTP_LOOM_FRAME_V1 || item->rev == 0) {
         f = ngx_http_loom_frame_alloc(NGX_HTTP_LOOM_WS_TEXT,
                                       item->delivery.len, &p);
         if (f) {
@@ -67,18 +86,65 @@ ngx_http_loom_fanout_frame(ngx_http_loom_gap_item_t *item, ngx_uint_t v2)
 }
 
 
+/* the event of an event stream: the v2 delivery, with the position as id */
+
+static ngx_http_loom_frame_t *
+ngx_http_loom_fanout_sse(ngx_http_loom_gap_item_t *item, ngx_str_t *epoch,
+    ngx_log_t *log)
+{
+    u_char                     *p, *text;
+    ngx_http_loom_frame_t      *f;
+    ngx_http_loom_sse_event_t   ev;
+
+    ngx_memzero(&ev, sizeof(ngx_http_loom_sse_event_t));
+    text = NULL;
+
+    if (item->rev == 0) {
+        ev.data = item->delivery;
+
+    } else {
+        ev.rev = item->rev;
+        ev.epoch = *epoch;
+        ev.data.len = ngx_http_loom_rev_delivery_len(&item->delivery,
+                                                     item->rev, item->ts);
+        text = ngx_alloc(ev.data.len, log);
+        if (text == NULL) {
+            return NULL;
+        }
+
+        ev.data.data = text;
+        (void) ngx_http_loom_rev_delivery(text, &item->delivery, item->rev,
+                                          item->ts);
+    }
+
+    f = ngx_http_loom_frame_bytes(ngx_http_loom_sse_event_len(&ev), &p);
+    if (f) {
+        (void) ngx_http_loom_sse_event(p, &ev);
+    }
+
+    if (text) {
+        ngx_free(text);
+    }
+
+    return f;
+}
+
+
 ngx_uint_t
 ngx_http_loom_fanout_deliver(ngx_http_loom_topic_t *t,
     ngx_http_loom_gap_item_t *item)
 {
-    ngx_uint_t              n, v2;
+    ngx_str_t               epoch;
+    ngx_uint_t              n, k;
     ngx_queue_t            *q, *next;
     ngx_http_loom_sub_t    *sub;
-    ngx_http_loom_frame_t  *f[2];
+    ngx_http_loom_frame_t  *f[NGX_HTTP_LOOM_FRAME_KINDS];
 
-    f[0] = NULL;
-    f[1] = NULL;
+    ngx_memzero(f, sizeof(f));
     n = 0;
+
+    epoch.data = t->gap.epoch;
+    epoch.len = t->gap.epoch_len;
 
     /* a subscriber over its limit may be closed, not freed */
 
@@ -94,16 +160,17 @@ ngx_http_loom_fanout_deliver(ngx_http_loom_topic_t *t,
             continue;
         }
 
-        v2 = sub->subscriber->v2 && item->rev;
+        k = ngx_http_loom_fanout_kind(sub->subscriber, item);
 
-        if (f[v2] == NULL) {
-            f[v2] = ngx_http_loom_fanout_frame(item, v2);
-            if (f[v2] == NULL) {
+        if (f[k] == NULL) {
+            f[k] = ngx_http_loom_fanout_frame(item, k, &epoch,
+                                              t->worker->log);
+            if (f[k] == NULL) {
                 continue;
             }
         }
 
-        if (ngx_http_loom_fanout_send(sub, f[v2], item->rev) == NGX_OK) {
+        if (ngx_http_loom_fanout_send(sub, f[k], item->rev) == NGX_OK) {
             n++;
         }
     }
@@ -112,12 +179,10 @@ ngx_http_loom_fanout_deliver(ngx_http_loom_topic_t *t,
         ngx_http_loom_fanout_observe(t, item->ts);
     }
 
-    if (f[0]) {
-        ngx_http_loom_frame_release(f[0]);
-    }
-
-    if (f[1]) {
-        ngx_http_loom_frame_release(f[1]);
+    for (k = 0; k < NGX_HTTP_LOOM_FRAME_KINDS; k++) {
+        if (f[k]) {
+            ngx_http_loom_frame_release(f[k]);
+        }
     }
 
     return n;
@@ -160,12 +225,14 @@ ngx_http_loom_fanout_resync(ngx_http_loom_topic_t *t,
 {
     u_char                 *p;
     size_t                  len;
-    ngx_str_t               topic;
+    ngx_str_t               topic, text;
+    ngx_uint_t              k;
     ngx_queue_t            *q, *next;
     ngx_http_loom_sub_t    *sub;
-    ngx_http_loom_frame_t  *f;
+    ngx_http_loom_frame_t  *f[NGX_HTTP_LOOM_FRAME_KINDS];
 
-    f = NULL;
+    ngx_memzero(f, sizeof(f));
+    text.data = NULL;
 
     for (q = ngx_queue_head(&t->subscribers);
          q != ngx_queue_sentinel(&t->subscribers);
@@ -176,7 +243,9 @@ ngx_http_loom_fanout_resync(ngx_http_loom_topic_t *t,
 
         /* v1 connections get no event: their frames do not change */
 
-        if (!sub->subscriber->v2 || (only && sub != only)) {
+        if ((!sub->subscriber->v2 && !sub->subscriber->sse)
+            || (only && sub != only))
+        {
             continue;
         }
 
@@ -184,7 +253,7 @@ ngx_http_loom_fanout_resync(ngx_http_loom_topic_t *t,
 
         sub->after = rev;
 
-        if (f == NULL) {
+        if (text.data == NULL) {
 
             /* the topic as a JSON string, then the event around it */
 
@@ -201,31 +270,79 @@ ngx_http_loom_fanout_resync(ngx_http_loom_topic_t *t,
             *p++ = '"';
             topic.len = p - topic.data;
 
-            f = ngx_http_loom_frame_alloc(NGX_HTTP_LOOM_WS_TEXT,
-                                          ngx_http_loom_rev_resync_len(
-                                              &topic, reason, value, rev,
-                                              epoch, ts),
-                                          &p);
-            if (f) {
-                (void) ngx_http_loom_rev_resync(p, &topic, reason, value,
-                                                rev, epoch, ts);
+            text.len = ngx_http_loom_rev_resync_len(&topic, reason, value,
+                                                    rev, epoch, ts);
+            text.data = ngx_alloc(text.len, t->worker->log);
+
+            if (text.data) {
+                (void) ngx_http_loom_rev_resync(text.data, &topic, reason,
+                                                value, rev, epoch, ts);
             }
 
             ngx_free(topic.data);
 
-            if (f == NULL) {
+            if (text.data == NULL) {
                 return;
+            }
+        }
+
+        k = sub->subscriber->sse ? NGX_HTTP_LOOM_FRAME_SSE
+                                 : NGX_HTTP_LOOM_FRAME_V2;
+
+        if (f[k] == NULL) {
+            f[k] = ngx_http_loom_fanout_resync_frame(&text, k, rev, epoch);
+            if (f[k] == NULL) {
+                continue;
             }
         }
 
         /* a buffering subscription keeps it with the revision it is at */
 
-        (void) ngx_http_loom_fanout_send(sub, f, rev ? rev : 1);
+        (void) ngx_http_loom_fanout_send(sub, f[k], rev ? rev : 1);
     }
 
-    if (f) {
-        ngx_http_loom_frame_release(f);
+    for (k = 0; k < NGX_HTTP_LOOM_FRAME_KINDS; k++) {
+        if (f[k]) {
+            ngx_http_loom_frame_release(f[k]);
+        }
     }
+
+    if (text.data) {
+        ngx_free(text.data);
+    }
+}
+
+
+/* the resync event as a v2 frame, or as an event named "resync" */
+
+static ngx_http_loom_frame_t *
+ngx_http_loom_fanout_resync_frame(ngx_str_t *text, ngx_uint_t kind,
+    uint64_t rev, ngx_str_t *epoch)
+{
+    u_char                     *p;
+    ngx_http_loom_frame_t      *f;
+    ngx_http_loom_sse_event_t   ev;
+
+    if (kind != NGX_HTTP_LOOM_FRAME_SSE) {
+        f = ngx_http_loom_frame_alloc(NGX_HTTP_LOOM_WS_TEXT, text->len, &p);
+        if (f) {
+            ngx_memcpy(p, text->data, text->len);
+        }
+
+        return f;
+    }
+
+    ngx_str_set(&ev.name, "resync");
+    ev.rev = rev;
+    ev.epoch = *epoch;
+    ev.data = *text;
+
+    f = ngx_http_loom_frame_bytes(ngx_http_loom_sse_event_len(&ev), &p);
+    if (f) {
+        (void) ngx_http_loom_sse_event(p, &ev);
+    }
+
+    return f;
 }
 
 
@@ -305,12 +422,13 @@ ngx_http_loom_fanout_unbuffer(ngx_http_loom_sub_t *sub)
 
 ngx_int_t
 ngx_http_loom_fanout_replay(ngx_http_loom_subscriber_t *sr,
-    ngx_http_loom_gap_item_t *item)
+    ngx_http_loom_gap_item_t *item, ngx_str_t *epoch)
 {
     ngx_int_t               rc;
     ngx_http_loom_frame_t  *f;
 
-    f = ngx_http_loom_fanout_frame(item, sr->v2);
+    f = ngx_http_loom_fanout_frame(item, ngx_http_loom_fanout_kind(sr, item),
+                                   epoch, sr->log);
     if (f == NULL) {
         return NGX_ERROR;
     }

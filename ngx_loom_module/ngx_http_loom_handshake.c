@@ -61,7 +61,8 @@ ngx_http_loom_handshake_handler(ngx_http_request_t *r)
 
     /* the credential is checked first, as the original server does */
 
-    rc = ngx_http_loom_auth_check(r, llcf, &access);
+    rc = ngx_http_loom_auth_check(r, llcf, r->connection->pool,
+                                  &access);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -11,6 +11,7 @@
 
 
 /* topics per listTopics answer, about (HSCAN's COUNT is a hint) */
+#define NGX_HTTP_LOOM_LIST_PATTERN     512
 #define NGX_HTTP_LOOM_LIST_MAX         1000
 
 
@@ -126,14 +127,18 @@ ngx_http_loom_list(ngx_http_loom_ctx_t *ctx)
 static ngx_int_t
 ngx_http_loom_list_send(ngx_http_loom_request_t *r)
 {
-    u_char                 count[NGX_INT_T_LEN];
-    ngx_str_t             *index;
+    u_char                 count[NGX_INT_T_LEN], skip[NGX_INT_T_LEN], *p;
+    u_char                 pattern[NGX_HTTP_LOOM_LIST_PATTERN];
+    ngx_str_t             *index, *prefix, msg;
+    ngx_uint_t             i;
     const char            *argv[5];
     size_t                 argvlen[5];
+    ngx_http_loom_store_t *store;
     ngx_http_loom_list_t  *l;
 
     l = (ngx_http_loom_list_t *) r->payload.data;
-    index = ngx_http_loom_store_index(r->session->worker->store);
+    store = r->session->worker->store;
+    index = ngx_http_loom_store_index(store);
 
     argv[0] = "HSCAN";
     argvlen[0] = 5;
@@ -147,9 +152,49 @@ ngx_http_loom_list_send(ngx_http_loom_request_t *r)
     argvlen[4] = ngx_sprintf(count, "%ui", NGX_HTTP_LOOM_LIST_MAX - l->n)
                  - count;
 
+    if (!ngx_http_loom_store_clustered(store)) {
+        return ngx_http_loom_request_send(r, ngx_http_loom_list_reply,
+                                          NGX_HTTP_LOOM_COMMAND, 0,
+                                          5, argv, argvlen);
+    }
+
+    /*
+     * In a cluster, every master's topic hashes are walked with SCAN
+     * (lua/list.lua); the cursor names the master
+     */
+
+    prefix = ngx_http_loom_store_prefix(store);
+
+    if (2 * prefix->len + sizeof("{t:*}") > NGX_HTTP_LOOM_LIST_PATTERN) {
+        ngx_str_set(&msg, "storage error: the key prefix is too long");
+        ngx_http_loom_request_error(r, 500, &msg, 1);
+        return NGX_ERROR;
+    }
+
+    p = pattern;
+
+    for (i = 0; i < prefix->len; i++) {
+        if (ngx_strchr("*?[]\\", prefix->data[i])) {
+            *p++ = '\\';
+        }
+
+        *p++ = prefix->data[i];
+    }
+
+    p = ngx_cpymem(p, "{t:*}", 5);
+
+    argv[0] = (char *) l->cursor;
+    argvlen[0] = l->cursor_len;
+    argv[1] = (char *) count;
+    argvlen[1] = argvlen[4];
+    argv[2] = (char *) pattern;
+    argvlen[2] = p - pattern;
+    argv[3] = (char *) skip;
+    argvlen[3] = ngx_sprintf(skip, "%uz", prefix->len + 3) - skip;
+
     return ngx_http_loom_request_send(r, ngx_http_loom_list_reply,
-                                      NGX_HTTP_LOOM_COMMAND, 0,
-                                      5, argv, argvlen);
+                                      NGX_HTTP_LOOM_SCRIPT_LIST, 0,
+                                      4, argv, argvlen);
 }
 
 

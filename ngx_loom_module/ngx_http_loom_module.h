@@ -34,6 +34,7 @@ typedef struct {
     ngx_uint_t                  redis_nsentinels;
     ngx_str_t                   redis_sentinel_master;
     ngx_str_t                   redis_sentinel_password;
+    ngx_uint_t                  redis_cluster;    /* redis_addrs: seeds */
     ngx_str_t                   redis_user;
     ngx_str_t                   redis_password;
     ngx_int_t                   redis_db;
@@ -96,6 +97,8 @@ typedef struct {
     ngx_msec_t                  ping_interval;
     ngx_msec_t                  idle_timeout;
     ngx_msec_t                  close_timeout;
+
+    ngx_msec_t                  http_heartbeat;   /* loom_http's streams */
 } ngx_http_loom_loc_conf_t;
 
 
@@ -137,8 +140,9 @@ uint64_t ngx_http_loom_usec(void);
 ngx_int_t ngx_http_loom_handshake_handler(ngx_http_request_t *r);
 
 /* ngx_http_loom_auth.c */
+/* what the credential allows lives in pool: the connection's or request's */
 ngx_int_t ngx_http_loom_auth_check(ngx_http_request_t *r,
-    ngx_http_loom_loc_conf_t *llcf, void **access);
+    ngx_http_loom_loc_conf_t *llcf, ngx_pool_t *pool, void **access);
 ngx_int_t ngx_http_loom_auth_client_id(ngx_http_loom_session_t *s,
     ngx_str_t **value, char **text);
 void ngx_http_loom_auth_start(ngx_http_loom_session_t *s);
@@ -148,12 +152,21 @@ char *ngx_http_loom_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 /* ngx_http_loom_redis_conf.c */
 char *ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_loom_redis_cluster(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 char *ngx_http_loom_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_loom_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_loom_redis_address(ngx_conf_t *cf,
     ngx_http_loom_main_conf_t *lmcf);
+
+/* ngx_http_loom_http.c */
+char *ngx_http_loom_http(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/* ngx_http_loom_process.c */
+ngx_int_t ngx_http_loom_init_process(ngx_cycle_t *cycle);
+void ngx_http_loom_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_http_loom_metrics.c */
 ngx_int_t ngx_http_loom_metrics_handler(ngx_http_request_t *r);

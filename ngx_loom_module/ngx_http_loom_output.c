@@ -207,6 +207,26 @@ ngx_http_loom_out_schedule(ngx_http_loom_out_t *o)
 }
 
 
+void
+ngx_http_loom_out_shift(ngx_http_loom_out_t *o)
+{
+    ngx_http_loom_frame_t  *f;
+
+    if (o->count == 0) {
+        return;
+    }
+
+    f = o->ring[o->head];
+    o->ring[o->head] = NULL;
+    o->head = (o->head + 1) & (o->size - 1);
+    o->count--;
+    o->bytes -= f->len;
+    o->sent = 0;
+
+    ngx_http_loom_frame_release(f);
+}
+
+
 /* drops queued frames; a frame partly written must still be completed */
 
 void
@@ -281,6 +301,26 @@ ngx_http_loom_frame_alloc(ngx_uint_t opcode, size_t len, u_char **payload)
     f->len = hlen + len;
 
     *payload = ngx_http_loom_ws_header(f->data, opcode, len);
+
+    return f;
+}
+
+
+ngx_http_loom_frame_t *
+ngx_http_loom_frame_bytes(size_t len, u_char **data)
+{
+    ngx_http_loom_frame_t  *f;
+
+    f = ngx_alloc(offsetof(ngx_http_loom_frame_t, data) + len,
+                  ngx_cycle->log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    f->refs = 1;
+    f->len = len;
+
+    *data = f->data;
 
     return f;
 }

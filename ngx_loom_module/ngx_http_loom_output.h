@@ -49,6 +49,8 @@ struct ngx_http_loom_out_s {
 
 ngx_http_loom_frame_t *ngx_http_loom_frame_alloc(ngx_uint_t opcode,
     size_t len, u_char **payload);
+/* a frame of bytes sent as they are (an event stream's), no header */
+ngx_http_loom_frame_t *ngx_http_loom_frame_bytes(size_t len, u_char **data);
 void ngx_http_loom_frame_release(ngx_http_loom_frame_t *f);
 
 /*
@@ -64,6 +66,12 @@ ngx_int_t ngx_http_loom_out_queue(ngx_http_loom_out_t *o,
 
 /* writes what the socket takes: NGX_OK all of it, NGX_AGAIN, NGX_ERROR */
 ngx_int_t ngx_http_loom_out_flush(ngx_http_loom_out_t *o);
+
+/*
+ * the head frame was written by the owner's own writer (an event stream's,
+ * through nginx's output filters): it leaves the ring
+ */
+void ngx_http_loom_out_shift(ngx_http_loom_out_t *o);
 
 /* drops the queued frames but a frame partly written */
 void ngx_http_loom_out_drop(ngx_http_loom_out_t *o);

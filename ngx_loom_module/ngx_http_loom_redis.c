@@ -479,6 +479,13 @@ ngx_http_loom_redis_read_handler(ngx_event_t *rev)
 
     generation = rd->generation;
 
+    /*
+     * On until NGX_AGAIN, also after a short read: the server's close may
+     * come with its last bytes in one edge-triggered event (a CLIENT KILL
+     * while messages flow), and no event comes again for the close alone.
+     * recv() answers NGX_AGAIN at once when nginx knows nothing is left.
+     */
+
     for ( ;; ) {
         n = c->recv(c, buf, sizeof(buf));
 
@@ -528,10 +535,6 @@ ngx_http_loom_redis_read_handler(ngx_event_t *rev)
                 /* the link was dropped while a reply was handled */
                 return;
             }
-        }
-
-        if ((size_t) n < sizeof(buf)) {
-            break;
         }
     }
 
@@ -853,5 +856,9 @@ ngx_http_loom_redis_set_state(ngx_http_loom_redis_t *rd, ngx_uint_t state)
 
     if (rd->gauge) {
         *rd->gauge = state;
+    }
+
+    if (rd->changed) {
+        rd->changed(rd);
     }
 }

@@ -106,6 +106,8 @@ struct ngx_http_loom_redis_s {
     ngx_http_loom_redis_event_pt    connected;       /* do the handshake */
     ngx_http_loom_redis_event_pt    down;
     ngx_http_loom_redis_push_pt     push;
+    ngx_http_loom_redis_event_pt    changed;         /* state, or NULL:
+                                                        timers only */
 
     ngx_atomic_t                   *reconnects;      /* counter, or NULL */
     ngx_atomic_t                   *gauge;           /* state, or NULL */

@@ -18,6 +18,98 @@
 
 static ngx_int_t ngx_http_loom_parse_addrs(ngx_conf_t *cf, ngx_str_t *url,
     in_port_t port, char *directive, ngx_url_t *u);
+static char *ngx_http_loom_redis_taken(ngx_http_loom_main_conf_t *lmcf,
+    char *same);
+
+
+/* where Redis is was said already: by which directive */
+
+static char *
+ngx_http_loom_redis_taken(ngx_http_loom_main_conf_t *lmcf, char *same)
+{
+    if (lmcf->redis_nsentinels) {
+        return "cannot be used with \"loom_redis_sentinel\"";
+    }
+
+    if (lmcf->redis_cluster) {
+        return "cannot be used with \"loom_redis_cluster\"";
+    }
+
+    return same ? same : "cannot be used with \"loom_redis\"";
+}
+
+
+/*
+ * loom_redis_cluster host:port ...: seed nodes of a Redis Cluster, asked
+ * for the slot map at run time; their names are resolved here
+ */
+
+char *
+ngx_http_loom_redis_cluster(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_loom_main_conf_t *lmcf = conf;
+
+    u_char      *p;
+    size_t       len;
+    ngx_str_t   *value;
+    ngx_url_t    u;
+    ngx_uint_t   i, n;
+    ngx_addr_t  *addrs;
+
+    if (lmcf->redis.len) {
+        return lmcf->redis_cluster ? "is duplicate"
+                                   : ngx_http_loom_redis_taken(lmcf, NULL);
+    }
+
+    value = cf->args->elts;
+    n = 0;
+    len = sizeof("cluster") - 1;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_http_loom_parse_addrs(cf, &value[i], 6379,
+                                      "loom_redis_cluster", &u)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        addrs = ngx_palloc(cf->pool, (n + u.naddrs) * sizeof(ngx_addr_t));
+        if (addrs == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (n) {
+            ngx_memcpy(addrs, lmcf->redis_addrs, n * sizeof(ngx_addr_t));
+        }
+
+        ngx_memcpy(addrs + n, u.addrs, u.naddrs * sizeof(ngx_addr_t));
+        lmcf->redis_addrs = addrs;
+        n += u.naddrs;
+        len += 1 + value[i].len;
+    }
+
+    lmcf->redis_naddrs = n;
+    lmcf->redis_cluster = 1;
+
+    /* for the log and the status page: "cluster host:port ..." */
+
+    lmcf->redis.data = ngx_pnalloc(cf->pool, len);
+    if (lmcf->redis.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_cpymem(lmcf->redis.data, "cluster", sizeof("cluster") - 1);
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        *p++ = ' ';
+        p = ngx_cpymem(p, value[i].data, value[i].len);
+    }
+
+    lmcf->redis.len = p - lmcf->redis.data;
+
+    return NGX_CONF_OK;
+}
 
 
 char *
@@ -28,9 +120,7 @@ ngx_http_loom_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t  *value;
 
     if (lmcf->redis.len) {
-        return lmcf->redis_nsentinels ? "cannot be used with "
-                                        "\"loom_redis_sentinel\""
-                                      : "is duplicate";
+        return ngx_http_loom_redis_taken(lmcf, "is duplicate");
     }
 
     value = cf->args->elts;
@@ -98,8 +188,8 @@ ngx_http_loom_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_addr_t  *addrs;
 
     if (lmcf->redis.len) {
-        return lmcf->redis_nsentinels ? "is duplicate"
-                                      : "cannot be used with \"loom_redis\"";
+        return lmcf->redis_nsentinels
+               ? "is duplicate" : ngx_http_loom_redis_taken(lmcf, NULL);
     }
 
     value = cf->args->elts;

@@ -412,7 +412,7 @@ ngx_http_loom_replay_reply(ngx_http_loom_store_call_t *call,
 {
     size_t                     i;
     ngx_int_t                  rc;
-    ngx_str_t                  data, sender;
+    ngx_str_t                  data, sender, epoch;
     redisReply                *e;
     ngx_http_loom_replay_t    *rp;
     ngx_http_loom_gap_item_t   item;
@@ -426,12 +426,15 @@ ngx_http_loom_replay_reply(ngx_http_loom_store_call_t *call,
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
         || reply->elements != 4
+        || reply->element[1]->type != REDIS_REPLY_STRING
         || reply->element[3]->type != REDIS_REPLY_ARRAY)
     {
         ngx_http_loom_replay_end(rp, 0);
         return;
     }
 
+    epoch.data = (u_char *) reply->element[1]->str;
+    epoch.len = reply->element[1]->len;
     e = reply->element[3];
 
     for (i = 0; i < e->elements && rp->next <= rp->top; i++) {
@@ -451,7 +454,8 @@ ngx_http_loom_replay_reply(ngx_http_loom_store_call_t *call,
         item.delivery.len = e->element[i]->element[1]->element[3]->len;
         item.seq = 0;
 
-        rc = ngx_http_loom_fanout_replay(rp->ref.sub->subscriber, &item);
+        rc = ngx_http_loom_fanout_replay(rp->ref.sub->subscriber, &item,
+                                         &epoch);
 
         if (rc != NGX_OK) {
             /* over the connection's limit: it is being closed */

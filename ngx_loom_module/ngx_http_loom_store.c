@@ -21,8 +21,6 @@
 static void ngx_http_loom_store_command_connected(ngx_http_loom_redis_t *rd);
 static void ngx_http_loom_store_subscriber_connected(
     ngx_http_loom_redis_t *rd);
-static void ngx_http_loom_store_handshake_reply(void *data,
-    redisReply *reply);
 static void ngx_http_loom_store_subscriber_down(ngx_http_loom_redis_t *rd);
 static void ngx_http_loom_store_push(ngx_http_loom_redis_t *rd,
     redisReply *reply);
@@ -73,7 +71,6 @@ ngx_http_loom_store_init(ngx_http_loom_worker_t *w,
     ngx_memcpy(ngx_cpymem(st->control.data, prefix->data, prefix->len),
                "ctl", sizeof("ctl") - 1);
 
-    ngx_http_loom_store_scripts_init(st);
 
     lc = &st->link_conf;
     lc->addrs = conf->redis_addrs;
@@ -89,6 +86,14 @@ ngx_http_loom_store_init(ngx_http_loom_worker_t *w,
     lc->ping_interval = conf->redis_ping_interval;
     lc->max_buffered = conf->redis_max_buffered;
     lc->max_pending = conf->redis_max_pending;
+
+    if (conf->redis_cluster) {
+        return ngx_http_loom_cluster_init(st, w);
+    }
+
+    if (ngx_http_loom_store_scripts_init(st, w->cycle->pool) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     for (i = 0; i < 2; i++) {
         link = (i == 0) ? &st->command : &st->subscriber;
@@ -274,6 +279,12 @@ ngx_http_loom_store_exit(ngx_http_loom_worker_t *w)
 
     st->exiting = 1;
 
+    if (st->cluster) {
+        ngx_http_loom_cluster_exit(st);
+        w->store = NULL;
+        return;
+    }
+
     ngx_http_loom_redis_close(&st->command.rd);
     ngx_http_loom_redis_close(&st->subscriber.rd);
 
@@ -281,51 +292,9 @@ ngx_http_loom_store_exit(ngx_http_loom_worker_t *w)
         ngx_http_loom_sentinel_close(st->sentinel);
     }
 
-    ngx_http_loom_store_waits_free(st);
+    ngx_http_loom_store_waits_free(&st->command);
 
     w->store = NULL;
-}
-
-
-/* AUTH [user] password, as both links start with it */
-
-static ngx_int_t
-ngx_http_loom_store_auth(ngx_http_loom_store_link_t *link,
-    ngx_http_loom_redis_reply_pt handler)
-{
-    int                         argc;
-    size_t                      argvlen[3];
-    const char                 *argv[3], *reason;
-    ngx_http_loom_main_conf_t  *conf;
-
-    conf = link->store->conf;
-
-    if (conf->redis_password.len == 0) {
-        return NGX_OK;
-    }
-
-    argc = 0;
-    argv[argc] = "AUTH";
-    argvlen[argc++] = 4;
-
-    if (conf->redis_user.len) {
-        argv[argc] = (char *) conf->redis_user.data;
-        argvlen[argc++] = conf->redis_user.len;
-    }
-
-    argv[argc] = (char *) conf->redis_password.data;
-    argvlen[argc++] = conf->redis_password.len;
-
-    if (ngx_http_loom_redis_send(&link->rd, argc, argv, argvlen, handler,
-                                 link, 0, &reason)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    link->handshake++;
-
-    return NGX_OK;
 }
 
 
@@ -374,31 +343,6 @@ ngx_http_loom_store_command_connected(ngx_http_loom_redis_t *rd)
 failed:
 
     ngx_http_loom_redis_fail(rd, "cannot queue the handshake");
-}
-
-
-static void
-ngx_http_loom_store_handshake_reply(void *data, redisReply *reply)
-{
-    ngx_http_loom_store_link_t  *link;
-
-    link = data;
-
-    if (reply == NULL) {
-        return;
-    }
-
-    if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, &link->rd.log, 0,
-                      "loom: redis refused the handshake: %*s",
-                      (size_t) reply->len, reply->str);
-        ngx_http_loom_redis_fail(&link->rd, NULL);
-        return;
-    }
-
-    if (--link->handshake == 0) {
-        ngx_http_loom_redis_ready(&link->rd);
-    }
 }
 
 
@@ -559,6 +503,10 @@ ngx_http_loom_store_subscribe(ngx_http_loom_store_t *st, ngx_str_t *channel)
     size_t       argvlen[2];
     const char  *argv[2], *reason;
 
+    if (st->cluster) {
+        return ngx_http_loom_cluster_subscribe(st, channel);
+    }
+
     if (st->subscriber.rd.state != NGX_HTTP_LOOM_LINK_READY) {
         return NGX_DECLINED;
     }
@@ -585,6 +533,11 @@ ngx_http_loom_store_unsubscribe(ngx_http_loom_store_t *st,
 {
     size_t       argvlen[2];
     const char  *argv[2], *reason;
+
+    if (st->cluster) {
+        ngx_http_loom_cluster_unsubscribe(st, channel);
+        return;
+    }
 
     if (st->subscriber.rd.state != NGX_HTTP_LOOM_LINK_READY) {
         return;
@@ -618,4 +571,11 @@ ngx_str_t *
 ngx_http_loom_store_control(ngx_http_loom_store_t *st)
 {
     return &st->control;
+}
+
+
+ngx_uint_t
+ngx_http_loom_store_clustered(ngx_http_loom_store_t *st)
+{
+    return st->cluster != NULL;
 }

@@ -34,8 +34,11 @@
  *   Ptopics         hash: T -> {"version":v,"schema":...}, for listTopics
  *   Pctl            channel: names of topics whose schema changed
  *
- * The {t:T} hash tag keeps a topic's keys in one Redis Cluster slot.  The
- * scripts are the .lua files beside the sources.
+ * The {t:T} hash tag keeps a topic's keys and channel in one Redis Cluster
+ * slot.  With loom_redis_cluster (ngx_http_loom_store_cluster.c) the
+ * channel is sharded (SPUBLISH, SSUBSCRIBE) and there is no Ptopics: the
+ * topic's hash is its own index entry.  The scripts are the .lua files
+ * beside the sources.
  */
 
 
@@ -64,6 +67,10 @@ typedef struct {
                                                 ngx_str_t *channel);
     void                          (*control)(void *data, ngx_str_t *name);
     void                          (*lost)(void *data);
+    /* in a cluster: one channel's subscription ended (its node went
+       down or lost the slot); it is subscribed again after "ready" */
+    void                          (*channel_lost)(void *data,
+                                                  ngx_str_t *channel);
     void                          (*ready)(void *data);
 } ngx_http_loom_store_handlers_t;
 
@@ -83,6 +90,12 @@ ngx_int_t ngx_http_loom_store_command(ngx_http_loom_store_t *st,
     const size_t *argvlen, const char **reason);
 
 /*
+ * In a cluster, a command goes to the master of argv[1]'s slot (the key
+ * it names), a script to the master of its first key's; a script without
+ * keys (listTopics) to the master that its argv[0], a cursor, names.
+ * MOVED, ASK and TRYAGAIN are followed inside, a bounded number of times,
+ * keeping the order of the commands of one slot.
+ *
  * argv[0..argc) holds the keys first, then the arguments.  With
  * loom_redis_wait, a script's reply reaches the handler only once WAIT has
  * answered; when fewer replicas than asked confirmed it, the handler gets
@@ -98,6 +111,9 @@ ngx_int_t ngx_http_loom_store_subscribe(ngx_http_loom_store_t *st,
     ngx_str_t *channel);
 void ngx_http_loom_store_unsubscribe(ngx_http_loom_store_t *st,
     ngx_str_t *channel);
+
+/* 1 with loom_redis_cluster */
+ngx_uint_t ngx_http_loom_store_clustered(ngx_http_loom_store_t *st);
 
 /* the key prefix, and the index and control names built from it */
 ngx_str_t *ngx_http_loom_store_prefix(ngx_http_loom_store_t *st);

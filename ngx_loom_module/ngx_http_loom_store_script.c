@@ -10,6 +10,7 @@
 #define NGX_HTTP_LOOM_SCRIPTS_BODIES
 #include "ngx_http_loom_store.h"
 #include "ngx_http_loom_store_int.h"
+#include "ngx_http_loom_cluster.h"
 
 
 /*
@@ -27,32 +28,61 @@
 static void ngx_http_loom_store_reply(void *data, redisReply *reply);
 static ngx_int_t ngx_http_loom_store_retry(ngx_http_loom_store_t *st,
     ngx_http_loom_store_call_t *call);
-static void ngx_http_loom_store_reloaded(void *data, redisReply *reply);
-static void ngx_http_loom_store_wait(ngx_http_loom_store_t *st,
-    ngx_http_loom_store_call_t *call);
 static void ngx_http_loom_store_wait_reply(void *data, redisReply *reply);
 static void ngx_http_loom_store_unconfirmed(ngx_http_loom_store_call_t *call);
 
 
-void
-ngx_http_loom_store_scripts_init(ngx_http_loom_store_t *st)
+/*
+ * In a cluster, the deliveries go out on the topic's shard: the line
+ * "local publish = 'PUBLISH'" of a script becomes 'SPUBLISH'
+ */
+
+ngx_int_t
+ngx_http_loom_store_scripts_init(ngx_http_loom_store_t *st,
+    ngx_pool_t *pool)
 {
-    u_char      digest[20];
+    u_char      digest[20], *p, *q;
+    ngx_str_t  *text;
     ngx_uint_t  i;
     ngx_sha1_t  sha1;
 
+    static ngx_str_t  plain = ngx_string("local publish = 'PUBLISH'");
+
     for (i = 0; i < NGX_HTTP_LOOM_SCRIPTS; i++) {
+        text = &st->scripts[i];
+        *text = ngx_http_loom_scripts[i];
+
+        p = st->cluster ? ngx_strlcasestrn(text->data,
+                                           text->data + text->len,
+                                           plain.data, plain.len - 1)
+                        : NULL;
+
+        if (p) {
+            q = ngx_pnalloc(pool, text->len + 1);
+            if (q == NULL) {
+                return NGX_ERROR;
+            }
+
+            p = ngx_cpymem(q, text->data, p - text->data
+                                          + sizeof("local publish = '") - 1);
+            *p++ = 'S';
+            ngx_memcpy(p, text->data + (p - 1 - q),
+                       text->len - (p - 1 - q));
+
+            text->data = q;
+            text->len++;
+        }
+
         ngx_sha1_init(&sha1);
-        ngx_sha1_update(&sha1, ngx_http_loom_scripts[i].data,
-                        ngx_http_loom_scripts[i].len);
+        ngx_sha1_update(&sha1, text->data, text->len);
         ngx_sha1_final(digest, &sha1);
 
         ngx_hex_dump(st->sha[i], digest, 20);
         st->sha[i][40] = '\0';
     }
+
+    return NGX_OK;
 }
-
-
 
 
 ngx_uint_t
@@ -71,8 +101,8 @@ ngx_http_loom_store_load_scripts(ngx_http_loom_store_link_t *link,
     n = 0;
 
     for (i = 0; i < NGX_HTTP_LOOM_SCRIPTS; i++) {
-        argv[2] = (char *) ngx_http_loom_scripts[i].data;
-        argvlen[2] = ngx_http_loom_scripts[i].len;
+        argv[2] = (char *) link->store->scripts[i].data;
+        argvlen[2] = link->store->scripts[i].len;
 
         if (ngx_http_loom_redis_send(&link->rd, 3, argv, argvlen, handler,
                                      link, 0, &reason)
@@ -87,6 +117,73 @@ ngx_http_loom_store_load_scripts(ngx_http_loom_store_link_t *link,
 
 
 
+/* AUTH [user] password, as both links start with it */
+
+ngx_int_t
+ngx_http_loom_store_auth(ngx_http_loom_store_link_t *link,
+    ngx_http_loom_redis_reply_pt handler)
+{
+    int                         argc;
+    size_t                      argvlen[3];
+    const char                 *argv[3], *reason;
+    ngx_http_loom_main_conf_t  *conf;
+
+    conf = link->store->conf;
+
+    if (conf->redis_password.len == 0) {
+        return NGX_OK;
+    }
+
+    argc = 0;
+    argv[argc] = "AUTH";
+    argvlen[argc++] = 4;
+
+    if (conf->redis_user.len) {
+        argv[argc] = (char *) conf->redis_user.data;
+        argvlen[argc++] = conf->redis_user.len;
+    }
+
+    argv[argc] = (char *) conf->redis_password.data;
+    argvlen[argc++] = conf->redis_password.len;
+
+    if (ngx_http_loom_redis_send(&link->rd, argc, argv, argvlen, handler,
+                                 link, 0, &reason)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    link->handshake++;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_loom_store_handshake_reply(void *data, redisReply *reply)
+{
+    ngx_http_loom_store_link_t  *link;
+
+    link = data;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, &link->rd.log, 0,
+                      "loom: redis refused the handshake: %*s",
+                      (size_t) reply->len, reply->str);
+        ngx_http_loom_redis_fail(&link->rd, NULL);
+        return;
+    }
+
+    if (--link->handshake == 0) {
+        ngx_http_loom_redis_ready(&link->rd);
+    }
+}
+
+
 ngx_int_t
 ngx_http_loom_store_command(ngx_http_loom_store_t *st,
     ngx_http_loom_store_call_t *call, int argc, const char **argv,
@@ -94,16 +191,25 @@ ngx_http_loom_store_command(ngx_http_loom_store_t *st,
 {
     ngx_http_loom_redis_t  *rd;
 
+    call->store = st;
+    call->durable = 0;
+    call->unconfirmed = 0;
+
+    if (st->cluster) {
+        /* to the master of the key's slot */
+        return st->cluster_send(st, call,
+                   argc > 1 ? ngx_http_loom_cluster_slot((u_char *) argv[1],
+                                                         argvlen[1])
+                            : 0,
+                   0, argc, argv, argvlen, reason);
+    }
+
     rd = &st->command.rd;
 
     if (rd->state != NGX_HTTP_LOOM_LINK_READY) {
         *reason = "not connected to redis";
         return NGX_DECLINED;
     }
-
-    call->store = st;
-    call->durable = 0;
-    call->unconfirmed = 0;
 
     return ngx_http_loom_redis_send(rd, argc, argv, argvlen,
                                     ngx_http_loom_store_reply, call, 0,
@@ -132,7 +238,7 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
         return NGX_ERROR;
     }
 
-    if (rd->state != NGX_HTTP_LOOM_LINK_READY) {
+    if (rd->state != NGX_HTTP_LOOM_LINK_READY && st->cluster == NULL) {
         *reason = "not connected to redis";
         return NGX_DECLINED;
     }
@@ -153,6 +259,20 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
     call->durable = 0;
     call->unconfirmed = 0;
 
+    if (st->cluster) {
+        /* to the master of KEYS[1]'s slot; a keyless one, as it names */
+
+        if (nkeys == 0) {
+            return st->cluster_list(st, call, argc + 3, args, lens,
+                                    reason);
+        }
+
+        return st->cluster_send(st, call,
+                   ngx_http_loom_cluster_slot((u_char *) argv[0],
+                                              argvlen[0]),
+                   1, argc + 3, args, lens, reason);
+    }
+
     /* the command is kept until answered: a NOSCRIPT sends it again */
 
     rc = ngx_http_loom_redis_send(rd, argc + 3, args, lens,
@@ -160,7 +280,7 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
                                   reason);
 
     if (rc == NGX_OK && st->conf->redis_wait && !call->ephemeral) {
-        ngx_http_loom_store_wait(st, call);
+        ngx_http_loom_store_wait(&st->command, call);
     }
 
     return rc;
@@ -184,12 +304,20 @@ ngx_http_loom_store_reply(void *data, redisReply *reply)
         return;
     }
 
+    ngx_http_loom_store_replied(&st->command, call, reply);
+}
+
+
+void
+ngx_http_loom_store_replied(ngx_http_loom_store_link_t *link,
+    ngx_http_loom_store_call_t *call, redisReply *reply)
+{
     if (call->durable) {
         /* kept until its WAIT answers, right behind it */
-        st->waits[st->waits_head].reply = reply;
+        link->waits[link->waits_head].reply = reply;
 
         if (reply) {
-            st->command.rd.keep_reply = 1;
+            link->rd.keep_reply = 1;
         }
 
         return;
@@ -214,11 +342,9 @@ static ngx_int_t
 ngx_http_loom_store_retry(ngx_http_loom_store_t *st,
     ngx_http_loom_store_call_t *call)
 {
-    u_char                     *p, *start, *rest, *last, *cmd, *q;
+    char                       *cmd;
     size_t                      len;
-    ngx_uint_t                  i;
     const char                 *reason;
-    ngx_str_t                  *body;
     ngx_http_loom_redis_t      *rd;
     ngx_http_loom_redis_cmd_t  *current;
 
@@ -229,17 +355,53 @@ ngx_http_loom_store_retry(ngx_http_loom_store_t *st,
         return NGX_DECLINED;
     }
 
-    /* "*<argc>\r\n$7\r\nEVALSHA\r\n$40\r\n<sha>\r\n" then the rest */
+    cmd = ngx_http_loom_store_eval(st, current->command, current->len, &len,
+                                   &rd->log);
+    if (cmd == NULL) {
+        return NGX_DECLINED;
+    }
 
-    start = (u_char *) current->command;
-    last = start + current->len;
+    if (ngx_http_loom_redis_send_formatted(rd, cmd, len,
+                                           ngx_http_loom_store_reply, call,
+                                           0, &reason)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (call->durable) {
+        /* the WAIT behind the failed attempt answers nothing now */
+        ngx_http_loom_store_wait_skip(&st->command, call);
+        ngx_http_loom_store_wait(&st->command, call);
+    }
+
+    (void) ngx_http_loom_store_load_scripts(&st->command,
+                                            ngx_http_loom_store_reloaded);
+
+    return NGX_OK;
+}
+
+
+/* "*<argc>\r\n$7\r\nEVALSHA\r\n$40\r\n<sha>\r\n" then the rest */
+
+char *
+ngx_http_loom_store_eval(ngx_http_loom_store_t *st, char *command,
+    size_t len, size_t *out, ngx_log_t *log)
+{
+    u_char      *p, *start, *rest, *last, *cmd, *q;
+    size_t       size;
+    ngx_uint_t   i;
+    ngx_str_t   *body;
+
+    start = (u_char *) command;
+    last = start + len;
 
     p = ngx_strlchr(start, last, '\n');
 
     if (p == NULL || last - p < 1 + 18 + 42
         || ngx_strncmp(p + 1, "$7\r\nEVALSHA\r\n$40\r\n", 18) != 0)
     {
-        return NGX_DECLINED;
+        return NULL;
     }
 
     p++;
@@ -251,18 +413,18 @@ ngx_http_loom_store_retry(ngx_http_loom_store_t *st,
     }
 
     if (i == NGX_HTTP_LOOM_SCRIPTS) {
-        return NGX_DECLINED;
+        return NULL;
     }
 
-    body = &ngx_http_loom_scripts[i];
+    body = &st->scripts[i];
     rest = p + 18 + 42;
 
-    len = (p - start) + sizeof("$4\r\nEVAL\r\n$\r\n\r\n") - 1
-          + NGX_SIZE_T_LEN + body->len + (last - rest);
+    size = (p - start) + sizeof("$4\r\nEVAL\r\n$\r\n\r\n") - 1
+           + NGX_SIZE_T_LEN + body->len + (last - rest);
 
-    cmd = ngx_alloc(len, &rd->log);
+    cmd = ngx_alloc(size, log);
     if (cmd == NULL) {
-        return NGX_DECLINED;
+        return NULL;
     }
 
     q = ngx_cpymem(cmd, start, p - start);
@@ -271,32 +433,17 @@ ngx_http_loom_store_retry(ngx_http_loom_store_t *st,
     q = ngx_cpymem(q, "\r\n", 2);
     q = ngx_cpymem(q, rest, last - rest);
 
-    ngx_log_error(NGX_LOG_WARN, &rd->log, 0,
+    ngx_log_error(NGX_LOG_WARN, log, 0,
                   "loom: scripts missing on the server, sending again");
 
-    if (ngx_http_loom_redis_send_formatted(rd, (char *) cmd, q - cmd,
-                                           ngx_http_loom_store_reply, call,
-                                           0, &reason)
-        != NGX_OK)
-    {
-        return NGX_DECLINED;
-    }
+    *out = q - cmd;
 
-    if (call->durable) {
-        /* the WAIT behind the failed attempt answers nothing now */
-        st->waits[st->waits_head].call = NULL;
-        ngx_http_loom_store_wait(st, call);
-    }
-
-    (void) ngx_http_loom_store_load_scripts(&st->command,
-                                            ngx_http_loom_store_reloaded);
-
-    return NGX_OK;
+    return (char *) cmd;
 }
 
 
 
-static void
+void
 ngx_http_loom_store_reloaded(void *data, redisReply *reply)
 {
     ngx_http_loom_store_link_t  *link;
@@ -317,38 +464,42 @@ ngx_http_loom_store_reloaded(void *data, redisReply *reply)
  * answer is the next one after the script's; the ring keeps the pairs.
  */
 
-static void
-ngx_http_loom_store_wait(ngx_http_loom_store_t *st,
+void
+ngx_http_loom_store_wait(ngx_http_loom_store_link_t *link,
     ngx_http_loom_store_call_t *call)
 {
     u_char                      n[NGX_INT_T_LEN], t[NGX_INT_T_LEN];
     size_t                      argvlen[3];
     ngx_uint_t                  i, size;
     const char                 *argv[3], *reason;
+    ngx_http_loom_store_t      *st;
     ngx_http_loom_store_wait_t *waits, *wait;
 
-    if (st->nwaits == st->waits_size) {
-        size = st->waits_size ? 2 * st->waits_size : NGX_HTTP_LOOM_WAITS_MIN;
+    st = link->store;
+
+    if (link->nwaits == link->waits_size) {
+        size = link->waits_size ? 2 * link->waits_size
+                                : NGX_HTTP_LOOM_WAITS_MIN;
 
         waits = ngx_alloc(size * sizeof(ngx_http_loom_store_wait_t),
-                          &st->command.rd.log);
+                          &link->rd.log);
         if (waits == NULL) {
             call->unconfirmed = 1;
             return;
         }
 
-        for (i = 0; i < st->nwaits; i++) {
-            waits[i] = st->waits[(st->waits_head + i)
-                                 & (st->waits_size - 1)];
+        for (i = 0; i < link->nwaits; i++) {
+            waits[i] = link->waits[(link->waits_head + i)
+                                 & (link->waits_size - 1)];
         }
 
-        if (st->waits) {
-            ngx_free(st->waits);
+        if (link->waits) {
+            ngx_free(link->waits);
         }
 
-        st->waits = waits;
-        st->waits_size = size;
-        st->waits_head = 0;
+        link->waits = waits;
+        link->waits_size = size;
+        link->waits_head = 0;
     }
 
     argv[0] = "WAIT";
@@ -358,8 +509,8 @@ ngx_http_loom_store_wait(ngx_http_loom_store_t *st,
     argv[2] = (char *) t;
     argvlen[2] = ngx_sprintf(t, "%M", st->conf->redis_wait_timeout) - t;
 
-    if (ngx_http_loom_redis_send(&st->command.rd, 3, argv, argvlen,
-                                 ngx_http_loom_store_wait_reply, st, 0,
+    if (ngx_http_loom_redis_send(&link->rd, 3, argv, argvlen,
+                                 ngx_http_loom_store_wait_reply, link, 0,
                                  &reason)
         != NGX_OK)
     {
@@ -368,10 +519,11 @@ ngx_http_loom_store_wait(ngx_http_loom_store_t *st,
         return;
     }
 
-    wait = &st->waits[(st->waits_head + st->nwaits) & (st->waits_size - 1)];
+    wait = &link->waits[(link->waits_head + link->nwaits)
+                        & (link->waits_size - 1)];
     wait->call = call;
     wait->reply = NULL;
-    st->nwaits++;
+    link->nwaits++;
 
     call->durable = 1;
 }
@@ -382,18 +534,20 @@ ngx_http_loom_store_wait_reply(void *data, redisReply *reply)
 {
     redisReply                  *script;
     ngx_http_loom_store_t       *st;
+    ngx_http_loom_store_link_t  *link;
     ngx_http_loom_store_wait_t   wait;
     ngx_http_loom_store_call_t  *call;
 
-    st = data;
+    link = data;
+    st = link->store;
 
-    if (st->nwaits == 0) {
+    if (link->nwaits == 0) {
         return;
     }
 
-    wait = st->waits[st->waits_head];
-    st->waits_head = (st->waits_head + 1) & (st->waits_size - 1);
-    st->nwaits--;
+    wait = link->waits[link->waits_head];
+    link->waits_head = (link->waits_head + 1) & (link->waits_size - 1);
+    link->nwaits--;
 
     call = wait.call;
     script = wait.reply;
@@ -426,6 +580,17 @@ ngx_http_loom_store_wait_reply(void *data, redisReply *reply)
 }
 
 
+void
+ngx_http_loom_store_wait_skip(ngx_http_loom_store_link_t *link,
+    ngx_http_loom_store_call_t *call)
+{
+    if (call->durable && link->nwaits) {
+        link->waits[link->waits_head].call = NULL;
+        call->durable = 0;
+    }
+}
+
+
 /* the script ran on the master, but not enough replicas confirmed it */
 
 static void
@@ -452,19 +617,19 @@ ngx_http_loom_store_unconfirmed(ngx_http_loom_store_call_t *call)
 
 
 void
-ngx_http_loom_store_waits_free(ngx_http_loom_store_t *st)
+ngx_http_loom_store_waits_free(ngx_http_loom_store_link_t *link)
 {
-    while (st->nwaits) {
-        if (st->waits[st->waits_head].reply) {
-            freeReplyObject(st->waits[st->waits_head].reply);
+    while (link->nwaits) {
+        if (link->waits[link->waits_head].reply) {
+            freeReplyObject(link->waits[link->waits_head].reply);
         }
 
-        st->waits_head = (st->waits_head + 1) & (st->waits_size - 1);
-        st->nwaits--;
+        link->waits_head = (link->waits_head + 1) & (link->waits_size - 1);
+        link->nwaits--;
     }
 
-    if (st->waits) {
-        ngx_free(st->waits);
-        st->waits = NULL;
+    if (link->waits) {
+        ngx_free(link->waits);
+        link->waits = NULL;
     }
 }

@@ -36,6 +36,13 @@
 #define NGX_HTTP_LOOM_CHANNEL_ON       2
 
 
+/* the frames of one delivery: at most one of each kind per worker */
+#define NGX_HTTP_LOOM_FRAME_V1         0    /* WebSocket, as before */
+#define NGX_HTTP_LOOM_FRAME_V2         1    /* WebSocket, dataloom.v2 */
+#define NGX_HTTP_LOOM_FRAME_SSE        2    /* an event of an event stream */
+#define NGX_HTTP_LOOM_FRAME_KINDS      3
+
+
 typedef struct ngx_http_loom_waiter_s  ngx_http_loom_waiter_t;
 
 /* rc: NGX_OK (confirmed, or released), NGX_ERROR (the link went down) */
@@ -58,6 +65,7 @@ typedef struct {
     ngx_http_loom_out_t        *out;
     ngx_log_t                  *log;
     unsigned                    v2:1;             /* dataloom.v2 */
+    unsigned                    sse:1;            /* an event stream */
 } ngx_http_loom_subscriber_t;
 
 
@@ -193,8 +201,10 @@ void ngx_http_loom_topic_release_held(ngx_http_loom_topic_t *t,
 void ngx_http_loom_topic_answer(ngx_queue_t *released, ngx_queue_t *failed);
 
 /* ngx_http_loom_fanout.c: revisions to the local subscribers */
+/* epoch: the revision's, for an event's id (NGX_HTTP_LOOM_FRAME_SSE) */
 ngx_http_loom_frame_t *ngx_http_loom_fanout_frame(
-    ngx_http_loom_gap_item_t *item, ngx_uint_t v2);
+    ngx_http_loom_gap_item_t *item, ngx_uint_t kind, ngx_str_t *epoch,
+    ngx_log_t *log);
 ngx_uint_t ngx_http_loom_fanout_deliver(ngx_http_loom_topic_t *t,
     ngx_http_loom_gap_item_t *item);
 void ngx_http_loom_fanout_resync(ngx_http_loom_topic_t *t,
@@ -204,7 +214,7 @@ void ngx_http_loom_fanout_buffer(ngx_http_loom_sub_t *sub);
 ngx_int_t ngx_http_loom_fanout_apply(ngx_http_loom_sub_t *sub, uint64_t rev);
 void ngx_http_loom_fanout_unbuffer(ngx_http_loom_sub_t *sub);
 ngx_int_t ngx_http_loom_fanout_replay(ngx_http_loom_subscriber_t *sr,
-    ngx_http_loom_gap_item_t *item);
+    ngx_http_loom_gap_item_t *item, ngx_str_t *epoch);
 
 /* from the subscriber link (ngx_http_loom_channel.c) */
 void ngx_http_loom_topic_message(ngx_http_loom_worker_t *w,
@@ -212,6 +222,8 @@ void ngx_http_loom_topic_message(ngx_http_loom_worker_t *w,
 void ngx_http_loom_topic_subscribed(ngx_http_loom_worker_t *w,
     ngx_str_t *channel);
 void ngx_http_loom_topic_subscriber_lost(ngx_http_loom_worker_t *w);
+void ngx_http_loom_topic_channel_lost(ngx_http_loom_worker_t *w,
+    ngx_str_t *channel);
 void ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w);
 void ngx_http_loom_topic_invalidate(ngx_http_loom_worker_t *w,
     ngx_str_t *name);

@@ -334,6 +334,27 @@ ngx_http_loom_ws_header_size(uint64_t len)
 }
 
 
+void
+ngx_http_loom_ws_payload(u_char *frame, size_t len, ngx_str_t *payload)
+{
+    size_t  hlen;
+
+    hlen = 2;
+
+    if (len >= 2 && (frame[1] & 0x7f) == 126) {
+        hlen = 4;
+
+    } else if (len >= 2 && (frame[1] & 0x7f) == 127) {
+        hlen = 10;
+    }
+
+    hlen = ngx_min(hlen, len);
+
+    payload->data = frame + hlen;
+    payload->len = len - hlen;
+}
+
+
 ngx_uint_t
 ngx_http_loom_ws_close_code_valid(ngx_uint_t code)
 {

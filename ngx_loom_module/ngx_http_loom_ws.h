@@ -100,6 +100,9 @@ u_char *ngx_http_loom_ws_header(u_char *p, ngx_uint_t opcode, uint64_t len);
 
 size_t ngx_http_loom_ws_header_size(uint64_t len);
 
+/* the payload of a frame that ngx_http_loom_ws_header() began */
+void ngx_http_loom_ws_payload(u_char *frame, size_t len, ngx_str_t *payload);
+
 /* a close code a peer may send (RFC 6455, section 7.4) */
 ngx_uint_t ngx_http_loom_ws_close_code_valid(ngx_uint_t code);
 

@@ -3,7 +3,7 @@
 # broadcaster bench/refcast, and writes docs/performance.md.
 #
 #   scripts/bench.sh [--duration S] [--only NAME] [--out FILE]
-#                    [--no-reference]
+#                    [--no-reference] [--cluster]
 #
 #   --duration S     seconds of publishing per workload (default 15)
 #   --only NAMES     run these workloads (a comma-separated list, in the
@@ -15,6 +15,11 @@
 #   --out FILE       the report (default docs/performance.md); the raw JSON
 #                    of each workload goes to bench/ next to it
 #   --no-reference   skip the reference runs of the fan-out workloads
+#   --cluster        against a Redis Cluster of 3 masters (no replicas)
+#                    instead of one redis-server; no reference runs; the
+#                    report defaults to docs/performance-cluster.md, and
+#                    each workload's JSON has every master's Redis CPU and
+#                    calls (INFO cpu, commandstats) before and after
 #
 # It builds the module (scripts/build.sh), the generator and the reference
 # broadcaster (make -C bench), starts its own redis-server (AOF,
@@ -52,7 +57,8 @@ all_workloads=(fanout-100 fanout-300 fanout-1000 fanout-2000 fanout-3000
 duration=15
 only=""
 reference=1
-out="$root/docs/performance.md"
+cluster=0
+out=""
 
 usage() {
     sed -n '2,16s/^# \{0,1\}//p' "$0"
@@ -75,12 +81,18 @@ while [ $# -gt 0 ]; do
                out=$2; shift 2 ;;
         --out=*) out=${1#*=}; shift ;;
         --no-reference) reference=0; shift ;;
+        --cluster) cluster=1; reference=0; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; exit 1 ;;
     esac
 done
 
 [[ "$duration" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "invalid duration: $duration"
+
+if [ -z "$out" ]; then
+    out="$root/docs/performance.md"
+    [ "$cluster" = 0 ] || out="$root/docs/performance-cluster.md"
+fi
 
 workloads=("${all_workloads[@]}")
 
@@ -110,6 +122,7 @@ done
 mkdir -p "$(dirname "$out")"
 out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
 json_dir=$(dirname "$out")/bench
+[ "$cluster" = 0 ] || json_dir+=/cluster
 mkdir -p "$json_dir"
 
 
@@ -169,11 +182,14 @@ stop_nginx() {
 }
 
 stop_redis() {
-    local pid=$redis_pid
+    local pid pids=${redis_pids:-$redis_pid}
     redis_pid=""
-    alive "$pid" || return 0
-    kill -TERM "$pid" 2> /dev/null || true
-    wait "$pid" 2> /dev/null || true
+    redis_pids=""
+    for pid in $pids; do
+        alive "$pid" || continue
+        kill -TERM "$pid" 2> /dev/null || true
+        wait "$pid" 2> /dev/null || true
+    done
 }
 
 stop_refcast() {
@@ -242,6 +258,8 @@ free_port() {
 }
 
 redis_port=""
+redis_ports=""
+redis_pids=""
 nginx_port=""
 
 redis_ready() {
@@ -249,8 +267,66 @@ redis_ready() {
     [ "$(redis-cli -p "$redis_port" ping 2> /dev/null)" = PONG ]
 }
 
+# --cluster: 3 masters, no replicas (the bench measures their cost)
+cluster_ready() {
+    local port
+    for port in $redis_ports; do
+        redis-cli -p "$port" cluster info 2> /dev/null \
+            | grep -q '^cluster_state:ok' || return 1
+    done
+}
+
+start_cluster() {
+    local i port addrs=
+    for i in 1 2 3; do
+        mkdir -p "$tmp/redis$i"
+        port=$(free_port)
+        redis-server --port "$port" --bind 127.0.0.1 \
+            --dir "$tmp/redis$i" --save "" \
+            --appendonly yes --appendfsync everysec \
+            --cluster-enabled yes --cluster-config-file nodes.conf \
+            --logfile "$tmp/redis$i/redis.log" > /dev/null 2>&1 &
+        redis_pids+="${redis_pids:+ }$!"
+        redis_ports+="${redis_ports:+ }$port"
+        addrs+=" 127.0.0.1:$port"
+        redis_pid=$!
+        redis_port=$port
+        wait_for 10 "redis-server" redis_ready || die "cannot start redis"
+    done
+    # shellcheck disable=SC2086
+    redis-cli --cluster create $addrs --cluster-replicas 0 --cluster-yes \
+        > "$tmp/cluster-create.log" 2>&1 || die "cannot create the cluster"
+    wait_for 30 "the cluster" cluster_ready || die "the cluster is not ok"
+}
+
+# every master's CPU seconds and calls of the commands that matter, as JSON
+cluster_stats() {
+    local port first=1
+    printf '['
+    for port in $redis_ports; do
+        [ "$first" = 1 ] || printf ','
+        first=0
+        redis-cli -p "$port" info all 2> /dev/null | tr -d '\r' \
+            | awk -F'[:,=]' -v port="$port" '
+                $1 == "used_cpu_sys" { sys = $2 }
+                $1 == "used_cpu_user" { user = $2 }
+                $1 ~ /^cmdstat_(evalsha|eval|spublish|publish|hget|scan)$/ {
+                    sub(/^cmdstat_/, "", $1)
+                    calls = calls sprintf("%s\"%s\": %s",
+                                          calls == "" ? "" : ", ", $1, $3)
+                }
+                END { printf "{\"port\": %s, \"cpu_s\": %.3f, " \
+                             "\"calls\": {%s}}", port, sys + user, calls }'
+    done
+    printf ']'
+}
+
 start_redis() {
     local attempt rc
+    if [ "$cluster" = 1 ]; then
+        start_cluster
+        return
+    fi
     mkdir -p "$tmp/redis"
     for attempt in 1 2 3; do
         redis_port=$(free_port)
@@ -267,6 +343,18 @@ start_redis() {
     done
     tail -n 20 "$tmp/redis/redis.log" >&2 || true
     die "cannot start redis-server"
+}
+
+redis_directive() {
+    local port list=
+    if [ "$cluster" = 0 ]; then
+        echo "loom_redis 127.0.0.1:$redis_port;"
+        return
+    fi
+    for port in $redis_ports; do
+        list+=" 127.0.0.1:$port"
+    done
+    echo "loom_redis_cluster$list;"
 }
 
 write_nginx_conf() {
@@ -293,7 +381,7 @@ http {
     uwsgi_temp_path $d/tmp/uwsgi;
     scgi_temp_path $d/tmp/scgi;
 
-    loom_redis 127.0.0.1:$redis_port;
+    $(redis_directive)
     $http_extra
 
     server {
@@ -572,7 +660,9 @@ run_workload() {
 
     writes_before=$(worker_writes "$nginx_master")
     cpu_before=$(cpu_ticks --children "$nginx_master")
-    redis_before=$(cpu_ticks "$redis_pid")
+    redis_before=$(cpu_ticks "${redis_pids:-$redis_pid}")
+    masters_before=null
+    [ "$cluster" = 0 ] || masters_before=$(cluster_stats)
 
     rm -f "$tmp/workers.json"
     sample_workers "$tmp/workers.json" &
@@ -592,16 +682,23 @@ run_workload() {
     writes[$name]=$(( $(worker_writes "$nginx_master") - writes_before ))
     cpu_s=$(seconds $(( $(cpu_ticks --children "$nginx_master") \
                         - cpu_before )))
-    redis_s=$(seconds $(( $(cpu_ticks "$redis_pid") - redis_before )))
+    redis_s=$(seconds $(( $(cpu_ticks "${redis_pids:-$redis_pid}") \
+                          - redis_before )))
+    masters_after=null
+    [ "$cluster" = 0 ] || masters_after=$(cluster_stats)
 
     # the generator's JSON, with the server's counters afterwards
     if [ -s "$raw" ]; then
         jq --argjson status "$(server_status)" --argjson rc "$rc" \
            --argjson w "$(cat "$tmp/workers.json" 2> /dev/null || echo null)" \
            --argjson cpu "$cpu_s" --argjson redis "$redis_s" \
+           --argjson mb "$masters_before" --argjson ma "$masters_after" \
            '. + {exit_code: $rc, server_status: $status,
                  server_workers_busiest: $w, server_cpu_s: $cpu,
-                 redis_cpu_s: $redis}' "$raw" > "$json"
+                 redis_cpu_s: $redis}
+              + (if $mb == null then {} else
+                 {redis_masters_before: $mb, redis_masters_after: $ma}
+                 end)' "$raw" > "$json"
         results[$name]=ok
     else
         echo "{\"workload\": \"$name\", \"exit_code\": $rc}" > "$json"
@@ -1096,6 +1193,10 @@ write_report() {
              "$workers workers"
         echo "- Redis: $(redis-server --version | awk '{ print $3 }' \
                          | sed 's/^v=//'), AOF on, appendfsync everysec"
+        if [ "$cluster" = 1 ]; then
+            echo "- Redis Cluster: 3 masters, no replicas" \
+                 "(loom_redis_cluster), on the same cores"
+        fi
         echo "- Module: $module_info"
         echo "- Date: $run_date"
         echo "- Load average when the run started: $load_before"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: C unit tests of the pure parts, then integration
 # tests against a real nginx loading the module and a real redis-server,
-# then the TypeScript client's tests (scripts/test-js.sh).  Both of the
-# last two run even when the first fails; the exit status is non-zero when
-# either failed.
+# then the TypeScript client's tests (scripts/test-js.sh), then the
+# browser console's tests in a headless Chromium (scripts/test-browser.sh).
+# The last three run even when one before them fails; the exit status is
+# non-zero when any failed.
 #
 # Extra arguments go to pytest (e.g. -k frames, -x).
 
@@ -30,5 +31,8 @@ echo "== integration tests"
 
 echo "== TypeScript client tests"
 scripts/test-js.sh || status=$?
+
+echo "== browser console tests"
+scripts/test-browser.sh || status=$?
 
 exit $status

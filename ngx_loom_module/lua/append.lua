@@ -16,6 +16,8 @@
 -- the current one (the caller checks again); nil when the topic does not
 -- exist.
 local h, s = KEYS[1], KEYS[2]
+-- in a cluster, the text is loaded with SPUBLISH here (store_script.c)
+local publish = 'PUBLISH'
 local f = redis.call('HMGET', h, 'tag', 'st', 'hn', 'ha', 'ts', 'epoch',
                     'seq', 'rev')
 local tag = f[1]
@@ -83,6 +85,6 @@ else
     redis.call('UNLINK', s)
   end
 end
-redis.call('PUBLISH', ARGV[6], sq .. ' ' .. rs .. ' ' .. tss .. ' '
+redis.call(publish, ARGV[6], sq .. ' ' .. rs .. ' ' .. tss .. ' '
            .. (f[6] or string.match(tag, '^[^:]*')) .. ' ' .. ARGV[3])
 return {seq, rev, ts}

@@ -10,6 +10,8 @@
 -- Returns {changed (0/1), epoch, top rev, ts, value or nil}; nil when the
 -- topic does not exist.
 local h = KEYS[1]
+-- in a cluster, the text is loaded with SPUBLISH here (store_script.c)
+local publish = 'PUBLISH'
 local f = redis.call('HMGET', h, 'tag', 'rev', 'epoch', 'ts', 'value')
 if not f[1] then return false end
 -- a new epoch: the registration id and Redis's clock in microseconds
@@ -25,6 +27,6 @@ if epoch ~= ARGV[1] or top >= tonumber(ARGV[2]) then
 end
 epoch = new_epoch()
 redis.call('HSET', h, 'epoch', epoch)
-redis.call('PUBLISH', ARGV[3], 'E ' .. epoch .. ' ' .. top .. ' ' .. ts
+redis.call(publish, ARGV[3], 'E ' .. epoch .. ' ' .. top .. ' ' .. ts
            .. ' ' .. (f[5] or 'null'))
 return {1, epoch, top, ts, f[5]}

@@ -8,6 +8,8 @@
 -- kind ("" for a key-set schema, "json-schema", "json-schema format"),
 -- ARGV[8] the compatibility mode ("" for none); the index entry names
 -- them after the schema unless they are a key-set schema and none
+-- In a cluster KEYS[2] is KEYS[1]: the topic's hash is its own entry of
+-- the index.
 -- Returns {1} when registered, {0, schema, kind} when the topic exists
 -- (its retention is left as it is).
 local f = redis.call('HMGET', KEYS[1], 'schema', 'sk')
@@ -28,6 +30,8 @@ if ARGV[7] and ARGV[7] ~= '' then extra = ',"schemaType":"json-schema"' end
 if ARGV[8] and ARGV[8] ~= '' and ARGV[8] ~= 'none' then
   extra = extra .. ',"compatibility":"' .. ARGV[8] .. '"'
 end
-redis.call('HSET', KEYS[2], ARGV[1],
-           '{"version":0,"schema":' .. ARGV[2] .. extra .. '}')
+if KEYS[2] ~= KEYS[1] then
+  redis.call('HSET', KEYS[2], ARGV[1],
+             '{"version":0,"schema":' .. ARGV[2] .. extra .. '}')
+end
 return {1}

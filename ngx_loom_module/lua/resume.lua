@@ -14,6 +14,8 @@
 -- the caller reads the rest as history); nil when the topic does not
 -- exist.
 local h, s = KEYS[1], KEYS[2]
+-- in a cluster, the text is loaded with SPUBLISH here (store_script.c)
+local publish = 'PUBLISH'
 local f = redis.call('HMGET', h, 'tag', 'rev', 'epoch', 'ts', 'value',
                      'st', 'hn', 'ha')
 if not f[1] then return false end
@@ -32,7 +34,7 @@ end
 if rev > top then
   epoch = new_epoch()
   redis.call('HSET', h, 'epoch', epoch)
-  redis.call('PUBLISH', ARGV[6], 'E ' .. epoch .. ' ' .. top .. ' ' .. ts
+  redis.call(publish, ARGV[6], 'E ' .. epoch .. ' ' .. top .. ' ' .. ts
              .. ' ' .. (f[5] or 'null'))
   return {0, epoch, top, ts, f[5], {}}
 end

@@ -20,6 +20,8 @@
 -- too: it is overwritten or removed here).
 -- A smaller history is trimmed by the publishes that follow, a bounded
 -- amount each; no history at all drops the stream at once.
+-- In a cluster KEYS[2] is KEYS[1]: the topic's hash is its own entry of
+-- the index.
 -- Returns the new version; -1 when the storage asked for is not the
 -- topic's, -2 when the version is no longer ARGV[7] (nothing changes);
 -- nil when the topic does not exist.
@@ -64,7 +66,9 @@ if ARGV[9] and ARGV[9] ~= '' and ARGV[9] ~= 'none' then
   extra = extra .. ',"compatibility":"' .. ARGV[9] .. '"'
 else redis.call('HDEL', h, 'cm') end
 if ARGV[4] == '0' and KEYS[3] then redis.call('UNLINK', KEYS[3]) end
-redis.call('HSET', KEYS[2], ARGV[1],
-           '{"version":' .. v .. ',"schema":' .. ARGV[2] .. extra .. '}')
+if KEYS[2] ~= KEYS[1] then
+  redis.call('HSET', KEYS[2], ARGV[1],
+             '{"version":' .. v .. ',"schema":' .. ARGV[2] .. extra .. '}')
+end
 redis.call('PUBLISH', ARGV[3], ARGV[1])
 return v

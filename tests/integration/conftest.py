@@ -35,6 +35,11 @@ BAD_LOG = re.compile(r"\[(alert|crit|emerg)\]|AddressSanitizer|"
                      r"runtime error:|LeakSanitizer")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: starts a Redis Cluster (several seconds)")
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -1,10 +1,13 @@
-"""A TCP relay between nginx and Redis that can freeze a direction.
+"""A TCP relay between nginx and Redis that can freeze a direction or
+hang up.
 
 A frozen direction stays open but carries nothing: the relay stops reading
 that side, so the bytes wait in the kernel as they would behind a stuck
-server, a dead peer on a half-open connection or a hung proxy.  Freezing
-applies to the connections open at that moment; the ones made later pass
-freely, so a link that is rebuilt works again.
+server, a dead peer on a half-open connection or a hung proxy.  Hanging up
+ends nginx's side as a server that closes a client right behind its last
+bytes (CLIENT KILL while messages flow).  Both apply to the connections
+open at that moment; the ones made later pass freely, so a link that is
+rebuilt works again.
 """
 
 import selectors
@@ -21,6 +24,7 @@ class _Pair:
         self.subscriber = False       # it sent SUBSCRIBE
         self.frozen_up = False        # nginx -> Redis
         self.frozen_down = False      # Redis -> nginx
+        self.hung_up = False          # nginx's side ended: nothing moves
         self.pending = {client: b"", server: b""}   # to write to each
 
 
@@ -51,10 +55,27 @@ class Relay:
                 p.frozen_down = p.frozen_down or down
                 p.frozen_up = p.frozen_up or up
 
+    def hang_up(self, last, subscriber_only=True):
+        """Sends nginx last on the open connections (those that subscribed,
+        or all) and ends them: the bytes and the FIN leave in one TCP
+        segment (corked), so nginx sees both with one readiness event.
+        nginx's side stays open, half-closed, until close(): closing it
+        with bytes unread would add a reset, a second event."""
+        with self.lock:
+            for p in self.pairs:
+                if p.hung_up or (subscriber_only and not p.subscriber):
+                    continue
+                p.client.setblocking(True)
+                p.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                p.client.sendall(p.pending[p.client] + last)
+                p.client.shutdown(socket.SHUT_WR)
+                p.server.close()
+                p.hung_up = True
+
     def connections(self, subscriber=None):
         with self.lock:
-            return [p for p in self.pairs
-                    if subscriber is None or p.subscriber == subscriber]
+            return [p for p in self.pairs if not p.hung_up
+                    and (subscriber is None or p.subscriber == subscriber)]
 
     def close(self):
         self.running = False
@@ -83,6 +104,8 @@ class Relay:
                 except BlockingIOError:
                     pass
                 for p in list(self.pairs):
+                    if p.hung_up:
+                        continue
                     if not self._pump(p):
                         self._drop(p)
             sel.close()
@@ -90,6 +113,8 @@ class Relay:
             with self.lock:
                 sel.register(self.lsock, selectors.EVENT_READ)
                 for p in self.pairs:
+                    if p.hung_up:
+                        continue
                     if not p.frozen_up:
                         sel.register(p.client, selectors.EVENT_READ)
                     if not p.frozen_down:

@@ -537,6 +537,41 @@ def test_two_updates_racing(make_nginx, redis_server):
         assert g["data"] == {"enum": [1, 2] if won == "a" else [1, 3]}
 
 
+def test_updates_racing_without_a_mode_all_succeed(make_nginx, redis_server):
+    """Without a mode nothing is checked, so nothing is compared: updates
+    racing from old clients all succeed, as before modes existed."""
+    n1 = make_nginx()
+    n2 = make_nginx()
+    a, b = n1.client(), n2.client()
+    a.request({"id": "r", "action": "registerTopic", "topic": "k",
+               "data": {"x": None}, "requireAck": True})
+    rc = redis_server.client()
+    results = {}
+
+    def send(c, key, schema):
+        results[key] = update(c, "k", schema, key, json_schema=False)
+
+    def scripts_run():
+        return rc.info("commandstats").get("cmdstat_evalsha",
+                                           {}).get("calls", 0)
+
+    for i in range(3):
+        before = scripts_run()
+        # both are sent while Redis is paused, so neither has written
+        rc.execute_command("CLIENT", "PAUSE", "300", "ALL")
+        ts = [threading.Thread(target=send, args=(a, "a", {"a": None})),
+              threading.Thread(target=send, args=(b, "b", {"b": None}))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert [results[k]["code"] for k in "ab"] == [200, 200], results
+        # each read the versions once and wrote once: no update was sent
+        # back to be checked again
+        assert scripts_run() - before == 4
+    assert rc.hget("loom:{t:k}", "sv") == b"6"
+
+
 def test_the_update_script_compares_and_sets(redis_server):
     r = redis_server.client()
     with open(os.path.join(LUA, "register.lua")) as f:

@@ -5,7 +5,8 @@ connections open at that moment (tests/integration/relay.py): the TCP
 connection stays up, nothing comes through.  Each link must notice within
 loom_redis_ping_interval + loom_redis_timeout, say so in the error log and
 on the status page, fail what waits on it, and come back on a new
-connection by itself; nothing may wait forever.
+connection by itself; nothing may wait forever.  A link the server closes
+must be seen closed at once, not at its next PING.
 """
 
 import socket
@@ -89,6 +90,47 @@ def test_held_ack_is_released_when_the_subscriber_link_freezes(relayed):
     assert (r["id"], r["code"]) == ("p", 200)
     assert link_timed_out(n, "subscriber")
     c.close()
+
+
+def closed_by_server(n, link):
+    return any("connection closed by the server" in line
+               and "(%s link)" % link in line
+               for line in n.log().splitlines())
+
+
+# a message on a channel nobody subscribed to: the worker drops it
+STRAY = b"*3\r\n$7\r\nmessage\r\n$5\r\nstray\r\n$1\r\nx\r\n"
+
+
+def test_subscriber_link_closed_behind_a_message_is_noticed(relayed):
+    # Redis closing the link right behind a message (CLIENT KILL while
+    # deliveries flow, or a worker slow to wake): the bytes and the end
+    # are seen with one readiness event.  A link that stopped reading at
+    # the message looked up until its next PING, 60 s here, and what was
+    # published meanwhile never came.
+    relay, n = relayed(http="loom_redis_ping_interval 60s;")
+    sub = n.client()
+    pub = n.client()
+    register(pub, "hangup", {"v": None})
+    subscribe(sub, "hangup")
+    wait_for(lambda: relay.connections(subscriber=True), what="the link")
+
+    before = reconnects(n)
+    relay.hang_up(STRAY)
+
+    wait_for(lambda: closed_by_server(n, "subscriber"), timeout=10,
+             what="the subscriber link to be seen closed")
+    wait_for(lambda: reconnects(n) > before, what="a reconnect")
+    wait_for(n.redis_up, what="the links to come back")
+    wait_for(lambda: relay.connections(subscriber=True),
+             what="a new subscriber connection")
+    pub.send_json({"id": "p", "action": "publish", "topic": "hangup",
+                   "data": {"v": 1}, "requireAck": True})
+    assert pub.recv_json()["code"] == 200
+    d = sub.recv_json(timeout=5)
+    assert (d["topic"], d["data"]) == ("hangup", {"v": 1})
+    sub.close()
+    pub.close()
 
 
 def test_subscribe_waiting_for_a_frozen_link_fails(relayed):

@@ -21,6 +21,7 @@ import os
 import random
 import select
 import shutil
+import signal
 import threading
 import time
 
@@ -146,8 +147,14 @@ class Follower:
         deadline = time.monotonic() + timeout
         while self.rev < rev:
             left = deadline - time.monotonic()
-            assert left > 0, "stuck at rev %d of %d" % (self.rev, rev)
-            self.take(self.c.recv_json(timeout=left))
+            stuck = "stuck at rev %d of %d, events %r" % (
+                self.rev, rev, self.events)
+            assert left > 0, stuck
+            try:
+                m = self.c.recv_json(timeout=left)
+            except TimeoutError:
+                raise AssertionError(stuck) from None
+            self.take(m)
 
 
 # -- the old-client guarantee ------------------------------------------------
@@ -465,7 +472,14 @@ def test_resume_with_random_drops(make_nginx):
     duplicates."""
     nodes = [make_nginx(workers=2), make_nginx(workers=2)]
     c = v2(nodes[0])
-    register(c, "res", SCHEMA)
+    # every revision of the run stays in the history: a follower starved
+    # on a busy machine, then a publisher catching up on its rate, may put
+    # it more than the default 1000 behind, and a resume from there is
+    # not recovered by design (the window has its own tests)
+    r = c.request({"id": "r", "action": "registerTopic", "topic": "res",
+                   "data": SCHEMA, "retention": {"history": 100000},
+                   "requireAck": True})
+    assert r["code"] == 200, r
     pubs = [Publisher(n.client(), "res", 300) for n in nodes]
     errors = []
     done = threading.Event()
@@ -493,7 +507,7 @@ def test_resume_with_random_drops(make_nginx):
                                    "since": {"epoch": f.epoch,
                                              "rev": f.rev}})
                     r = f.answer("r")
-                    assert r["recovered"] is True, r
+                    assert r["recovered"] is True, (f.rev, r)
                     assert r["epoch"] == f.epoch
                     assert r["replayed"] == r["rev"] - f.rev, r
                     resumes[0] += 1
@@ -596,6 +610,40 @@ def test_pubsub_link_killed_mid_stream(redis_server, make_nginx):
 
     def kill():
         assert r.execute_command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+
+    followers, epoch, final = stream_through(a, b, kill)
+    assert final[0] == epoch
+    for f in followers:
+        assert f.revs == list(range(1, final[1] + 1))
+        assert not f.events, f.events
+
+
+def test_pubsub_link_killed_while_the_node_sleeps(redis_server, make_nginx):
+    """The kill of a busy machine: node b's worker (one, so that it has
+    every follower) is not scheduled while Redis closes its link, so the
+    last messages and the close are there together when it wakes, in one
+    readiness event.  The close must be seen then: with pings 60 s apart
+    nothing else would find the dead link within the test, and the
+    followers would wait for revisions that never come."""
+    a = make_nginx(workers=2)
+    b = make_nginx(http="loom_redis_ping_interval 60s;")
+    r = redis_server.client()
+    pids = b.worker_pids()
+
+    def kill():
+        c = v2(a)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            # messages for node b wait in its socket, the close behind them
+            since = top(c, "live")[1]
+            wait_for(lambda: top(c, "live")[1] >= since + 20,
+                     what="publishes while node b sleeps")
+            assert r.execute_command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        c.close()
 
     followers, epoch, final = stream_through(a, b, kill)
     assert final[0] == epoch

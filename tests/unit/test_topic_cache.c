@@ -3,6 +3,7 @@
 /* SOURCES: ngx_http_loom_snapshot.c */
 /* SOURCES: ngx_http_loom_rev.c ngx_http_loom_json.c ngx_http_loom_utf8.c */
 /* SOURCES: ngx_http_loom_json_text.c ngx_http_loom_schema.c */
+/* SOURCES: ngx_http_loom_sse.c */
 
 /*
  * A worker's topics on their own: the schema cache (least recently used
@@ -328,6 +329,7 @@ typedef struct {
     ngx_http_loom_out_t     out;
     ngx_uint_t              frames;
     char                    last[64];
+    ngx_http_loom_frame_t  *frame;              /* the last, not held */
 } test_out_t;
 
 
@@ -347,6 +349,13 @@ ngx_http_loom_frame_alloc(ngx_uint_t opcode, size_t len, u_char **payload)
 }
 
 
+ngx_http_loom_frame_t *
+ngx_http_loom_frame_bytes(size_t len, u_char **data)
+{
+    return ngx_http_loom_frame_alloc(0, len, data);
+}
+
+
 void
 ngx_http_loom_frame_release(ngx_http_loom_frame_t *f)
 {
@@ -363,6 +372,7 @@ ngx_http_loom_out_send(ngx_http_loom_out_t *o, ngx_http_loom_frame_t *f)
 
     t = (test_out_t *) o;
     t->frames++;
+    t->frame = f;
     snprintf(t->last, sizeof(t->last), "%.*s", (int) f->len,
              (char *) f->data);
 
@@ -711,6 +721,56 @@ test_ack_held_until_its_delivery(void **state)
 }
 
 
+/* each kind of frame once per delivery, shared by its subscribers */
+
+static void
+test_one_frame_per_kind(void **state)
+{
+    ngx_str_t                    channel, data;
+    ngx_uint_t                   i;
+    test_out_t                   out[4];
+    ngx_http_loom_subscriber_t   sr[4];
+
+    memset(out, 0, sizeof(out));
+    memset(sr, 0, sizeof(sr));
+
+    for (i = 0; i < 4; i++) {
+        subscribe("t", &sr[i], &out[i], "R1");
+    }
+
+    sr[1].v2 = 1;
+    sr[2].sse = 1;
+    sr[3].sse = 1;
+
+    channel = name("loom:{t:t}:msg");
+    data = name("1 1 100 E1 {\"a\":1}\n");
+    ngx_http_loom_topic_message(&w, &channel, &data);
+
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(out[i].frames, 1);
+    }
+
+    assert_string_equal(out[0].last, "{\"a\":1}\n");
+    assert_string_equal(out[1].last, "{\"a\":1,\"rev\":1,\"ts\":100}\n");
+    assert_string_equal(out[2].last,
+                        "id: 1:E1\ndata: {\"a\":1,\"rev\":1,\"ts\":100}\n\n");
+    assert_ptr_equal(out[2].frame, out[3].frame);
+    assert_ptr_not_equal(out[1].frame, out[2].frame);
+    assert_ptr_not_equal(out[0].frame, out[1].frame);
+
+    /* not stored: v1 text for the WebSocket, an event without an id */
+    data = name("2 0 0 E1 {\"b\":2}\n");
+    ngx_http_loom_topic_message(&w, &channel, &data);
+
+    assert_string_equal(out[1].last, "{\"b\":2}\n");
+    assert_string_equal(out[3].last, "data: {\"b\":2}\n\n");
+
+    for (i = 0; i < 4; i++) {
+        ngx_http_loom_topic_unsubscribe_all(&sr[i]);
+    }
+}
+
+
 static void
 test_count_restarts_for_a_new_registration(void **state)
 {
@@ -968,6 +1028,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_subscriber_lost_with_many_topics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_held_until_its_delivery,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_frame_per_kind,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_count_restarts_for_a_new_registration, setup, teardown),

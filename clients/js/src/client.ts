@@ -7,9 +7,9 @@
 import { DataLoomError } from "./errors.js";
 import { isNode, openSocket, type LoomSocket } from "./socket.js";
 import type {
-    AnyTopicMap, ClientEvents, ConnectOptions, ConnectionState, Delivery,
-    HistoryOptions, HistoryPage, Recovery, SubscribeOptions, Subscription,
-    TopicInfo, Value,
+    AnyTopicMap, ClientEvents, Compatibility, ConnectOptions,
+    ConnectionState, Delivery, HistoryOptions, HistoryPage, Recovery,
+    SchemaInfo, SubscribeOptions, Subscription, TopicInfo, Value,
 } from "./types.js";
 
 export const V2 = "dataloom.v2";
@@ -48,6 +48,9 @@ interface TopicSub {
 export interface RegisterOptions {
     retention?: { history?: number | null; maxAge?: number | null };
     storage?: "redis" | "memory";
+    /* absent or "keys": the key-set rule; "json-schema": a JSON Schema */
+    schemaType?: "keys" | "json-schema";
+    compatibility?: Compatibility;
 }
 
 function backoff(attempt: number, initial: number, max: number): number {
@@ -420,10 +423,17 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
             }
             this.settle(req, msg, null);
         } else {
-            this.settle(req, null, new DataLoomError(
+            const e = new DataLoomError(
                 typeof msg.code === "number" ? msg.code : 500,
                 String(msg.message ?? ""), String(msg.action ?? req.action),
-                String(msg.id ?? req.id)));
+                String(msg.id ?? req.id));
+            if (Array.isArray(msg.errors)) {
+                e.errors = msg.errors;
+            }
+            if (Array.isArray(msg.differences)) {
+                e.differences = msg.differences;
+            }
+            this.settle(req, null, e);
         }
         this.pump();
     }
@@ -600,6 +610,18 @@ export class DataLoomClient<M extends AnyTopicMap = AnyTopicMap> {
             cursor = a.cursor;
         }
         return all;
+    }
+
+    /* a topic's schema: the current version, or the one named */
+    async getSchema(topic: string, version?: number): Promise<SchemaInfo> {
+        const a = await this.request("getSchema",
+            version === undefined ? { topic } : { topic, version });
+        return {
+            schema: a.data, version: a.version,
+            versions: Array.isArray(a.versions) ? a.versions : [],
+            schemaType: a.schemaType ?? "keys",
+            compatibility: a.compatibility ?? "none",
+        };
     }
 
     /*

@@ -12,12 +12,30 @@ export type ClientErrorCode =
     | "connect_failed"   /* the WebSocket handshake failed */
     | "unsupported";     /* the server does not speak what the call needs */
 
+/* one place where a message does not match a JSON Schema */
+export interface SchemaError {
+    /* JSON Pointer into the refused data ("" for the whole of it) */
+    instancePath: string;
+    keyword: string;
+    message: string;
+}
+
+/* one reason a schema change breaks the topic's compatibility mode */
+export interface SchemaDifference {
+    path: string;
+    reason: string;
+}
+
 export class DataLoomError extends Error {
     readonly code: number | ClientErrorCode;
     readonly action: string;
     readonly id: string;
     /* HTTP status of a refused handshake, when known */
     readonly status?: number;
+    /* a publish refused by a JSON Schema topic: where and why */
+    errors?: SchemaError[];
+    /* a schema change refused by the compatibility mode (409) */
+    differences?: SchemaDifference[];
 
     constructor(code: number | ClientErrorCode, message: string,
                 action = "", id = "", status?: number)

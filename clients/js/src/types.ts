@@ -50,6 +50,20 @@ export interface TopicInfo {
     schema: { version: number; schema: unknown };
 }
 
+export type Compatibility =
+    | "none" | "backward" | "forward" | "full" | "backward_transitive"
+    | "forward_transitive" | "full_transitive";
+
+/* what getSchema answers */
+export interface SchemaInfo {
+    schema: unknown;
+    version: number;
+    /* the versions the server keeps, oldest first */
+    versions: number[];
+    schemaType: "keys" | "json-schema";
+    compatibility: Compatibility;
+}
+
 export interface Delivery<T = unknown> {
     topic: string;
     action: "publish" | "sendWithoutSave";

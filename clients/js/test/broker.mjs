@@ -82,10 +82,17 @@ function children(pid) {
 }
 
 export class Nginx {
-    constructor(dir, redisPort, { location = "", workers = 1 } = {}) {
+    /*
+     * location: more lines for the loom location; server: more lines
+     * (locations) for the server block
+     */
+    constructor(dir, redisPort,
+                { location = "", server = "", workers = 1 } = {})
+    {
         this.dir = dir;
         this.redisPort = redisPort;
         this.location = location;
+        this.server = server;
         this.workers = workers;
         this.master = null;
         mkdirSync(join(dir, "tmp"), { recursive: true });
@@ -117,6 +124,7 @@ http {
         listen 127.0.0.1:${this.port};
         location = /ws { loom; ${this.location} }
         location = /status { loom_status; }
+        ${this.server}
     }
 }
 `);

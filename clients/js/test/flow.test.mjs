@@ -97,6 +97,71 @@ test("server errors carry code, message, action and id", async () => {
     await c.close();
 });
 
+test("a refused publish carries the server's errors; an update its "
+     + "differences", async () => {
+    const { c, peer } = await fresh();
+    const p = c.publish("t", { a: "x" }).then(() => null, (e) => e);
+    const u = c.updateSchema("t", { type: "object" },
+                             { schemaType: "json-schema",
+                               compatibility: "backward" })
+        .then(() => null, (e) => e);
+    const k = c.publish("k", { b: 1 }).then(() => null, (e) => e);
+    await waitFor(() => peer.got.length === 3, "the requests");
+    assert.equal(peer.got[1].schemaType, "json-schema");
+    assert.equal(peer.got[1].compatibility, "backward");
+    const errors = [{ instancePath: "/a", keyword: "type",
+                      message: "wrong type" }];
+    const differences = [{ path: "/properties/a", reason: "removed" }];
+    peer.ws.send(JSON.stringify({ id: peer.got[0].id, action: "publish",
+        code: 400, message: "schema doesn't match topics current schema",
+        errors, type: "response" }));
+    peer.ws.send(JSON.stringify({ id: peer.got[1].id,
+        action: "updateSchema", code: 409,
+        message: "schema change is not backward compatible", differences,
+        type: "response" }));
+    peer.ws.send(JSON.stringify({ id: peer.got[2].id, action: "publish",
+        code: 400, message: "schema doesn't match topics current schema",
+        type: "response" }));
+    const e = await p;
+    assert.equal(e.code, 400);
+    assert.deepEqual(e.errors, errors);
+    const f = await u;
+    assert.equal(f.code, 409);
+    assert.deepEqual(f.differences, differences);
+    /* a key-set refusal has neither */
+    const g = await k;
+    assert.equal(g.errors, undefined);
+    assert.equal(g.differences, undefined);
+    await c.close();
+});
+
+test("getSchema asks for the current or a named version", async () => {
+    const { c, peer } = await fresh();
+    const cur = c.getSchema("t");
+    const old = c.getSchema("t", 1);
+    await waitFor(() => peer.got.length === 2, "the requests");
+    assert.deepEqual(peer.got[0], { id: peer.got[0].id, action: "getSchema",
+                                    topic: "t", requireAck: true });
+    assert.deepEqual(peer.got[1], { id: peer.got[1].id, action: "getSchema",
+                                    topic: "t", version: 1,
+                                    requireAck: true });
+    answer(peer, peer.got[0], { data: { type: "object" }, version: 2,
+                                versions: [0, 1, 2],
+                                schemaType: "json-schema",
+                                compatibility: "backward" });
+    answer(peer, peer.got[1], { data: { a: null }, version: 1,
+                                versions: [0, 1, 2], schemaType: "keys",
+                                compatibility: "none" });
+    assert.deepEqual(await cur, { schema: { type: "object" }, version: 2,
+                                  versions: [0, 1, 2],
+                                  schemaType: "json-schema",
+                                  compatibility: "backward" });
+    assert.deepEqual(await old, { schema: { a: null }, version: 1,
+                                  versions: [0, 1, 2], schemaType: "keys",
+                                  compatibility: "none" });
+    await c.close();
+});
+
 test("no more than maxInFlight requests are sent; the rest wait, bounded",
      async () => {
     const { c, peer } = await fresh({ maxInFlight: 4, maxQueued: 3,
