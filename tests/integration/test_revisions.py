@@ -384,7 +384,9 @@ def test_snapshot_burst_shares_reads(redis_server, make_nginx):
     """Hundreds of subscribes with snapshot to one topic at once, from as
     many connections, while another node publishes: each one's deliveries
     follow its snapshot with no gap and no duplicate, and a worker's
-    subscribes waiting at the same time share their snapshot.lua reads."""
+    subscribes waiting at the same time share their snapshot.lua reads
+    (one, then one for all that came while it was out: two or three per
+    worker)."""
     with open(SNAPSHOT_LUA, "rb") as f:
         # the script as sent: comment lines left out (scripts/lua2c.sh)
         sha = hashlib.sha1(b"".join(
@@ -412,6 +414,9 @@ def test_snapshot_burst_shares_reads(redis_server, make_nginx):
     # every fourth connection asks twice in a row: answers in its order
     frames = [frame("s%d" % k) + (frame("t%d" % k) if k % 4 == 0 else b"")
               for k in range(n)]
+    # Redis holds every command for a moment: the burst's subscribes are
+    # all waiting at once, however slowly the busy machine reads them
+    redis_server.client().execute_command("CLIENT", "PAUSE", "800", "ALL")
     for f, data in zip(followers, frames):
         f.c.sock.sendall(data)
     for k, f in enumerate(followers):
@@ -442,7 +447,7 @@ def test_snapshot_burst_shares_reads(redis_server, make_nginx):
     assert rate >= 1000, rate
     assert pub.errors == 0
     # one read per subscribe would be n; shared, a few per worker
-    assert 1 <= calls <= n // 8, calls
+    assert 2 <= calls <= n // 20, calls
 
 
 def test_snapshot_of_an_empty_topic_and_resubscribe(nginx):
