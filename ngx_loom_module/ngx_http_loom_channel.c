@@ -19,6 +19,10 @@
  */
 
 
+/* ms before a cluster's channels not subscribed yet are tried again */
+#define NGX_HTTP_LOOM_RESUBSCRIBE_RETRY  250
+
+
 /* a re-check of a topic's registration, after the subscriber link was down */
 typedef struct {
     ngx_http_loom_store_call_t   call;            /* must be first */
@@ -36,6 +40,8 @@ static void ngx_http_loom_topic_end(ngx_http_loom_topic_t *t,
 static void ngx_http_loom_topic_lose(ngx_http_loom_topic_t *t,
     ngx_queue_t *released, ngx_queue_t *failed);
 static ngx_int_t ngx_http_loom_topic_recheck(ngx_http_loom_topic_t *t);
+static void ngx_http_loom_topic_retry(ngx_http_loom_worker_t *w);
+static void ngx_http_loom_topic_retry_handler(ngx_event_t *ev);
 static void ngx_http_loom_topic_recheck_reply(
     ngx_http_loom_store_call_t *call, redisReply *reply);
 
@@ -367,8 +373,45 @@ ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w)
 
         if (ngx_http_loom_store_subscribe(w->store, &t->channel) == NGX_OK) {
             t->channel_state = NGX_HTTP_LOOM_CHANNEL_PENDING;
+
+        } else {
+            ngx_http_loom_topic_retry(w);
         }
     }
+}
+
+
+/*
+ * In a cluster each master's links come up on their own: a channel whose
+ * master's subscriber link (or command link, for the registration check)
+ * was not ready yet when the others were is tried again shortly, until
+ * it is.  With one Redis the links' own "ready" does it.
+ */
+
+static void
+ngx_http_loom_topic_retry(ngx_http_loom_worker_t *w)
+{
+    ngx_event_t  *ev;
+
+    ev = &w->resubscribe;
+
+    if (ev->timer_set || !ngx_http_loom_store_clustered(w->store)) {
+        return;
+    }
+
+    ev->handler = ngx_http_loom_topic_retry_handler;
+    ev->data = w;
+    ev->log = w->log;
+    ev->cancelable = 1;
+
+    ngx_add_timer(ev, NGX_HTTP_LOOM_RESUBSCRIBE_RETRY);
+}
+
+
+static void
+ngx_http_loom_topic_retry_handler(ngx_event_t *ev)
+{
+    ngx_http_loom_topic_resubscribe(ev->data);
 }
 
 
@@ -460,11 +503,16 @@ ngx_http_loom_topic_recheck_reply(ngx_http_loom_store_call_t *call,
     /* no answer (the command link went down): subscribed all the same */
 
     if (t && t->nsubscribers
-        && t->channel_state == NGX_HTTP_LOOM_CHANNEL_OFF
-        && ngx_http_loom_store_subscribe(rc->worker->store, &t->channel)
-           == NGX_OK)
+        && t->channel_state == NGX_HTTP_LOOM_CHANNEL_OFF)
     {
-        t->channel_state = NGX_HTTP_LOOM_CHANNEL_PENDING;
+        if (ngx_http_loom_store_subscribe(rc->worker->store, &t->channel)
+            == NGX_OK)
+        {
+            t->channel_state = NGX_HTTP_LOOM_CHANNEL_PENDING;
+
+        } else {
+            ngx_http_loom_topic_retry(rc->worker);
+        }
     }
 
     ngx_free(rc);

@@ -117,6 +117,9 @@ struct ngx_http_loom_worker_s {
     ngx_queue_t                 idle_topics;      /* least recent first */
     ngx_uint_t                  nidle;
 
+    /* in a cluster: channels whose master's link was not up, tried again */
+    ngx_event_t                 resubscribe;
+
     /* one receive buffer for every session of the worker */
     u_char                     *recv_buf;
     size_t                      recv_size;

@@ -49,6 +49,10 @@ ngx_http_loom_topic_exit(ngx_http_loom_worker_t *w)
 {
     ngx_rbtree_node_t  *node;
 
+    if (w->resubscribe.timer_set) {
+        ngx_del_timer(&w->resubscribe);
+    }
+
     /* the sessions are gone by now: what is left is the schema cache */
 
     while (w->topics.root != w->topics.sentinel) {

@@ -254,6 +254,13 @@ ngx_http_loom_store_prefix(ngx_http_loom_store_t *st)
 }
 
 
+ngx_uint_t
+ngx_http_loom_store_clustered(ngx_http_loom_store_t *st)
+{
+    return 0;
+}
+
+
 ngx_int_t
 ngx_http_loom_store_subscribe(ngx_http_loom_store_t *st, ngx_str_t *channel)
 {
