@@ -25,6 +25,8 @@ static void ngx_http_loom_get_rev(ngx_http_loom_request_t *r);
 static void ngx_http_loom_get_rev_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
 static ngx_int_t ngx_http_loom_get_number(redisReply *r, uint64_t *v);
+static void ngx_http_loom_get_failed(ngx_http_loom_request_t *r,
+    redisReply *reply);
 
 static ngx_str_t  ngx_http_loom_null = ngx_string("null");
 
@@ -107,20 +109,7 @@ ngx_http_loom_get_reply(ngx_http_loom_request_t *r,
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
         || reply->elements != 2)
     {
-        ngx_str_set(&msg[0], "couldn't get value for topic with error: ");
-
-        if (reply == NULL) {
-            ngx_str_set(&msg[1], "connection to redis lost");
-
-        } else if (reply->type == REDIS_REPLY_ERROR) {
-            msg[1].data = (u_char *) reply->str;
-            msg[1].len = reply->len;
-
-        } else {
-            ngx_str_set(&msg[1], "unexpected reply from redis");
-        }
-
-        ngx_http_loom_request_error(r, 500, msg, 2);
+        ngx_http_loom_get_failed(r, reply);
         return;
     }
 
@@ -186,20 +175,7 @@ ngx_http_loom_get_rev_reply(ngx_http_loom_request_t *r, redisReply *reply)
         || reply->element[1]->type != REDIS_REPLY_STRING
         || ngx_http_loom_get_number(reply->element[2], &ts) != NGX_OK)
     {
-        ngx_str_set(&msg[0], "couldn't get value for topic with error: ");
-
-        if (reply == NULL) {
-            ngx_str_set(&msg[1], "connection to redis lost");
-
-        } else if (reply->type == REDIS_REPLY_ERROR) {
-            msg[1].data = (u_char *) reply->str;
-            msg[1].len = reply->len;
-
-        } else {
-            ngx_str_set(&msg[1], "unexpected reply from redis");
-        }
-
-        ngx_http_loom_request_error(r, 500, msg, 2);
+        ngx_http_loom_get_failed(r, reply);
         return;
     }
 
@@ -244,4 +220,28 @@ ngx_http_loom_get_number(redisReply *r, uint64_t *v)
     *v = (uint64_t) r->integer;
 
     return NGX_OK;
+}
+
+
+/* a get that Redis could not answer, worded as the original did */
+
+static void
+ngx_http_loom_get_failed(ngx_http_loom_request_t *r, redisReply *reply)
+{
+    ngx_str_t  msg[2];
+
+    ngx_str_set(&msg[0], "couldn't get value for topic with error: ");
+
+    if (reply == NULL) {
+        ngx_str_set(&msg[1], "connection to redis lost");
+
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        msg[1].data = (u_char *) reply->str;
+        msg[1].len = reply->len;
+
+    } else {
+        ngx_str_set(&msg[1], "unexpected reply from redis");
+    }
+
+    ngx_http_loom_request_error(r, 500, msg, 2);
 }
