@@ -337,6 +337,22 @@ def redis_server(workdir):
     r.kill()
 
 
+def stop_all(made):
+    """Stops every nginx a factory made; any that would not stop, or whose
+    error log has a bad line, fails the test."""
+    failures = []
+    for n in made:
+        try:
+            n.stop()
+        except AssertionError as e:
+            failures.append(str(e))
+            n.kill()
+        bad = n.bad_log_lines()
+        if bad:
+            failures.append("%s: %s" % (n.prefix, "\n".join(bad[:20])))
+    assert not failures, "\n".join(failures)
+
+
 @pytest.fixture
 def make_nginx(workdir, redis_server):
     """nginx factory: make_nginx(workers=2, location="...")."""
@@ -349,18 +365,7 @@ def make_nginx(workdir, redis_server):
         return n.start()
 
     yield make
-
-    failures = []
-    for n in made:
-        try:
-            n.stop()
-        except AssertionError as e:
-            failures.append(str(e))
-            n.kill()
-        bad = n.bad_log_lines()
-        if bad:
-            failures.append("%s: %s" % (n.prefix, "\n".join(bad[:20])))
-    assert not failures, "\n".join(failures)
+    stop_all(made)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import Nginx, answer, clients_on_workers, register, subscribe
-from conftest import wait_for
+from conftest import stop_all, wait_for
 from rediscluster import Cluster
 from test_revisions import SCHEMA, Follower, Publisher, top, v2
 
@@ -43,18 +43,7 @@ def make_cluster_nginx(workdir, cluster):
         return n.start()
 
     yield make
-
-    failures = []
-    for n in made:
-        try:
-            n.stop()
-        except AssertionError as e:
-            failures.append(str(e))
-            n.kill()
-        bad = n.bad_log_lines()
-        if bad:
-            failures.append("%s: %s" % (n.prefix, "\n".join(bad[:20])))
-    assert not failures, "\n".join(failures)
+    stop_all(made)
 
 
 def spread(cluster, prefix, count=3):

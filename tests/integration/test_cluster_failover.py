@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import Nginx, register, wait_for
+from conftest import Nginx, register, stop_all, wait_for
 from rediscluster import REDIS_CLI, Cluster
 from test_revisions import SCHEMA, Follower, top, v2
 
@@ -55,18 +55,7 @@ def make_cluster_nginx(workdir, cluster):
         return n.start()
 
     yield make
-
-    failures = []
-    for n in made:
-        try:
-            n.stop()
-        except AssertionError as e:
-            failures.append(str(e))
-            n.kill()
-        bad = n.bad_log_lines()
-        if bad:
-            failures.append("%s: %s" % (n.prefix, "\n".join(bad[:20])))
-    assert not failures, "\n".join(failures)
+    stop_all(made)
 
 
 class Resyncing(Follower):
