@@ -32,14 +32,6 @@ typedef struct {
 } ngx_http_loom_buffered_t;
 
 
-/* the frame a subscriber gets of an item: v1 for what is not stored */
-
-#define ngx_http_loom_fanout_kind(sr, item)                                  \
-    ((sr)->sse ? NGX_HTTP_LOOM_FRAME_SSE                                     \
-               : ((sr)->v2 && (item)->rev) ? NGX_HTTP_LOOM_FRAME_V2          \
-                                           : NGX_HTTP_LOOM_FRAME_V1)
-
-
 static ngx_http_loom_frame_t *ngx_http_loom_fanout_sse(
     ngx_http_loom_gap_item_t *item, ngx_str_t *epoch, ngx_log_t *log);
 static ngx_http_loom_frame_t *ngx_http_loom_fanout_resync_frame(

@@ -16,33 +16,15 @@
  * and 15.6).  The subscription is buffering from the moment it joins the
  * topic; once its channel is live, snapshot.lua or resume.lua reads the
  * position.  The answer goes out in its turn; then (the request's
- * cleanup) the replay, page by page from history.lua, and the buffer
- * above the answer's revision: no gap, no duplicate.
+ * cleanup) the replay, page by page from the history stream
+ * (ngx_http_loom_replay.c), and the buffer above the answer's revision:
+ * no gap, no duplicate.
  */
-
-
-struct ngx_http_loom_replay_s {
-    ngx_http_loom_store_call_t    call;            /* first */
-    ngx_http_loom_sub_ref_t       ref;             /* sub NULL: it went */
-    ngx_http_loom_worker_t       *worker;
-    uint64_t                      next;            /* to send */
-    uint64_t                      top;             /* the answer's rev */
-    ngx_str_t                     key;
-    ngx_str_t                     stream;
-    u_char                        data[1];
-};
 
 
 static void ngx_http_loom_resume_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
 static void ngx_http_loom_resume_answered(ngx_http_loom_request_t *r);
-static ngx_int_t ngx_http_loom_replay_send(ngx_http_loom_replay_t *rp);
-static void ngx_http_loom_replay_reply(ngx_http_loom_store_call_t *call,
-    redisReply *reply);
-static void ngx_http_loom_replay_end(ngx_http_loom_replay_t *rp,
-    ngx_uint_t whole);
-static void ngx_http_loom_replay_snapshot(ngx_http_loom_store_call_t *call,
-    redisReply *reply);
 static ngx_http_loom_sub_t *ngx_http_loom_resume_sub(
     ngx_http_loom_request_t *r);
 static ngx_int_t ngx_http_loom_resume_number(redisReply *r, uint64_t *v);
@@ -311,9 +293,8 @@ ngx_http_loom_resume_reply(ngx_http_loom_request_t *r, redisReply *reply)
 static void
 ngx_http_loom_resume_answered(ngx_http_loom_request_t *r)
 {
-    size_t                   n;
+    ngx_str_t                epoch;
     ngx_http_loom_sub_t     *sub;
-    ngx_http_loom_replay_t  *rp;
     ngx_http_loom_resume_t  *rs;
 
     rs = ngx_http_loom_resume_of(r);
@@ -335,237 +316,14 @@ ngx_http_loom_resume_answered(ngx_http_loom_request_t *r)
         return;
     }
 
-    n = r->key.len + 2;
+    epoch.data = rs->epoch;
+    epoch.len = rs->epoch_len;
 
-    rp = ngx_alloc(sizeof(ngx_http_loom_replay_t) + 2 * n,
-                   r->session->connection->log);
-    if (rp == NULL) {
+    if (ngx_http_loom_replay_start(sub, &r->key, &epoch, rs->since, rs->top)
+        != NGX_OK)
+    {
         ngx_http_loom_fanout_unbuffer(sub);
-        return;
     }
-
-    rp->call.handler = ngx_http_loom_replay_reply;
-    rp->ref.sub = sub;
-    rp->worker = r->session->worker;
-    rp->next = rs->since + 1;
-    rp->top = rs->top;
-
-    rp->key.data = rp->data;
-    rp->key.len = r->key.len;
-    ngx_memcpy(rp->key.data, r->key.data, r->key.len);
-
-    rp->stream.data = rp->data + n;
-    rp->stream.len = n;
-    ngx_memcpy(ngx_cpymem(rp->stream.data, r->key.data, r->key.len), ":h", 2);
-
-    sub->replay = &rp->ref;
-
-    if (ngx_http_loom_replay_send(rp) != NGX_OK) {
-        ngx_http_loom_replay_end(rp, 0);
-    }
-}
-
-
-static ngx_int_t
-ngx_http_loom_replay_send(ngx_http_loom_replay_t *rp)
-{
-    u_char                     num[4][NGX_INT64_LEN];
-    size_t                     argvlen[9];
-    const char                *argv[9], *reason;
-    ngx_http_loom_main_conf_t  *lmcf;
-
-    lmcf = rp->worker->conf;
-
-    argv[0] = (char *) rp->key.data;
-    argvlen[0] = rp->key.len;
-    argv[1] = (char *) rp->stream.data;
-    argvlen[1] = rp->stream.len;
-    argv[2] = (char *) num[0];
-    argvlen[2] = ngx_http_loom_rev_decimal(num[0], rp->next - 1) - num[0];
-    argv[3] = (char *) num[1];
-    argvlen[3] = ngx_http_loom_rev_decimal(num[1], lmcf->history_page)
-                 - num[1];
-    argv[4] = "0";
-    argvlen[4] = 1;
-    argv[5] = "";
-    argvlen[5] = 0;
-    argv[6] = "";
-    argvlen[6] = 0;
-    argv[7] = (char *) num[2];
-    argvlen[7] = ngx_http_loom_rev_decimal(num[2], lmcf->history) - num[2];
-    argv[8] = (char *) num[3];
-    argvlen[8] = ngx_http_loom_rev_decimal(num[3],
-                                           (uint64_t) lmcf->history_max_age)
-                 - num[3];
-
-    return ngx_http_loom_store_script(rp->worker->store, &rp->call,
-                                      NGX_HTTP_LOOM_SCRIPT_HISTORY, 2, 9,
-                                      argv, argvlen, &reason);
-}
-
-
-/* a page of the replay: {1, epoch, top, entries} */
-
-static void
-ngx_http_loom_replay_reply(ngx_http_loom_store_call_t *call,
-    redisReply *reply)
-{
-    size_t                     i;
-    ngx_int_t                  rc;
-    ngx_str_t                  data, sender, epoch;
-    redisReply                *e;
-    ngx_http_loom_replay_t    *rp;
-    ngx_http_loom_gap_item_t   item;
-
-    rp = (ngx_http_loom_replay_t *) call;
-
-    if (rp->ref.sub == NULL) {
-        ngx_free(rp);
-        return;
-    }
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 4
-        || reply->element[1]->type != REDIS_REPLY_STRING
-        || reply->element[3]->type != REDIS_REPLY_ARRAY)
-    {
-        ngx_http_loom_replay_end(rp, 0);
-        return;
-    }
-
-    epoch.data = (u_char *) reply->element[1]->str;
-    epoch.len = reply->element[1]->len;
-    e = reply->element[3];
-
-    for (i = 0; i < e->elements && rp->next <= rp->top; i++) {
-
-        if (ngx_http_loom_history_entry(e->element[i], &data, &sender,
-                                        &item.rev, &item.ts)
-            != NGX_OK
-            || item.rev != rp->next)
-        {
-            /* trimmed meanwhile: the rest cannot come from history */
-            ngx_http_loom_replay_end(rp, 0);
-            return;
-        }
-
-        item.delivery.data = (u_char *) e->element[i]->element[1]
-                                 ->element[3]->str;
-        item.delivery.len = e->element[i]->element[1]->element[3]->len;
-        item.seq = 0;
-
-        rc = ngx_http_loom_fanout_replay(rp->ref.sub->subscriber, &item,
-                                         &epoch);
-
-        if (rc != NGX_OK) {
-            /* over the connection's limit: it is being closed */
-            ngx_http_loom_replay_end(rp, 0);
-            return;
-        }
-
-        rp->next++;
-    }
-
-    if (rp->next > rp->top) {
-        ngx_http_loom_replay_end(rp, 1);
-        return;
-    }
-
-    if (e->elements == 0 || ngx_http_loom_replay_send(rp) != NGX_OK) {
-        ngx_http_loom_replay_end(rp, 0);
-    }
-}
-
-
-/*
- * The replay is through (whole), and the subscription goes live above it;
- * or it cannot go on (trimmed meanwhile, the link went down): then a
- * snapshot is read for a resync event to this subscriber, which goes
- * live above the snapshot
- */
-
-static void
-ngx_http_loom_replay_end(ngx_http_loom_replay_t *rp, ngx_uint_t whole)
-{
-    size_t                argvlen[1];
-    const char           *argv[1], *reason;
-    ngx_http_loom_sub_t  *sub;
-
-    sub = rp->ref.sub;
-
-    if (!whole) {
-        ngx_log_error(NGX_LOG_INFO, sub->subscriber->log, 0,
-                      "loom: replay of \"%V\" stopped at revision %uL of "
-                      "%uL", &rp->key, rp->next - 1, rp->top);
-
-        rp->call.handler = ngx_http_loom_replay_snapshot;
-        argv[0] = (char *) rp->key.data;
-        argvlen[0] = rp->key.len;
-
-        if (ngx_http_loom_store_script(rp->worker->store, &rp->call,
-                                       NGX_HTTP_LOOM_SCRIPT_SNAPSHOT, 1, 1,
-                                       argv, argvlen, &reason)
-            == NGX_OK)
-        {
-            return;
-        }
-
-        /* no Redis: the topic's own check after the link is back tells */
-    }
-
-    sub->replay = NULL;
-    sub->after = rp->next - 1;
-    (void) ngx_http_loom_fanout_apply(sub, rp->next - 1);
-
-    ngx_free(rp);
-}
-
-
-/* {rev, epoch, ts, value or nil} for the resync event */
-
-static void
-ngx_http_loom_replay_snapshot(ngx_http_loom_store_call_t *call,
-    redisReply *reply)
-{
-    uint64_t                 rev, ts;
-    ngx_str_t                value, epoch, reason;
-    ngx_http_loom_sub_t     *sub;
-    ngx_http_loom_replay_t  *rp;
-
-    rp = (ngx_http_loom_replay_t *) call;
-    sub = rp->ref.sub;
-
-    if (sub == NULL) {
-        ngx_free(rp);
-        return;
-    }
-
-    sub->replay = NULL;
-    rev = rp->next - 1;
-
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4
-        && ngx_http_loom_resume_number(reply->element[0], &rev) == NGX_OK
-        && reply->element[1]->type == REDIS_REPLY_STRING
-        && ngx_http_loom_resume_number(reply->element[2], &ts) == NGX_OK)
-    {
-        epoch.data = (u_char *) reply->element[1]->str;
-        epoch.len = reply->element[1]->len;
-        ngx_str_null(&value);
-
-        if (reply->element[3]->type == REDIS_REPLY_STRING) {
-            value.data = (u_char *) reply->element[3]->str;
-            value.len = reply->element[3]->len;
-        }
-
-        ngx_str_set(&reason, "gap");
-        ngx_http_loom_fanout_resync(sub->topic, sub, &reason, &value, rev,
-                                    ts, &epoch);
-    }
-
-    sub->after = rev;
-    (void) ngx_http_loom_fanout_apply(sub, rev);
-
-    ngx_free(rp);
 }
 
 

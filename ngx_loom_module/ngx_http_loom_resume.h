@@ -56,6 +56,14 @@ ngx_int_t ngx_http_loom_resume_check(ngx_http_loom_ctx_t *ctx,
 void ngx_http_loom_resume_start(ngx_http_loom_request_t *r,
     ngx_http_loom_resume_t *rs, ngx_http_loom_sub_t *sub);
 
+/*
+ * The replay of a resume that recovered (ngx_http_loom_replay.c): the
+ * revisions of epoch after since, up to top, from history; then the
+ * subscription's buffer above them.  NGX_ERROR: no memory, nothing began.
+ */
+ngx_int_t ngx_http_loom_replay_start(ngx_http_loom_sub_t *sub,
+    ngx_str_t *key, ngx_str_t *epoch, uint64_t since, uint64_t top);
+
 /* one stored history entry, for replays and the history action */
 ngx_int_t ngx_http_loom_history_entry(redisReply *e, ngx_str_t *data,
     ngx_str_t *sender, uint64_t *rev, uint64_t *ts);

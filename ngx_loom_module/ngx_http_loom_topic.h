@@ -201,6 +201,11 @@ void ngx_http_loom_topic_release_held(ngx_http_loom_topic_t *t,
 void ngx_http_loom_topic_answer(ngx_queue_t *released, ngx_queue_t *failed);
 
 /* ngx_http_loom_fanout.c: revisions to the local subscribers */
+/* the frame a subscriber gets of an item: v1 for what is not stored */
+#define ngx_http_loom_fanout_kind(sr, item)                                  \
+    ((sr)->sse ? NGX_HTTP_LOOM_FRAME_SSE                                     \
+               : ((sr)->v2 && (item)->rev) ? NGX_HTTP_LOOM_FRAME_V2          \
+                                           : NGX_HTTP_LOOM_FRAME_V1)
 /* epoch: the revision's, for an event's id (NGX_HTTP_LOOM_FRAME_SSE) */
 ngx_http_loom_frame_t *ngx_http_loom_fanout_frame(
     ngx_http_loom_gap_item_t *item, ngx_uint_t kind, ngx_str_t *epoch,
