@@ -288,9 +288,18 @@ ngx_http_loom_fanout_resync(ngx_http_loom_topic_t *t,
             }
         }
 
-        /* a buffering subscription keeps it with the revision it is at */
+        /*
+         * A buffering subscription keeps it with the revision it is at;
+         * to only one, it goes out at once, ahead of that subscription's
+         * buffer, which its caller applies at rev right after
+         */
 
-        (void) ngx_http_loom_fanout_send(sub, f[k], rev ? rev : 1);
+        if (only) {
+            (void) ngx_http_loom_out_send(sub->subscriber->out, f[k]);
+
+        } else {
+            (void) ngx_http_loom_fanout_send(sub, f[k], rev ? rev : 1);
+        }
     }
 
     for (k = 0; k < NGX_HTTP_LOOM_FRAME_KINDS; k++) {

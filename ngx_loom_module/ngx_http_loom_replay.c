@@ -589,6 +589,7 @@ ngx_http_loom_replay_snapshot(ngx_http_loom_store_call_t *call,
             value.len = reply->element[3]->len;
         }
 
+        /* out ahead of the buffer, which goes on above rev */
         ngx_str_set(&reason, "gap");
         ngx_http_loom_fanout_resync(sub->topic, sub, &reason, &value, rev,
                                     ts, &epoch);

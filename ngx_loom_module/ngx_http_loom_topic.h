@@ -212,6 +212,7 @@ ngx_http_loom_frame_t *ngx_http_loom_fanout_frame(
     ngx_log_t *log);
 ngx_uint_t ngx_http_loom_fanout_deliver(ngx_http_loom_topic_t *t,
     ngx_http_loom_gap_item_t *item);
+/* to every v2 subscriber, or to only one, ahead of its buffer */
 void ngx_http_loom_fanout_resync(ngx_http_loom_topic_t *t,
     ngx_http_loom_sub_t *only, ngx_str_t *reason, ngx_str_t *value,
     uint64_t rev, uint64_t ts, ngx_str_t *epoch);

@@ -540,6 +540,83 @@ def test_resume_with_random_drops(make_nginx):
     assert resumes[0] >= 20
 
 
+def register_kept(c, topic, history):
+    r = c.request({"id": "reg", "action": "registerTopic", "topic": topic,
+                   "data": SCHEMA, "retention": {"history": history},
+                   "requireAck": True})
+    assert r["code"] == 200, r
+
+
+def publish_fast(c, topic, n):
+    """n publishes in one write, then a get: all stored when it answers."""
+    c.sock.sendall(b"".join(publish_frame(topic, i) for i in range(n)))
+    c.request({"id": "sync", "action": "get", "topic": topic})
+
+
+def test_replay_in_many_pages(make_nginx):
+    """A replay longer than a page, with pages of 7 (two read at a time,
+    none beginning on a multiple of 7 from the resume's revision) and a
+    publisher going on meanwhile: every revision once, in order, then
+    live."""
+    n = make_nginx(http="loom_history_page 7;")
+    c = v2(n)
+    register_kept(c, "mp", 10000)
+    publish_fast(c, "mp", 500)
+    pub = Publisher(n.client(), "mp", 300)
+    pub.start()
+    epoch, _ = top(c, "mp")
+    followers = []
+    for since in (0, 150, 493):
+        f = Follower(v2(n), "mp")
+        f.c.send_json({"id": "r", "action": "subscribe", "topic": "mp",
+                       "since": {"epoch": epoch, "rev": since}})
+        f.epoch, f.rev = epoch, since
+        r = f.answer("r")
+        assert r["code"] == 200 and r["recovered"] is True, r
+        assert r["replayed"] == r["rev"] - since, r
+        followers.append((since, f))
+    time.sleep(0.5)
+    pub.finish()
+    _, last = top(c, "mp")
+    assert last == 500 + pub.sent
+    for since, f in followers:
+        f.until(last)
+        assert f.revs == list(range(since + 1, last + 1))
+        assert not f.events, f.events
+
+
+def test_replay_stops_when_the_epoch_changes(redis_server, make_nginx):
+    """Each page is written only once Redis says the epoch is still the
+    resume's: an epoch that changes mid-replay stops it with a resync
+    event of the new epoch, and nothing read after the change comes."""
+    n = make_nginx(http="loom_history_page 1;")
+    c = v2(n)
+    register_kept(c, "ep", 10000)
+    publish_fast(c, "ep", 3000)
+    epoch, _ = top(c, "ep")
+    f = Follower(v2(n), "ep")
+    f.c.send_json({"id": "r", "action": "subscribe", "topic": "ep",
+                   "since": {"epoch": epoch, "rev": 0}})
+    f.epoch, f.rev = epoch, 0
+    r = f.answer("r")
+    assert r["recovered"] is True and r["rev"] == 3000, r
+    redis_server.client().hset("loom:{t:ep}", "epoch", "other")
+    while not f.events:
+        f.take(f.c.recv_json(timeout=10))
+    assert f.events[0]["action"] == "resync", f.events
+    assert f.events[0]["reason"] == "gap", f.events
+    assert f.events[0]["epoch"] == "other", f.events
+    assert f.events[0]["rev"] == 3000, f.events
+    assert f.revs == list(range(1, len(f.revs) + 1))
+    assert len(f.revs) < 3000
+    # and live from the event's position on
+    f.rev = 3000
+    c.send_json({"id": "p", "action": "publish", "topic": "ep",
+                 "data": {"n": 1}})
+    f.until(3001)
+    assert f.events[1:] == [], f.events
+
+
 def test_resume_answers(nginx):
     c = v2(nginx)
     register(c, "ra", SCHEMA)
