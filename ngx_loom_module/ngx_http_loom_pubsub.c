@@ -55,7 +55,8 @@ static void ngx_http_loom_publish_acked(ngx_http_loom_request_t *r);
 void
 ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx)
 {
-    ngx_http_loom_resume_t    rs;
+    ngx_http_loom_topic_t    *t;
+    ngx_http_loom_resume_t    rs, *rsp;
     ngx_http_loom_request_t  *r;
 
     /* "snapshot" and "since" (ngx_http_loom_resume.c) */
@@ -80,8 +81,8 @@ ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx)
         return;
     }
 
-    ngx_memcpy(ngx_http_loom_resume_of(r), &rs,
-               sizeof(ngx_http_loom_resume_t));
+    rsp = ngx_http_loom_resume_of(r);
+    ngx_memcpy(rsp, &rs, sizeof(ngx_http_loom_resume_t));
 
     /*
      * Redis is asked even when the channel is live here: the news that
@@ -93,6 +94,28 @@ ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx)
      */
 
     ngx_http_loom_request_barrier(r);
+
+    /*
+     * A new subscription with snapshot asks nothing first: it joins the
+     * topic with no registration, and the topic's shared snapshot read,
+     * made once it is live, says which registration it is (or that the
+     * topic does not exist).  No unregister notice can end it meanwhile:
+     * it names no registration yet.
+     */
+
+    if (rs.snapshot && !rs.resume) {
+        t = ngx_http_loom_topic_lookup(ctx->worker, &r->name);
+
+        if (t == NULL || ngx_http_loom_topic_find(&r->session->subscriber, t)
+                         == NULL)
+        {
+            rsp->unregistered = 1;
+            r->payload.len = 0;
+            r->state = NGX_HTTP_LOOM_REQ_REDIS;
+            ngx_http_loom_subscribe_now(r);
+            return;
+        }
+    }
 
     (void) ngx_http_loom_hash_command(r, ngx_http_loom_subscribe_reply,
                                       "HMGET", "tag", "st");
@@ -179,7 +202,9 @@ ngx_http_loom_subscribe_now(ngx_http_loom_request_t *r)
 
     rs = ngx_http_loom_resume_of(r);
 
-    t->gap.memory = rs->memory;
+    if (!rs->unregistered) {
+        t->gap.memory = rs->memory;
+    }
 
     if (sub) {
         /* subscribing twice is fine: one delivery per message still */

@@ -25,6 +25,8 @@
 static void ngx_http_loom_resume_reply(ngx_http_loom_request_t *r,
     redisReply *reply);
 static void ngx_http_loom_resume_answered(ngx_http_loom_request_t *r);
+static void ngx_http_loom_resume_registration(ngx_http_loom_sub_t *sub,
+    redisReply *reply);
 static ngx_http_loom_sub_t *ngx_http_loom_resume_sub(
     ngx_http_loom_request_t *r);
 static ngx_int_t ngx_http_loom_resume_number(redisReply *r, uint64_t *v);
@@ -177,8 +179,9 @@ ngx_http_loom_resume_start(ngx_http_loom_request_t *r,
 
 
 /*
- * snapshot.lua: {rev, epoch, ts, value}; resume.lua: {recovered, epoch,
- * top, ts, value, entries}; nil when the topic is gone
+ * snapshot.lua (the shared read): {rev, epoch, ts, value, registration,
+ * storage}; resume.lua: {recovered, epoch, top, ts, value, entries}; nil
+ * when the topic is gone
  */
 
 static void
@@ -198,6 +201,11 @@ ngx_http_loom_resume_reply(ngx_http_loom_request_t *r, redisReply *reply)
     if (rs->sub == NULL || (reply && reply->type == REDIS_REPLY_NIL)) {
         if (rs->sub) {
             ngx_http_loom_fanout_unbuffer(rs->sub);
+
+            if (rs->unregistered) {
+                /* made for this subscribe, to a topic that is not there */
+                ngx_http_loom_topic_unsubscribe(rs->sub);
+            }
         }
 
         ngx_str_set(&msg[0], "topic doesn't exist for ");
@@ -210,13 +218,18 @@ ngx_http_loom_resume_reply(ngx_http_loom_request_t *r, redisReply *reply)
     recovered = 0;
 
     if (reply && reply->type == REDIS_REPLY_ARRAY && !rs->resume
-        && reply->elements == 4
+        && reply->elements >= 5
         && ngx_http_loom_resume_number(reply->element[0], &top) == NGX_OK
         && reply->element[1]->type == REDIS_REPLY_STRING
-        && ngx_http_loom_resume_number(reply->element[2], &ts) == NGX_OK)
+        && ngx_http_loom_resume_number(reply->element[2], &ts) == NGX_OK
+        && reply->element[4]->type == REDIS_REPLY_STRING)
     {
         epoch = reply->element[1];
         value = reply->element[3];
+
+        if (rs->unregistered) {
+            ngx_http_loom_resume_registration(rs->sub, reply);
+        }
 
     } else if (reply && reply->type == REDIS_REPLY_ARRAY && rs->resume
                && reply->elements == 6
@@ -233,6 +246,11 @@ ngx_http_loom_resume_reply(ngx_http_loom_request_t *r, redisReply *reply)
 
     } else {
         ngx_http_loom_fanout_unbuffer(rs->sub);
+
+        if (rs->unregistered) {
+            ngx_http_loom_topic_unsubscribe(rs->sub);
+        }
+
         ngx_http_loom_request_unbarrier(r);
         ngx_http_loom_request_fail(r, reply);
         return;
@@ -324,6 +342,36 @@ ngx_http_loom_resume_answered(ngx_http_loom_request_t *r)
     {
         ngx_http_loom_fanout_unbuffer(sub);
     }
+}
+
+
+/*
+ * The shared snapshot read's {..., registration, storage}: what a new
+ * subscription with snapshot is made to, as a subscribe's HMGET says it
+ */
+
+static void
+ngx_http_loom_resume_registration(ngx_http_loom_sub_t *sub,
+    redisReply *reply)
+{
+    ngx_str_t               registration;
+    redisReply             *st;
+    ngx_http_loom_topic_t  *t;
+
+    t = sub->topic;
+
+    registration.data = (u_char *) reply->element[4]->str;
+    registration.len = reply->element[4]->len;
+
+    ngx_http_loom_topic_registration(sub, &registration);
+    ngx_http_loom_topic_seq_registration(t, &registration);
+
+    /* a memory topic's drops cannot be repaired, only told */
+
+    st = reply->elements > 5 ? reply->element[5] : NULL;
+
+    t->gap.memory = (st && st->type == REDIS_REPLY_STRING && st->len == 6
+                     && ngx_strncmp(st->str, "memory", 6) == 0);
 }
 
 

@@ -36,6 +36,8 @@ typedef struct {
     unsigned                    foreign:1;      /* an epoch of nobody's */
     unsigned                    recovered:1;
     unsigned                    memory:1;       /* storage "memory" */
+    unsigned                    unregistered:1; /* the registration comes
+                                                   with the snapshot */
     u_char                      stream[1];      /* P{t:<name>}:h */
 } ngx_http_loom_resume_t;
 

@@ -99,9 +99,9 @@ static ngx_int_t
 ngx_http_loom_snapshot_send(ngx_http_loom_snapshot_t *sn,
     const char **reason)
 {
-    size_t                          argvlen[1];
+    size_t                          argvlen[2];
     ngx_int_t                       rc;
-    const char                     *argv[1];
+    const char                     *argv[2];
     ngx_http_loom_snapshot_read_t  *rd;
 
     rd = ngx_alloc(sizeof(ngx_http_loom_snapshot_read_t), sn->log);
@@ -117,8 +117,12 @@ ngx_http_loom_snapshot_send(ngx_http_loom_snapshot_t *sn,
     argv[0] = (char *) sn->key.data;
     argvlen[0] = sn->key.len;
 
+    /* with the registration: a new subscription waits for it here */
+    argv[1] = "1";
+    argvlen[1] = 1;
+
     rc = ngx_http_loom_store_script(sn->store, &rd->call,
-                                    NGX_HTTP_LOOM_SCRIPT_SNAPSHOT, 1, 1,
+                                    NGX_HTTP_LOOM_SCRIPT_SNAPSHOT, 1, 2,
                                     argv, argvlen, reason);
     if (rc != NGX_OK) {
         ngx_free(rd);

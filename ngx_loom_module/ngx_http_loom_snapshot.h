@@ -20,7 +20,8 @@
  * the subscribes that come meanwhile wait together for the next one, which
  * goes out when the reply to the one in flight has come: a read is never
  * taken before a subscription that waits for it was live.  The reply goes
- * to the store call of each waiting subscribe, in the order they came.
+ * to the store call of each waiting subscribe, in the order they came:
+ * {rev, epoch, ts, value, registration, storage} (lua/snapshot.lua).
  *
  * Part of the topic layer (each topic embeds one): it calls the store, and
  * the topic only through the idle handler.

@@ -351,7 +351,8 @@ SNAPSHOT_LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 
 class ScriptCounter(threading.Thread):
-    """Counts the calls of one script in Redis (MONITOR) until stopped."""
+    """Counts the calls of one script in Redis (MONITOR) until stopped,
+    and the HMGETs that clients sent (not those of scripts)."""
 
     def __init__(self, redis_server, sha):
         super().__init__(daemon=True)
@@ -359,6 +360,7 @@ class ScriptCounter(threading.Thread):
         self.waker = redis_server.client()
         self.sha = sha
         self.calls = 0
+        self.hmgets = 0
         self.ready = threading.Event()
         self.stop = threading.Event()
 
@@ -367,11 +369,14 @@ class ScriptCounter(threading.Thread):
             self.ready.set()
             while not self.stop.is_set():
                 try:
-                    cmd = m.next_command()["command"]
+                    c = m.next_command()
+                    cmd = c["command"]
                 except Exception:
                     continue
                 if cmd.startswith("EVALSHA " + self.sha):
                     self.calls += 1
+                elif cmd.startswith("HMGET ") and c["client_type"] != "lua":
+                    self.hmgets += 1
 
     def finish(self):
         self.stop.set()
@@ -386,7 +391,9 @@ def test_snapshot_burst_shares_reads(redis_server, make_nginx):
     follow its snapshot with no gap and no duplicate, and a worker's
     subscribes waiting at the same time share their snapshot.lua reads
     (one, then one for all that came while it was out: two or three per
-    worker)."""
+    worker).  A new subscription learns its registration from that read:
+    only the second subscribe of a connection, a re-sync of a live
+    subscription, asks for it with an HMGET of its own."""
     with open(SNAPSHOT_LUA, "rb") as f:
         # the script as sent: comment lines left out (scripts/lua2c.sh)
         sha = hashlib.sha1(b"".join(
@@ -448,6 +455,76 @@ def test_snapshot_burst_shares_reads(redis_server, make_nginx):
     assert pub.errors == 0
     # one read per subscribe would be n; shared, a few per worker
     assert 2 <= calls <= n // 20, calls
+    assert counter.hmgets == n // 4, counter.hmgets
+
+
+def test_snapshot_subscribe_sees_a_new_registration(make_nginx):
+    """A subscribe with snapshot learns its registration from the snapshot
+    read: on a worker whose channel of the topic is live, a subscribe made
+    right after the topic was unregistered and registered again on
+    another node is made to the new registration (its position, its
+    deliveries), and the unregister notice of the old one, which may come
+    after it, ends only the subscription made before."""
+    a = make_nginx()
+    b = make_nginx()
+    admin = v2(b)
+    register(admin, "nr", SCHEMA)
+    publish_n(admin, "nr", 3)
+    first = Follower(v2(a), "nr")
+    first.snapshot()
+    assert first.rev == 3
+    epochs = {first.epoch}
+    for k in range(5):
+        r = admin.request({"id": "u", "action": "unregisterTopic",
+                           "topic": "nr", "requireAck": True})
+        assert r == answer("u", "unregisterTopic")
+        register(admin, "nr", SCHEMA)
+        publish_n(admin, "nr", 2)
+        f = Follower(v2(a), "nr")
+        f.snapshot()
+        assert f.rev == 2 and f.epoch not in epochs, (f.rev, f.epoch)
+        epochs.add(f.epoch)
+        r = admin.request({"id": "p", "action": "publish", "topic": "nr",
+                           "data": {"n": 3}, "requireAck": True})
+        assert r["code"] == 200 and r["rev"] == 3, r
+        f.until(3)
+        assert f.revs == [3] and not f.events
+        f.c.expect_silence(0.2)
+    # the first one's registration ended: nothing of the later ones came
+    first.c.expect_silence(0.3)
+    r = first.c.request({"id": "x", "action": "unsubscribe", "topic": "nr",
+                         "requireAck": True})
+    assert r["code"] == 500 and "not subscribed" in r["message"], r
+
+
+def test_snapshot_subscribe_to_an_unregistered_topic(make_nginx):
+    """Right after an unregister on another node, a subscribe with
+    snapshot on a worker whose channel is live answers that the topic does
+    not exist, and leaves nothing subscribed: a registration made later
+    delivers nothing to that connection."""
+    a = make_nginx()
+    b = make_nginx()
+    admin = v2(b)
+    register(admin, "gone", SCHEMA)
+    live = Follower(v2(a), "gone")
+    live.snapshot()
+    r = admin.request({"id": "u", "action": "unregisterTopic",
+                       "topic": "gone", "requireAck": True})
+    assert r == answer("u", "unregisterTopic")
+    c = v2(a)
+    r = c.request({"id": "s", "action": "subscribe", "topic": "gone",
+                   "snapshot": True})
+    assert r == answer("s", "subscribe", 500,
+                       "topic doesn't exist for gone"), r
+    r = c.request({"id": "s2", "action": "subscribe", "topic": "gone"})
+    assert r == answer("s2", "subscribe", 500,
+                       "topic doesn't exist for gone"), r
+    register(admin, "gone", SCHEMA)
+    publish_n(admin, "gone", 1)
+    c.expect_silence(0.3)
+    r = c.request({"id": "x", "action": "unsubscribe", "topic": "gone",
+                   "requireAck": True})
+    assert r["code"] == 500 and "not subscribed" in r["message"], r
 
 
 def test_snapshot_of_an_empty_topic_and_resubscribe(nginx):
