@@ -612,3 +612,79 @@ ngx_http_loom_replay_free(ngx_http_loom_replay_t *rp)
         ngx_free(rp);
     }
 }
+
+
+/* ["<rev>-0", ["t", ts, "d", delivery, "o", offset, "l", length]] */
+
+ngx_int_t
+ngx_http_loom_history_entry(redisReply *e, ngx_str_t *data,
+    ngx_str_t *sender, uint64_t *rev, uint64_t *ts)
+{
+    u_char      *p, *dash;
+    off_t        n, o, l;
+    size_t       i;
+    ngx_str_t    d;
+    redisReply  *f, *k, *v;
+
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
+        || e->element[0]->type != REDIS_REPLY_STRING
+        || e->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        return NGX_ERROR;
+    }
+
+    p = (u_char *) e->element[0]->str;
+    dash = ngx_strlchr(p, p + e->element[0]->len, '-');
+    n = dash ? ngx_atoof(p, dash - p) : NGX_ERROR;
+
+    if (n == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    *rev = (uint64_t) n;
+    *ts = 0;
+    o = NGX_ERROR;
+    l = NGX_ERROR;
+    ngx_str_null(&d);
+
+    f = e->element[1];
+
+    for (i = 0; i + 1 < f->elements; i += 2) {
+        k = f->element[i];
+        v = f->element[i + 1];
+
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING
+            || k->len != 1)
+        {
+            return NGX_ERROR;
+        }
+
+        switch (k->str[0]) {
+
+        case 't':
+            n = ngx_atoof((u_char *) v->str, v->len);
+            *ts = (n == NGX_ERROR) ? 0 : (uint64_t) n;
+            break;
+
+        case 'd':
+            d.data = (u_char *) v->str;
+            d.len = v->len;
+            break;
+
+        case 'o':
+            o = ngx_atoof((u_char *) v->str, v->len);
+            break;
+
+        case 'l':
+            l = ngx_atoof((u_char *) v->str, v->len);
+            break;
+        }
+    }
+
+    if (o == NGX_ERROR || l == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_loom_rev_entry_parts(&d, (size_t) o, (size_t) l, data,
+                                         sender);
+}

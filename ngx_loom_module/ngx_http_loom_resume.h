@@ -66,7 +66,10 @@ void ngx_http_loom_resume_start(ngx_http_loom_request_t *r,
 ngx_int_t ngx_http_loom_replay_start(ngx_http_loom_sub_t *sub,
     ngx_str_t *key, ngx_str_t *epoch, uint64_t since, uint64_t top);
 
-/* one stored history entry, for replays and the history action */
+/*
+ * one stored history entry, for replays and the history action
+ * (ngx_http_loom_replay.c)
+ */
 ngx_int_t ngx_http_loom_history_entry(redisReply *e, ngx_str_t *data,
     ngx_str_t *sender, uint64_t *rev, uint64_t *ts);
 
