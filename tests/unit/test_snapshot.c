@@ -57,9 +57,13 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
 {
     assert_int_equal(script, NGX_HTTP_LOOM_SCRIPT_SNAPSHOT);
     assert_int_equal(nkeys, 1);
-    assert_int_equal(argc, 1);
+    assert_int_equal(argc, 2);
     assert_int_equal(argvlen[0], 5);
     assert_memory_equal(argv[0], "{t:x}", 5);
+
+    /* with the registration and storage, for new subscriptions */
+    assert_int_equal(argvlen[1], 1);
+    assert_memory_equal(argv[1], "1", 1);
 
     if (store_down) {
         *reason = "not connected to redis";
