@@ -62,8 +62,9 @@ class Topic:
                          [self.tag or "", "1" if store else "0", delivery, offset,
                           len(data), self.channel, n, age, trim])
 
-    def snapshot(self):
-        return self.eval("snapshot", [self.hash], [])
+    def snapshot(self, registration=False):
+        return self.eval("snapshot", [self.hash],
+                         ["1"] if registration else [])
 
     def resume(self, epoch, rev, limit=100, n=DEFAULT_N, age=DEFAULT_AGE):
         return self.eval("resume", [self.hash, self.stream],
@@ -252,6 +253,8 @@ def test_latest_only_and_memory_topics(r):
     assert r.hget(m.hash, "st") == b"memory"
     assert m.publish('{"a":1}') == [1, 0, 0]
     assert m.snapshot() == [0, b"reg1", 0, None]
+    # the shared read of subscribes: the registration and storage too
+    assert m.snapshot(True) == [0, b"reg1", 0, None, b"reg1", b"memory"]
     assert not r.exists(m.stream) and not r.hexists(m.hash, "value")
     assert m.history()[0] == 0
     # the storage is chosen once
@@ -426,6 +429,7 @@ def test_register_unregister_and_old_topics(r):
     # a topic from before revisions: its epoch is its registration id
     r.hdel(t.hash, "epoch", "rev")
     assert t.snapshot()[:2] == [0, b"r3"]
+    assert t.snapshot(True) == [0, b"r3", 0, None, b"r3", None]
     assert t.publish('{"a":1}')[1] == 1
     # the scripts as the module called them before, with two keys
     u = Topic(r, "old")
