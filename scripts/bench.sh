@@ -925,9 +925,11 @@ table_snapshot() {
          "| $(num "$j" delivered) | $(num "$j" gaps) | $(num "$j" ok) |"
     echo
     echo "The time of an answer is from the subscribe written (all of them"
-    echo "in one burst, one after another) to its answer read.  After its"
-    echo "answer at revision R, each subscriber must receive R + 1, R + 2,"
-    echo "... with no gap, and nothing before the answer."
+    echo "in one burst, one after another, the generator reading what has"
+    echo "come after every 8; the burst took $(num "$j" burst_ms) ms to"
+    echo "write) to its answer read.  After its answer at revision R, each"
+    echo "subscriber must receive R + 1, R + 2, ... with no gap, and nothing"
+    echo "before the answer."
 }
 
 # p50, p99 and max in ms of a run, "p50 / p99 / max"
