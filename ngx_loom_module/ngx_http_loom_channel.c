@@ -158,6 +158,11 @@ ngx_http_loom_topic_end(ngx_http_loom_topic_t *t, ngx_str_t *registration,
         next = ngx_queue_next(q);
         sub = ngx_queue_data(q, ngx_http_loom_sub_t, topic_link);
 
+        if (sub->registration_len == 0) {
+            /* a new one with snapshot: its read, made later, names it */
+            continue;
+        }
+
         same = (sub->registration_len == registration->len
                 && ngx_memcmp(sub->registration, registration->data,
                               registration->len) == 0);
