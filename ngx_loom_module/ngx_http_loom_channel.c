@@ -19,7 +19,7 @@
  */
 
 
-/* ms before a cluster's channels not subscribed yet are tried again */
+/* ms before channels whose links were not ready are tried again */
 #define NGX_HTTP_LOOM_RESUBSCRIBE_RETRY  250
 
 
@@ -325,6 +325,8 @@ ngx_http_loom_topic_lose(ngx_http_loom_topic_t *t, ngx_queue_t *released,
         t->relink = 1;
     }
 
+    /* an unregister notice may be missed from now on */
+    t->recheck = 1;
     t->channel_state = NGX_HTTP_LOOM_CHANNEL_OFF;
 
     while (!ngx_queue_empty(&t->waiting)) {
@@ -345,7 +347,11 @@ ngx_http_loom_topic_lose(ngx_http_loom_topic_t *t, ngx_queue_t *released,
  * (HGET P{t:<name>} tag on the command link); the channel is subscribed
  * again once the subscriptions to a registration that ended are gone, so
  * that none of them gets a delivery of the registration that followed.
- * Without the command link the channels are subscribed at once.
+ * Until the command link can take the question (it comes up on its own,
+ * and in a cluster the new master's may come up after its subscriber
+ * link), the topic is tried again every NGX_HTTP_LOOM_RESUBSCRIBE_RETRY
+ * ms: subscribing without the answer would keep subscriptions to a
+ * registration that Redis lost (a replica without the topic promoted).
  */
 
 void
@@ -364,13 +370,22 @@ ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w)
     {
         t = (ngx_http_loom_topic_t *) node;
 
-        if (t->nsubscribers == 0
-            || t->channel_state != NGX_HTTP_LOOM_CHANNEL_OFF)
-        {
+        if (t->nsubscribers == 0) {
             continue;
         }
 
-        if (ngx_http_loom_topic_recheck(t) == NGX_OK) {
+        if (t->recheck) {
+            if (ngx_http_loom_topic_recheck(t) == NGX_OK) {
+                t->recheck = 0;
+
+            } else {
+                ngx_http_loom_topic_retry(w);
+            }
+
+            continue;
+        }
+
+        if (t->channel_state != NGX_HTTP_LOOM_CHANNEL_OFF) {
             continue;
         }
 
@@ -387,10 +402,9 @@ ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w)
 
 
 /*
- * In a cluster each master's links come up on their own: a channel whose
- * master's subscriber link (or command link, for the registration check)
- * was not ready yet when the others were is tried again shortly, until
- * it is.  With one Redis the links' own "ready" does it.
+ * A channel whose master's subscriber link (or command link, for the
+ * registration check) was not ready yet when the others were is tried
+ * again shortly, until it is.
  */
 
 static void
@@ -400,7 +414,7 @@ ngx_http_loom_topic_retry(ngx_http_loom_worker_t *w)
 
     ev = &w->resubscribe;
 
-    if (ev->timer_set || !ngx_http_loom_store_clustered(w->store)) {
+    if (ev->timer_set) {
         return;
     }
 
@@ -454,9 +468,10 @@ ngx_http_loom_topic_recheck(ngx_http_loom_topic_t *t)
                                     &reason)
         != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_WARN, w->log, 0,
-                      "loom: cannot check the registration of \"%V\": %s",
-                      &t->sn.str, reason);
+        /* tried again every 250 ms while Redis is away: not a warning */
+        ngx_log_error(NGX_LOG_INFO, w->log, 0,
+                      "loom: cannot check the registration of \"%V\" "
+                      "yet: %s", &t->sn.str, reason);
         ngx_free(rc);
         return NGX_ERROR;
     }
@@ -505,10 +520,18 @@ ngx_http_loom_topic_recheck_reply(ngx_http_loom_store_call_t *call,
         t = ngx_http_loom_topic_lookup(rc->worker, &rc->name);
     }
 
-    /* no answer (the command link went down): subscribed all the same */
-
     if (t && t->nsubscribers
-        && t->channel_state == NGX_HTTP_LOOM_CHANNEL_OFF)
+        && (reply == NULL
+            || (reply->type != REDIS_REPLY_STRING
+                && reply->type != REDIS_REPLY_NIL)))
+    {
+        /* no answer (the command link went down, the slot had no
+           master): asked again */
+        t->recheck = 1;
+        ngx_http_loom_topic_retry(rc->worker);
+
+    } else if (t && t->nsubscribers && !t->recheck
+               && t->channel_state == NGX_HTTP_LOOM_CHANNEL_OFF)
     {
         if (ngx_http_loom_store_subscribe(rc->worker->store, &t->channel)
             == NGX_OK)

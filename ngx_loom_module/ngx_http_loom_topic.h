@@ -102,6 +102,7 @@ struct ngx_http_loom_topic_s {
     ngx_queue_t                 idle;             /* in worker->idle_topics */
     unsigned                    idle_linked:1;
     unsigned                    relink:1;         /* the link dropped */
+    unsigned                    recheck:1;        /* registration unsure */
 };
 
 

@@ -18,6 +18,8 @@ Each test starts its own cluster of 3 masters and 3 replicas.
 """
 
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -173,8 +175,14 @@ def failover(cluster):
     wait_for(lambda: cluster.has_replica(master), timeout=30,
              what="a replica of the busy topic's master")
     # the topic itself (its registration) has reached the replica: what
-    # the failover may lose is the publishes of the last moments
-    assert master.client().execute_command("WAIT", 1, 5000) >= 1
+    # the failover may lose is the publishes of the last moments.  WAIT
+    # counts the replicas that have the writes of its own connection, so
+    # that connection writes a key of the topic's slot first, after the
+    # registration (a WAIT alone answers at once; and a replica that has
+    # just loaded its first copy takes up to a second to ask for more)
+    probe = master.client()
+    probe.execute_command("SET", "test:{t:%s}:probe" % TOPIC, "1")
+    assert probe.execute_command("WAIT", 1, 10000) >= 1
     cluster.kill(master)
     wait_for(lambda: cluster.owner_port(cluster.keyslot(KEY))
              not in (None, master.port), timeout=60,
@@ -183,13 +191,6 @@ def failover(cluster):
     return master
 
 
-# A known defect, open in issue 12: in about one run in six, a worker
-# stops serving the busy topic after the failover (its registration
-# check at the promoted master answers nil, and the topic's
-# subscriptions end), so publishes are no longer acknowledged.  Kept
-# running, every assertion as it is, so that the fix shows as XPASS.
-@pytest.mark.xfail(strict=False, reason="issue 12: after a failover a "
-                   "worker may take the busy topic for unregistered")
 def test_failover_without_wait(cluster, make_cluster_nginx):
     n, c, followers, pub = start_load(cluster, make_cluster_nginx)
     before = pub.count()
@@ -214,6 +215,74 @@ def test_failover_without_wait(cluster, make_cluster_nginx):
     assert all(e["code"] == 500
                and e["message"].startswith("storage unavailable: ")
                for e in pub.errors), {e.get("message") for e in pub.errors}
+
+
+def replica_of(cluster, master):
+    info = master.info("replication")
+    ports = [v["port"] for k, v in info.items()
+             if k.startswith("slave") and isinstance(v, dict)]
+    assert len(ports) == 1, info
+    return cluster.node(ports[0])
+
+
+def test_failover_to_a_replica_without_the_topic(cluster,
+                                                 make_cluster_nginx):
+    """The replica never got the topic: it was stopped, its replication
+    link cut, and the master killed before it ran again.  The promoted
+    master has no such topic, as a Redis restarted empty has none: the
+    subscriptions end as after unregisterTopic, publishes are told the
+    topic does not exist, and the topic registered again has a new epoch
+    from which no old position resumes."""
+    n = make_cluster_nginx(workers=2)
+    c = v2(n)
+    master = cluster.master_of(KEY)
+    wait_for(lambda: cluster.has_replica(master), timeout=30,
+             what="a replica of the busy topic's master")
+    replica = replica_of(cluster, master)
+    os.kill(replica.proc.pid, signal.SIGSTOP)
+    try:
+        master.client().execute_command("CLIENT", "KILL", "TYPE", "replica")
+        register(c, TOPIC, SCHEMA)
+        followers = [Resyncing(v2(n), TOPIC) for _ in range(4)]
+        for f in followers:
+            f.snapshot()
+        for i in range(5):
+            r = c.request({"id": "p%d" % i, "action": "publish",
+                           "topic": TOPIC, "data": {"n": i},
+                           "requireAck": True})
+            assert r["code"] == 200, r
+        old_epoch, old_rev = drain(followers, c)
+        assert old_rev == 5
+        wait_for(lambda: n.status()["subscriptions"] == 4, timeout=10,
+                 what="the followers' subscriptions")
+        cluster.kill(master)
+    finally:
+        os.kill(replica.proc.pid, signal.SIGCONT)
+    wait_for(lambda: cluster.owner_port(cluster.keyslot(KEY))
+             == replica.port, timeout=60, what="the replica promoted")
+    cluster.wait_ok()
+
+    def publish():
+        return c.request({"id": "q", "action": "publish", "topic": TOPIC,
+                          "data": {"n": 0}, "requireAck": True})
+
+    # 500 while the slot has no master, then: no such topic
+    wait_for(lambda: publish()["code"] != 500, timeout=30,
+             what="an answer from the promoted master")
+    assert publish() == {"type": "response", "id": "q",
+                         "action": "publish", "code": 400,
+                         "message": "could not get topic by name: busy"}
+    wait_for(lambda: n.status()["subscriptions"] == 0, timeout=30,
+             what="the lost registration's subscriptions ended")
+    # silently, as unregisterTopic ends them (protocol.md section 6)
+    assert not any(f.events for f in followers)
+    register(c, TOPIC, SCHEMA)
+    epoch, rev = top(c, TOPIC)
+    assert epoch != old_epoch and rev == 0
+    r = c.request({"id": "r", "action": "subscribe", "topic": TOPIC,
+                   "since": {"epoch": old_epoch, "rev": old_rev}})
+    assert r["code"] == 200 and r["recovered"] is False, r
+    assert r["epoch"] == epoch and r["rev"] == 0, r
 
 
 def test_failover_with_wait_loses_no_acked_publish(cluster,
