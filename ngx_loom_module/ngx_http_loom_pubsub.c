@@ -84,14 +84,7 @@ ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx)
     rsp = ngx_http_loom_resume_of(r);
     ngx_memcpy(rsp, &rs, sizeof(ngx_http_loom_resume_t));
 
-    /*
-     * Redis is asked even when the channel is live here: the news that
-     * the topic was unregistered, by this client just before or by
-     * another one, may still be on its way on the subscriber link.  The
-     * tag names the registration, so that such news only drops the
-     * subscriptions made to the registration it is about.  Later requests
-     * wait until the subscription is live.
-     */
+    /* later requests wait until the subscription is live */
 
     ngx_http_loom_request_barrier(r);
 
@@ -116,6 +109,14 @@ ngx_http_loom_subscribe(ngx_http_loom_ctx_t *ctx)
             return;
         }
     }
+
+    /*
+     * Any other subscribe asks Redis even when the channel is live here:
+     * the news that the topic was unregistered, by this client just
+     * before or by another one, may still be on its way on the subscriber
+     * link.  The tag names the registration, so that such news only drops
+     * the subscriptions made to the registration it is about.
+     */
 
     (void) ngx_http_loom_hash_command(r, ngx_http_loom_subscribe_reply,
                                       "HMGET", "tag", "st");
