@@ -193,6 +193,20 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
 }
 
 
+/* a publish: one call of a group commit, answered with its own element */
+
+ngx_int_t
+ngx_http_loom_store_append(ngx_http_loom_store_t *st,
+    ngx_http_loom_store_call_t *call, ngx_uint_t script, int nkeys,
+    int ncommon, int argc, const char **argv, const size_t *argvlen,
+    const char **reason)
+{
+    assert_int_equal(script, NGX_HTTP_LOOM_SCRIPT_APPEND);
+
+    return store_call(call, "PUBLISH", reason);
+}
+
+
 ngx_str_t *
 ngx_http_loom_store_prefix(ngx_http_loom_store_t *st)
 {
