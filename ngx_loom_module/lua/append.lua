@@ -10,7 +10,7 @@
 -- get the server's time (ms, never below the topic's previous one).  The
 -- value of the last stored message is the topic's value; each one is
 -- appended to the history (stream id "<rev>-0"), which is trimmed by
--- count and by age, a bounded amount per message.  For each message,
+-- count and by age once for the group, a bounded amount per message.  For each message,
 -- "<seq> <rev> <ts> <epoch> <delivery>" is published; rev and ts are 0
 -- for what is not stored (sendWithoutSave, a topic with storage
 -- "memory").
@@ -44,7 +44,7 @@ local n = (f[3] or ARGV[2]) + 0
 local age = (f[4] or ARGV[3]) + 0
 local seq = (f[7] or 0) + 0
 local rev = (f[8] or 0) + 0
-local ts, tss, len, value
+local ts, tss, len, sq, rs, vd, vo, vl
 local stored = 0
 local refused, sent
 for i = 1, k do
@@ -61,8 +61,9 @@ for i = 1, k do
   else
     local d = ARGV[a + 2]
     seq = seq + 1
-    local sq, rs, ms = fmt('%d', seq), '0', '0'
+    local r_rs, ms = '0', '0'
     local got = {seq, 0, 0}
+    sq = fmt('%d', seq)
     if ARGV[a + 1] == '1' and not memory then
       if not ts then
         local t = redis.call('TIME')
@@ -72,19 +73,20 @@ for i = 1, k do
         tss = fmt('%d', ts)
       end
       rev = rev + 1
-      rs, ms = fmt('%d', rev), tss
+      rs = fmt('%d', rev)
+      r_rs, ms = rs, tss
       got[2], got[3] = rev, ts
       stored = stored + 1
       local o = ARGV[a + 3] + 0
-      value = {d, o, o + ARGV[a + 4] - 1}
+      vd, vo, vl = d, o, ARGV[a + 4]
       if n > 0 then
+        -- appended here, trimmed once for the group below; a group of
+        -- one trims with its XADD (MINID): one command less
         local id, off = rs .. '-0', fmt('%d', o - 1)
-        -- the trimming rides on the XADD (MINID, exact): one command
-        -- less; the length is read once and then kept here
         if not len then len = redis.call('XLEN', s) end
         len = len + 1
         local r
-        if len > n then
+        if k == 1 and len > n then
           local min = rev - n + 1
           if len - n > trim then min = rev - len + 1 + trim end
           r = redis.pcall('XADD', s, 'MINID', fmt('%d', min), id, 't',
@@ -103,17 +105,25 @@ for i = 1, k do
         end
       end
     end
-    redis.call(publish, ch, sq .. ' ' .. rs .. ' ' .. ms .. ' ' .. epoch
+    redis.call(publish, ch, sq .. ' ' .. r_rs .. ' ' .. ms .. ' ' .. epoch
                .. ' ' .. d)
     out[i] = got
     sent = true
   end
 end
 if stored > 0 then
-  redis.call('HSET', h, 'seq', fmt('%d', seq), 'rev', fmt('%d', rev),
-             'ts', tss, 'value',
-             string.sub(value[1], value[2], value[3]))
+  redis.call('HSET', h, 'seq', sq, 'rev', rs, 'ts', tss, 'value',
+             string.sub(vd, vo, vo + vl - 1))
   if n > 0 then
+    -- by count, exact: one XTRIM for a group of more than one, at most
+    -- trim entries per stored message (the oldest one is rev - len + 1)
+    if k > 1 and len > n then
+      local min = rev - n + 1
+      if len - n > trim * stored then
+        min = rev - len + 1 + trim * stored
+      end
+      redis.call('XTRIM', s, 'MINID', fmt('%d', min))
+    end
     if age > 0 then
       local cut = ts - age * 1000
       for i = 1, 4 * stored do
@@ -129,6 +139,6 @@ if stored > 0 then
     redis.call('UNLINK', s)
   end
 elseif sent then
-  redis.call('HSET', h, 'seq', fmt('%d', seq))
+  redis.call('HSET', h, 'seq', sq)
 end
 return out
