@@ -54,7 +54,8 @@ def delivery(i):
     d = ('{"id":"%d","action":"publish","topic":"%s","data":%s,'
          '"senderId":"s-%d"}\n' % (i, NAME, data, i))
     d = d + " " * max(0, 200 - len(d))
-    return d, d.index('"data":') + 7 + 1, len(data)
+    # the data's offset: 1-based for the old layout, 0-based now
+    return d, d.index('"data":') + 7, len(data)
 
 
 def run(script, old, k, publishes, history):
@@ -88,8 +89,8 @@ def run(script, old, k, publishes, history):
                     break
                 if old:
                     d, o, n = delivery(sent)
-                    pipe.evalsha(sha, 2, HASH, STREAM, tag, "1", d, o, n,
-                                 CHANNEL, history, 0, 64)
+                    pipe.evalsha(sha, 2, HASH, STREAM, tag, "1", d, o + 1,
+                                 n, CHANNEL, history, 0, 64)
                     sent += 1
                     continue
                 args = [CHANNEL, history, 0, 64]

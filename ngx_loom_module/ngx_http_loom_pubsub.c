@@ -570,7 +570,7 @@ ngx_http_loom_publish_send(ngx_http_loom_request_t *r, ngx_str_t *tag)
     argv[8] = (char *) r->payload.data;
     argvlen[8] = r->payload.len;
     argv[9] = (char *) offset;
-    argvlen[9] = ngx_sprintf(offset, "%uz", r->data_offset + 1) - offset;
+    argvlen[9] = ngx_sprintf(offset, "%uz", r->data_offset) - offset;
     argv[10] = (char *) length;
     argvlen[10] = ngx_sprintf(length, "%uz", r->data_len) - length;
 

@@ -5,7 +5,8 @@
 -- (revisions kept, seconds; 0 = no age limit), ARGV[4] the most history
 -- entries one message trims; then five arguments per message, from
 -- ARGV[5]: the tag the data was validated with, "1" to store, the
--- delivery, offset (1-based) and length of the data in the delivery.
+-- delivery, offset (0-based, as the history entry keeps it) and length of
+-- the data in the delivery.
 -- Each stored message gets the topic's next revision; all of one call
 -- get the server's time (ms, never below the topic's previous one).  The
 -- value of the last stored message is the topic's value; each one is
@@ -44,7 +45,7 @@ local n = (f[3] or ARGV[2]) + 0
 local age = (f[4] or ARGV[3]) + 0
 local seq = (f[7] or 0) + 0
 local rev = (f[8] or 0) + 0
-local ts, tss, len, sq, rs, vd, vo, vl
+local ts, tss, len, sq, rs, last
 local stored = 0
 local refused, sent
 for i = 1, k do
@@ -77,12 +78,11 @@ for i = 1, k do
       r_rs, ms = rs, tss
       got[2], got[3] = rev, ts
       stored = stored + 1
-      local o = ARGV[a + 3] + 0
-      vd, vo, vl = d, o, ARGV[a + 4]
+      last = a
       if n > 0 then
         -- appended here, trimmed once for the group below; a group of
         -- one trims with its XADD (MINID): one command less
-        local id, off = rs .. '-0', fmt('%d', o - 1)
+        local id, off = rs .. '-0', ARGV[a + 3]
         if not len then len = redis.call('XLEN', s) end
         len = len + 1
         local r
@@ -112,8 +112,9 @@ for i = 1, k do
   end
 end
 if stored > 0 then
+  local o = ARGV[last + 3] + 1
   redis.call('HSET', h, 'seq', sq, 'rev', rs, 'ts', tss, 'value',
-             string.sub(vd, vo, vo + vl - 1))
+             string.sub(ARGV[last + 2], o, o + ARGV[last + 4] - 1))
   if n > 0 then
     -- by count, exact: one XTRIM for a group of more than one, at most
     -- trim entries per stored message (the oldest one is rev - len + 1)

@@ -64,7 +64,7 @@ class Topic:
     def item(self, data, store=True, pid="p", tag=None):
         delivery = ('{"id":"%s","action":"publish","topic":"%s","data":%s,'
                     '"senderId":"alice"}\n' % (pid, self.name, data))
-        offset = delivery.index('"data":') + 7 + 1
+        offset = delivery.index('"data":') + 7
         return [(self.tag or "") if tag is None else tag,
                 "1" if store else "0", delivery, offset, len(data)]
 
@@ -72,7 +72,8 @@ class Topic:
                       trim=TRIM):
         """Messages (data, store, pid[, tag]) in one script call: the
         channel, the default retention and the trimming bound, then five
-        arguments per message."""
+        arguments per message (tag, store, delivery, the data's offset,
+        0-based, and its length)."""
         args = [self.channel, n, age, trim]
         for m in messages:
             args += self.item(*m)
