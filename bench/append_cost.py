@@ -126,7 +126,7 @@ def main():
     ap.add_argument("--groups", default="1,4,16")
     ap.add_argument("--history", type=int, default=1000)
     ap.add_argument("--n1", type=int, default=1600)
-    ap.add_argument("--n2", type=int, default=4000)
+    ap.add_argument("--n2", type=int, default=4160)
     ap.add_argument("--old", help="an append.lua of one message a call")
     a = ap.parse_args()
 
