@@ -14,6 +14,8 @@ after the other go to Redis as one append.lua call
   only the publishes get revisions;
 - loom_redis_wait: one WAIT per group; a replica that stops makes every
   publish of the group unconfirmed;
+- subscribed publishers in one burst: each still gets its own delivery
+  before its ack;
 - a get behind a publish, and Redis restarting in the middle of groups.
 """
 
@@ -436,3 +438,43 @@ def test_redis_restart_in_the_middle_of_groups(redis_server, make_nginx):
     for x in ok:
         assert stored[x["rev"]] == int(x["id"][1:])
     c.close()
+
+
+def test_subscribed_publishers_see_their_delivery_before_the_ack(
+        make_nginx, redis_server):
+    n = make_nginx()
+    rc = redis_server.client()
+    admin = v2(n)
+    register(admin, "h", SCHEMA)
+    pubs = [v2(n) for _ in range(3)]
+    for c in pubs:
+        subscribe(c, "h")
+    for k, c in enumerate(pubs):
+        c.send_json(message("h", "w", -k))
+    for c in pubs:
+        # three deliveries and its own ack, the ack after its delivery
+        got = [c.recv_json() for _ in range(4)]
+        ack = [m for m in got if m.get("type") == "response"][0]
+        assert [m["rev"] for m in got if m.get("type") != "response"] == \
+            [1, 2, 3]
+        assert got.index(ack) > [m.get("rev") for m in got].index(
+            ack["rev"])
+
+    rc.config_resetstat()
+    count = 100
+    burst(pubs, "h", count)
+    for k, c in enumerate(pubs):
+        seen, acks = [], 0
+        while acks < count or len(seen) < 3 * count:
+            m = c.recv_json(timeout=20)
+            if m.get("type") == "response":
+                assert m["id"] == "c%d-%d" % (k, acks) and m["code"] == 200
+                # its own delivery came first
+                assert m["rev"] in seen, (m, seen[-3:])
+                acks += 1
+            else:
+                seen.append(m["rev"])
+        assert seen == list(range(4, 4 + 3 * count))
+    assert evalsha_calls(rc) < 3 * count / 2
+    for c in pubs + [admin]:
+        c.close()
