@@ -11,10 +11,10 @@
 -- get the server's time (ms, never below the topic's previous one).  The
 -- value of the last stored message is the topic's value; each one is
 -- appended to the history (stream id "<rev>-0"), which is trimmed by
--- count and by age once for the group, a bounded amount per message.  For each message,
--- "<seq> <rev> <ts> <epoch> <delivery>" is published; rev and ts are 0
--- for what is not stored (sendWithoutSave, a topic with storage
--- "memory").
+-- count and by age once for the call, a bounded amount per message.  For
+-- each message, "<seq> <rev> <ts> <epoch> <delivery>" is published; rev
+-- and ts are 0 for what is not stored (sendWithoutSave, a topic with
+-- storage "memory").
 -- Returns one reply per message, in order: {seq, rev, ts};
 -- {tag, schema, schema kind} when its tag is not the current one (the
 -- caller checks again); {tag, schema, schema kind, "after"} for every
@@ -62,7 +62,7 @@ for i = 1, k do
   else
     local d = ARGV[a + 2]
     seq = seq + 1
-    local r_rs, ms = '0', '0'
+    local mrs, ms = '0', '0'
     local got = {seq, 0, 0}
     sq = fmt('%d', seq)
     if ARGV[a + 1] == '1' and not memory then
@@ -75,7 +75,7 @@ for i = 1, k do
       end
       rev = rev + 1
       rs = fmt('%d', rev)
-      r_rs, ms = rs, tss
+      mrs, ms = rs, tss
       got[2], got[3] = rev, ts
       stored = stored + 1
       last = a
@@ -105,7 +105,7 @@ for i = 1, k do
         end
       end
     end
-    redis.call(publish, ch, sq .. ' ' .. r_rs .. ' ' .. ms .. ' ' .. epoch
+    redis.call(publish, ch, sq .. ' ' .. mrs .. ' ' .. ms .. ' ' .. epoch
                .. ' ' .. d)
     out[i] = got
     sent = true
