@@ -6,10 +6,11 @@ workload, next to a single-Redis run of the same workloads:
 
 For each workload: publishes/s and deliveries/s of both runs and their
 ratio; the Redis CPU (INFO cpu, user + sys) each master spent, and the
-stored publishes (EVALSHA of the publish script: calls of `evalsha`) and
-SPUBLISH calls it ran; from them the Redis CPU per stored publish (the
-script, its SPUBLISH and the copies of it Redis writes to the subscribed
-nginx workers' links), and the nginx CPU per client delivery.
+script calls (EVALSHA: with group commits one call stores a group of a
+topic's publishes) and SPUBLISH calls it ran (one per stored publish);
+from them the Redis CPU per stored publish (its share of the script call,
+its SPUBLISH and the copies of it Redis writes to the subscribed nginx
+workers' links), and the nginx CPU per client delivery.
 """
 
 import json
@@ -61,9 +62,10 @@ def main():
             ratio("publishes_per_s"), cell(s, "deliveries_per_s"),
             cell(c, "deliveries_per_s"), ratio("deliveries_per_s")))
     print()
-    print("| workload | master | Redis CPU s | stored publishes | SPUBLISH "
+    print("| workload | master | Redis CPU s | script calls "
+          "| SPUBLISH (stored publishes) | publishes per call "
           "| us per stored publish |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for name in names:
         c = load(cdir, name)
         if c.get("mode") != "pubsub":
@@ -71,9 +73,10 @@ def main():
         for port, cpu, calls in masters(c):
             ev = calls.get("evalsha", 0)
             sp = calls.get("spublish", 0)
-            print("| %s | %d | %.2f | %d | %d | %s |" % (
+            print("| %s | %d | %.2f | %d | %d | %s | %s |" % (
                 name, port, cpu, ev, sp,
-                "%.1f" % (cpu * 1e6 / ev) if ev else "-"))
+                "%.1f" % (sp / ev) if ev else "-",
+                "%.1f" % (cpu * 1e6 / sp) if sp else "-"))
     print()
     print("| workload | nginx CPU s | client deliveries "
           "| nginx us per delivery |")

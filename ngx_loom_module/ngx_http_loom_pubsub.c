@@ -552,8 +552,9 @@ ngx_http_loom_publish_send(ngx_http_loom_request_t *r, ngx_str_t *tag)
     u_char                     offset[NGX_INT_T_LEN], length[NGX_INT_T_LEN];
     u_char                     hn[NGX_INT_T_LEN], ha[NGX_INT_T_LEN];
     size_t                     argvlen[11];
-    ngx_str_t                 *key, reg;
-    const char                *argv[11];
+    ngx_int_t                  rc;
+    ngx_str_t                 *key, reg, msg[2];
+    const char                *argv[11], *reason;
     ngx_http_loom_main_conf_t  *lmcf;
 
     key = &r->key;
@@ -575,35 +576,57 @@ ngx_http_loom_publish_send(ngx_http_loom_request_t *r, ngx_str_t *tag)
     argv[1] = (char *) r->registration.data + NGX_HTTP_LOOM_ID_LEN;
     argvlen[1] = key->len + 2;
 
-    argv[2] = tag ? (char *) tag->data : "";
-    argvlen[2] = tag ? tag->len : 0;
-    argv[3] = (r->action == NGX_HTTP_LOOM_PUBLISH) ? "1" : "0";
-    argvlen[3] = 1;
-    argv[4] = (char *) r->payload.data;
-    argvlen[4] = r->payload.len;
-    argv[5] = (char *) offset;
-    argvlen[5] = ngx_sprintf(offset, "%uz", r->data_offset + 1) - offset;
-    argv[6] = (char *) length;
-    argvlen[6] = ngx_sprintf(length, "%uz", r->data_len) - length;
-
-    /* the channel is the key with ":msg" */
-    argv[7] = (char *) key->data;
-    argvlen[7] = key->len + 4;
+    /* common to the group: the channel is the key with ":msg" */
+    argv[2] = (char *) key->data;
+    argvlen[2] = key->len + 4;
 
     /* the retention for a topic without its own, and the trimming bound */
-    argv[8] = (char *) hn;
-    argvlen[8] = ngx_sprintf(hn, "%ui", lmcf->history) - hn;
-    argv[9] = (char *) ha;
-    argvlen[9] = ngx_sprintf(ha, "%T", lmcf->history_max_age) - ha;
-    argv[10] = NGX_HTTP_LOOM_PUBLISH_TRIM;
-    argvlen[10] = sizeof(NGX_HTTP_LOOM_PUBLISH_TRIM) - 1;
+    argv[3] = (char *) hn;
+    argvlen[3] = ngx_sprintf(hn, "%ui", lmcf->history) - hn;
+    argv[4] = (char *) ha;
+    argvlen[4] = ngx_sprintf(ha, "%T", lmcf->history_max_age) - ha;
+    argv[5] = NGX_HTTP_LOOM_PUBLISH_TRIM;
+    argvlen[5] = sizeof(NGX_HTTP_LOOM_PUBLISH_TRIM) - 1;
+
+    /* this message's own */
+    argv[6] = tag ? (char *) tag->data : "";
+    argvlen[6] = tag ? tag->len : 0;
+    argv[7] = (r->action == NGX_HTTP_LOOM_PUBLISH) ? "1" : "0";
+    argvlen[7] = 1;
+    argv[8] = (char *) r->payload.data;
+    argvlen[8] = r->payload.len;
+    argv[9] = (char *) offset;
+    argvlen[9] = ngx_sprintf(offset, "%uz", r->data_offset) - offset;
+    argv[10] = (char *) length;
+    argvlen[10] = ngx_sprintf(length, "%uz", r->data_len) - length;
 
     /* sendWithoutSave keeps nothing: no loom_redis_wait for it */
     r->call.ephemeral = (r->action == NGX_HTTP_LOOM_SEND);
 
-    return ngx_http_loom_request_send(r, ngx_http_loom_publish_reply,
-                                      NGX_HTTP_LOOM_SCRIPT_APPEND, 2,
-                                      11, argv, argvlen);
+    /*
+     * The publishes of one topic that come one after the other share a
+     * script call (ngx_http_loom_store_batch.c); the reply handler gets
+     * this one's own element of its reply
+     */
+
+    r->reply = ngx_http_loom_publish_reply;
+    r->state = NGX_HTTP_LOOM_REQ_REDIS;
+
+    rc = ngx_http_loom_store_append(r->session->worker->store, &r->call,
+                                    NGX_HTTP_LOOM_SCRIPT_APPEND, 2, 4, 11,
+                                    argv, argvlen, &reason);
+    if (rc == NGX_OK) {
+        return NGX_OK;
+    }
+
+    ngx_str_set(&msg[0], "storage unavailable: ");
+    msg[1].data = (u_char *) reason;
+    msg[1].len = ngx_strlen(reason);
+
+    ngx_http_loom_request_unbarrier(r);
+    ngx_http_loom_request_error(r, 500, msg, 2);
+
+    return NGX_ERROR;
 }
 
 
@@ -682,8 +705,18 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
         return;
     }
 
+    if (reply && r->call.unsent) {
+        /* the group it was in could not be sent: the error says why */
+        ngx_str_set(&msg[0], "storage unavailable: ");
+        msg[1].data = (u_char *) reply->str;
+        msg[1].len = reply->len;
+        ngx_http_loom_request_unbarrier(r);
+        ngx_http_loom_request_error(r, 500, msg, 2);
+        return;
+    }
+
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 3
+        || reply->elements < 3 || reply->elements > 4
         || reply->element[0]->type != REDIS_REPLY_STRING
         || reply->element[1]->type != REDIS_REPLY_STRING
         || reply->element[2]->type != REDIS_REPLY_STRING)
@@ -707,7 +740,14 @@ ngx_http_loom_publish_reply(ngx_http_loom_request_t *r,
         return;
     }
 
-    if (++r->attempts >= NGX_HTTP_LOOM_PUBLISH_TRIES) {
+    /*
+     * A fourth element: refused only because a message before it in the
+     * same group was, to keep the order; its own tag was the current one,
+     * so this is no attempt of its own
+     */
+
+    if (reply->elements == 3 && ++r->attempts >= NGX_HTTP_LOOM_PUBLISH_TRIES)
+    {
         ngx_str_set(&msg[0], "storage error: the schema kept changing, "
                              "try again");
         ngx_http_loom_request_unbarrier(r);

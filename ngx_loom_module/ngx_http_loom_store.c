@@ -279,6 +279,12 @@ ngx_http_loom_store_exit(ngx_http_loom_worker_t *w)
 
     st->exiting = 1;
 
+    /* the group commit not sent yet is answered as a lost link's are */
+
+    if (st->drop) {
+        st->drop(st);
+    }
+
     if (st->cluster) {
         ngx_http_loom_cluster_exit(st);
         w->store = NULL;

@@ -54,6 +54,9 @@ struct ngx_http_loom_store_call_s {
                                                        nothing: no WAIT */
     unsigned                         durable:1;     /* set by the store */
     unsigned                         unconfirmed:1; /* set by the store */
+    unsigned                         unsent:1;      /* set by the store:
+                                                       not sent, the error
+                                                       reply says why */
 };
 
 
@@ -104,6 +107,29 @@ ngx_int_t ngx_http_loom_store_command(ngx_http_loom_store_t *st,
 ngx_int_t ngx_http_loom_store_script(ngx_http_loom_store_t *st,
     ngx_http_loom_store_call_t *call, ngx_uint_t script, int nkeys,
     int argc, const char **argv, const size_t *argvlen,
+    const char **reason);
+
+/*
+ * Group commits (ngx_http_loom_store_batch.c): a script call that shares
+ * one EVALSHA with the calls of the same script and keys made right
+ * before it, in the same pass of the event loop.  argv holds the keys
+ * (nkeys), the arguments common to the group (ncommon: taken from its
+ * first call), then this call's own; the arguments are copied.  The
+ * script gets the own arguments of every call one after the other and
+ * answers an array with one element per call, in order; each handler
+ * gets its own element.  A reply of another shape (an error, WAIT not
+ * confirmed) and a link lost (NULL) go to every call of the group.  When
+ * the group cannot be sent, each handler gets an error reply saying why,
+ * with call->unsent set.
+ *
+ * A group is sent at the end of the pass, or before anything else is sent
+ * to Redis (another group, a command, a script), so that Redis runs all
+ * of them in the order they were asked for.  NGX_OK: the handler will be
+ * called; NGX_DECLINED: no link to Redis; NGX_ERROR: out of memory.
+ */
+ngx_int_t ngx_http_loom_store_append(ngx_http_loom_store_t *st,
+    ngx_http_loom_store_call_t *call, ngx_uint_t script, int nkeys,
+    int ncommon, int argc, const char **argv, const size_t *argvlen,
     const char **reason);
 
 /* NGX_OK: SUBSCRIBE sent; NGX_DECLINED: the subscriber link is down */

@@ -23,6 +23,7 @@ typedef struct {
 
 
 typedef struct ngx_http_loom_cluster_s       ngx_http_loom_cluster_t;
+typedef struct ngx_http_loom_batches_s       ngx_http_loom_batches_t;
 typedef struct ngx_http_loom_cluster_node_s  ngx_http_loom_cluster_node_t;
 
 
@@ -80,11 +81,23 @@ struct ngx_http_loom_store_s {
     ngx_http_loom_cluster_send_pt  cluster_send;
     ngx_http_loom_cluster_list_pt  cluster_list;
 
+    /* group commits (ngx_http_loom_store_batch.c), made on first use;
+       flush sends the open group before anything else goes to Redis,
+       drop answers what is not sent yet at exit */
+    ngx_http_loom_batches_t    *batches;
+    void                      (*flush)(ngx_http_loom_store_t *st);
+    void                      (*drop)(ngx_http_loom_store_t *st);
+
     unsigned                    exiting:1;
 };
 
 
 /* ngx_http_loom_store_script.c */
+/* ngx_http_loom_store_script() without sending the open group first */
+ngx_int_t ngx_http_loom_store_script_send(ngx_http_loom_store_t *st,
+    ngx_http_loom_store_call_t *call, ngx_uint_t script, int nkeys,
+    int argc, const char **argv, const size_t *argvlen,
+    const char **reason);
 /* AUTH, when configured; counted in link->handshake with a handler */
 ngx_int_t ngx_http_loom_store_auth(ngx_http_loom_store_link_t *link,
     ngx_http_loom_redis_reply_pt handler);

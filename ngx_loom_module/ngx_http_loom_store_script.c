@@ -191,9 +191,16 @@ ngx_http_loom_store_command(ngx_http_loom_store_t *st,
 {
     ngx_http_loom_redis_t  *rd;
 
+    /* a group of script calls asked for before this goes first */
+
+    if (st->batches) {
+        st->flush(st);
+    }
+
     call->store = st;
     call->durable = 0;
     call->unconfirmed = 0;
+    call->unsent = 0;
 
     if (st->cluster) {
         /* to the master of the key's slot */
@@ -224,23 +231,51 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
     int argc, const char **argv, const size_t *argvlen,
     const char **reason)
 {
+    /* a group of script calls asked for before this goes first */
+
+    if (st->batches) {
+        st->flush(st);
+    }
+
+    return ngx_http_loom_store_script_send(st, call, script, nkeys, argc,
+                                           argv, argvlen, reason);
+}
+
+
+ngx_int_t
+ngx_http_loom_store_script_send(ngx_http_loom_store_t *st,
+    ngx_http_loom_store_call_t *call, ngx_uint_t script, int nkeys,
+    int argc, const char **argv, const size_t *argvlen,
+    const char **reason)
+{
     int                     i;
-    size_t                  lens[16];
+    size_t                  lens_buf[16], *lens;
     u_char                  nk[NGX_INT_T_LEN];
     ngx_int_t               rc;
-    const char             *args[16];
+    const char             *args_buf[16], **args;
     ngx_http_loom_redis_t  *rd;
 
     rd = &st->command.rd;
 
-    if (argc + 3 > 16) {
-        *reason = "too many script arguments";
-        return NGX_ERROR;
-    }
-
     if (rd->state != NGX_HTTP_LOOM_LINK_READY && st->cluster == NULL) {
         *reason = "not connected to redis";
         return NGX_DECLINED;
+    }
+
+    args = args_buf;
+    lens = lens_buf;
+
+    if (argc + 3 > 16) {
+        /* a group commit: as many arguments as its calls have */
+
+        args = ngx_alloc((argc + 3) * (sizeof(char *) + sizeof(size_t)),
+                         ngx_cycle->log);
+        if (args == NULL) {
+            *reason = "out of memory";
+            return NGX_ERROR;
+        }
+
+        lens = (size_t *) (args + argc + 3);
     }
 
     args[0] = "EVALSHA";
@@ -258,19 +293,22 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
     call->store = st;
     call->durable = 0;
     call->unconfirmed = 0;
+    call->unsent = 0;
 
     if (st->cluster) {
         /* to the master of KEYS[1]'s slot; a keyless one, as it names */
 
         if (nkeys == 0) {
-            return st->cluster_list(st, call, argc + 3, args, lens,
-                                    reason);
+            rc = st->cluster_list(st, call, argc + 3, args, lens, reason);
+
+        } else {
+            rc = st->cluster_send(st, call,
+                     ngx_http_loom_cluster_slot((u_char *) argv[0],
+                                                argvlen[0]),
+                     1, argc + 3, args, lens, reason);
         }
 
-        return st->cluster_send(st, call,
-                   ngx_http_loom_cluster_slot((u_char *) argv[0],
-                                              argvlen[0]),
-                   1, argc + 3, args, lens, reason);
+        goto done;
     }
 
     /* the command is kept until answered: a NOSCRIPT sends it again */
@@ -281,6 +319,12 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
 
     if (rc == NGX_OK && st->conf->redis_wait && !call->ephemeral) {
         ngx_http_loom_store_wait(&st->command, call);
+    }
+
+done:
+
+    if (args != args_buf) {
+        ngx_free(args);
     }
 
     return rc;

@@ -1,30 +1,36 @@
--- publish and sendWithoutSave, with revisions and history.
+-- publish and sendWithoutSave, with revisions and history: one or more
+-- messages of one topic, stored in order (a group commit).
 -- KEYS[1] the topic's hash, KEYS[2] its history stream
--- ARGV[1] the tag the data was validated with, ARGV[2] "1" to store,
--- ARGV[3] the delivery, ARGV[4] and ARGV[5] offset (1-based) and length
--- of the data in the delivery, ARGV[6] the topic's channel,
--- ARGV[7] and ARGV[8] the default retention (revisions kept, seconds;
--- 0 = no age limit), ARGV[9] the most history entries one call trims.
--- A stored publish gets the topic's next revision and the server's time
--- (ms, never below the topic's previous one), its value is stored, it is
--- appended to the history (stream id "<rev>-0") and the history is
--- trimmed by count and by age, a bounded amount per call.  Then
--- "<seq> <rev> <ts> <epoch> <delivery>" is published; rev and ts are 0
--- for what is not stored (sendWithoutSave, a topic with storage
--- "memory").
--- Returns {seq, rev, ts}; {tag, schema, schema kind} when the tag is not
--- the current one (the caller checks again); nil when the topic does not
--- exist.
+-- ARGV[1] the topic's channel, ARGV[2] and ARGV[3] the default retention
+-- (revisions kept, seconds; 0 = no age limit), ARGV[4] the most history
+-- entries one message trims; then five arguments per message, from
+-- ARGV[5]: the tag the data was validated with, "1" to store, the
+-- delivery, offset (0-based, as the history entry keeps it) and length of
+-- the data in the delivery.
+-- Each stored message gets the topic's next revision; all of one call
+-- get the server's time (ms, never below the topic's previous one).  The
+-- value of the last stored message is the topic's value; each one is
+-- appended to the history (stream id "<rev>-0"), which is trimmed by
+-- count and by age once for the call, a bounded amount per message.  For
+-- each message, "<seq> <rev> <ts> <epoch> <delivery>" is published; rev
+-- and ts are 0 for what is not stored (sendWithoutSave, a topic with
+-- storage "memory").
+-- Returns one reply per message, in order: {seq, rev, ts};
+-- {tag, schema, schema kind} when its tag is not the current one (the
+-- caller checks again); {tag, schema, schema kind, "after"} for every
+-- message after such a one: not stored either, so that the retries keep
+-- the messages' order; nil when the topic does not exist.
 local h, s = KEYS[1], KEYS[2]
 -- in a cluster, the text is loaded with SPUBLISH here (store_script.c)
 local publish = 'PUBLISH'
+local k = (#ARGV - 4) / 5
+local out = {}
 local f = redis.call('HMGET', h, 'tag', 'st', 'hn', 'ha', 'ts', 'epoch',
                     'seq', 'rev')
 local tag = f[1]
-if not tag then return false end
-if tag ~= ARGV[1] then
-  local c = redis.call('HMGET', h, 'schema', 'sk')
-  return {tag, c[1], c[2] or ''}
+if not tag then
+  for i = 1, k do out[i] = false end
+  return out
 end
 -- Numbers are what this script spends its time on: Redis formats a
 -- number given to redis.call with "%.17g", Lua one concatenated with
@@ -32,47 +38,96 @@ end
 -- string twice.  So each number is read once, by arithmetic, and written
 -- once, by string.format('%d'), and the strings are what the commands get.
 local fmt = string.format
--- the counters come with the fields read above: one HSET writes them
-local seq = (f[7] or 0) + 1
-local sq, rs, tss = fmt('%d', seq), '0', '0'
-local rev, ts = 0, 0
-if ARGV[2] ~= '1' or f[2] == 'memory' then
-  redis.call('HSET', h, 'seq', sq)
-else
-  local t = redis.call('TIME')
-  ts = t[1] * 1000 + math.floor(t[2] / 1000)
-  local last = (f[5] or 0) + 0
-  if ts < last then ts = last end
-  rev = (f[8] or 0) + 1
-  rs, tss = fmt('%d', rev), fmt('%d', ts)
-  local o = ARGV[4] + 0
-  redis.call('HSET', h, 'seq', sq, 'rev', rs, 'ts', tss, 'value',
-             string.sub(ARGV[3], o, o + ARGV[5] - 1))
-  local n = (f[3] or ARGV[7]) + 0
-  local age = (f[4] or ARGV[8]) + 0
-  if n > 0 then
-    local id, off = rs .. '-0', fmt('%d', o - 1)
-    -- the trimming rides on the XADD (MINID, exact): one command less
-    local len = redis.call('XLEN', s) + 1
-    local r
-    if len > n then
-      local min = rev - n + 1
-      if len - n > ARGV[9] + 0 then min = rev - len + 1 + ARGV[9] end
-      r = redis.pcall('XADD', s, 'MINID', fmt('%d', min), id, 't', tss,
-                      'd', ARGV[3], 'o', off, 'l', ARGV[5])
+local ch, trim = ARGV[1], ARGV[4] + 0
+local memory = f[2] == 'memory'
+local epoch = f[6] or string.match(tag, '^[^:]*')
+local n = (f[3] or ARGV[2]) + 0
+local age = (f[4] or ARGV[3]) + 0
+local seq = (f[7] or 0) + 0
+local rev = (f[8] or 0) + 0
+local ts, tss, len, sq, rs, last
+local stored = 0
+local refused, sent
+for i = 1, k do
+  local a = 5 + (i - 1) * 5
+  if refused or ARGV[a] ~= tag then
+    if not refused then
+      local c = redis.call('HMGET', h, 'schema', 'sk')
+      out[i] = {tag, c[1], c[2] or ''}
+      -- the ones after it: refused only for keeping the order
+      refused = {tag, c[1], c[2] or '', 'after'}
     else
-      r = redis.pcall('XADD', s, id, 't', tss, 'd', ARGV[3], 'o', off,
-                      'l', ARGV[5])
+      out[i] = refused
     end
-    if type(r) == 'table' and r['err'] then
-      -- ids at or above rev: history of revisions that Redis lost
-      redis.call('UNLINK', s)
-      redis.call('XADD', s, id, 't', tss, 'd', ARGV[3], 'o', off,
-                 'l', ARGV[5])
+  else
+    local d = ARGV[a + 2]
+    seq = seq + 1
+    local mrs, ms = '0', '0'
+    local got = {seq, 0, 0}
+    sq = fmt('%d', seq)
+    if ARGV[a + 1] == '1' and not memory then
+      if not ts then
+        local t = redis.call('TIME')
+        ts = t[1] * 1000 + math.floor(t[2] / 1000)
+        local last = (f[5] or 0) + 0
+        if ts < last then ts = last end
+        tss = fmt('%d', ts)
+      end
+      rev = rev + 1
+      rs = fmt('%d', rev)
+      mrs, ms = rs, tss
+      got[2], got[3] = rev, ts
+      stored = stored + 1
+      last = a
+      if n > 0 then
+        -- appended here, trimmed once for the group below; a group of
+        -- one trims with its XADD (MINID): one command less
+        local id, off = rs .. '-0', ARGV[a + 3]
+        if not len then len = redis.call('XLEN', s) end
+        len = len + 1
+        local r
+        if k == 1 and len > n then
+          local min = rev - n + 1
+          if len - n > trim then min = rev - len + 1 + trim end
+          r = redis.pcall('XADD', s, 'MINID', fmt('%d', min), id, 't',
+                          tss, 'd', d, 'o', off, 'l', ARGV[a + 4])
+          len = rev - min + 1
+        else
+          r = redis.pcall('XADD', s, id, 't', tss, 'd', d, 'o', off,
+                          'l', ARGV[a + 4])
+        end
+        if type(r) == 'table' and r['err'] then
+          -- ids at or above rev: history of revisions that Redis lost
+          redis.call('UNLINK', s)
+          redis.call('XADD', s, id, 't', tss, 'd', d, 'o', off,
+                     'l', ARGV[a + 4])
+          len = 1
+        end
+      end
+    end
+    redis.call(publish, ch, sq .. ' ' .. mrs .. ' ' .. ms .. ' ' .. epoch
+               .. ' ' .. d)
+    out[i] = got
+    sent = true
+  end
+end
+if stored > 0 then
+  local o = ARGV[last + 3] + 1
+  redis.call('HSET', h, 'seq', sq, 'rev', rs, 'ts', tss, 'value',
+             string.sub(ARGV[last + 2], o, o + ARGV[last + 4] - 1))
+  if n > 0 then
+    -- by count, exact: one XTRIM for a group of more than one, at most
+    -- trim entries per stored message (the oldest one is rev - len + 1)
+    if k > 1 and len > n then
+      local min = rev - n + 1
+      if len - n > trim * stored then
+        min = rev - len + 1 + trim * stored
+      end
+      redis.call('XTRIM', s, 'MINID', fmt('%d', min))
     end
     if age > 0 then
       local cut = ts - age * 1000
-      for i = 1, 4 do
+      for i = 1, 4 * stored do
         local old = redis.call('XRANGE', s, '-', '+', 'COUNT', 1)[1]
         if not old or old[2][2] + 0 >= cut then break end
         redis.call('XDEL', s, old[1])
@@ -84,7 +139,7 @@ else
   else
     redis.call('UNLINK', s)
   end
+elseif sent then
+  redis.call('HSET', h, 'seq', sq)
 end
-redis.call(publish, ARGV[6], sq .. ' ' .. rs .. ' ' .. tss .. ' '
-           .. (f[6] or string.match(tag, '^[^:]*')) .. ' ' .. ARGV[3])
-return {seq, rev, ts}
+return out

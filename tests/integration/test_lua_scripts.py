@@ -55,12 +55,29 @@ class Topic:
 
     def publish(self, data, store=True, n=DEFAULT_N, age=DEFAULT_AGE,
                 trim=TRIM, pid="p"):
+        """One message: the one reply of a group of one."""
+        got = self.publish_group([(data, store, pid)], n=n, age=age,
+                                 trim=trim)
+        assert isinstance(got, list) and len(got) == 1
+        return got[0]
+
+    def item(self, data, store=True, pid="p", tag=None):
         delivery = ('{"id":"%s","action":"publish","topic":"%s","data":%s,'
                     '"senderId":"alice"}\n' % (pid, self.name, data))
-        offset = delivery.index('"data":') + 7 + 1
-        return self.eval("append", [self.hash, self.stream],
-                         [self.tag or "", "1" if store else "0", delivery, offset,
-                          len(data), self.channel, n, age, trim])
+        offset = delivery.index('"data":') + 7
+        return [(self.tag or "") if tag is None else tag,
+                "1" if store else "0", delivery, offset, len(data)]
+
+    def publish_group(self, messages, n=DEFAULT_N, age=DEFAULT_AGE,
+                      trim=TRIM):
+        """Messages (data, store, pid[, tag]) in one script call: the
+        channel, the default retention and the trimming bound, then five
+        arguments per message (tag, store, delivery, the data's offset,
+        0-based, and its length)."""
+        args = [self.channel, n, age, trim]
+        for m in messages:
+            args += self.item(*m)
+        return self.eval("append", [self.hash, self.stream], args)
 
     def snapshot(self, registration=False):
         return self.eval("snapshot", [self.hash],
@@ -437,3 +454,120 @@ def test_register_unregister_and_old_topics(r):
                   [u.name, "{}", "r9"]) == [1]
     assert u.eval("unregister", [u.hash, P + "topics"],
                   [u.name, u.channel, P + "ctl"]) == 1
+
+
+# group commits: several messages of one topic in one call
+
+
+def test_group_stores_each_message_in_order(r):
+    t = Topic(r, "chat")
+    t.register()
+    t.publish('{"a":0}')
+    ps = r.pubsub()
+    ps.subscribe(t.channel)
+    assert ps.get_message(timeout=2)["type"] == "subscribe"
+    got = t.publish_group([('{"a":%d}' % i, True, "p%d" % i)
+                           for i in range(1, 17)])
+    assert [g[:2] for g in got] == [[i + 1, i + 1] for i in range(1, 17)]
+    # one clock reading for the group, never below the previous one
+    assert len({g[2] for g in got}) == 1
+    assert got[0][2] >= int(r.xrange(t.stream, "1-0", "1-0")[0][1][b"t"])
+    assert r.hget(t.hash, "value") == b'{"a":16}'
+    assert r.hget(t.hash, "rev") == b"17" and r.hget(t.hash, "seq") == b"17"
+    assert t.ids() == list(range(1, 18))
+    for i in range(1, 17):
+        e = fields(r.xrange(t.stream, "%d-0" % (i + 1), "%d-0" % (i + 1))[0])
+        o, n = int(e["o"]), int(e["l"])
+        assert e["d"][o:o + n] == b'{"a":%d}' % i
+        assert b'"id":"p%d"' % i in e["d"]
+    # one channel message per message, in order, each with its own numbers
+    m = messages(ps, 16)
+    assert len(m) == 16
+    for i, msg in enumerate(m, 1):
+        seq, rev, ts, epoch, rest = msg.split(b" ", 4)
+        assert (int(seq), int(rev), int(ts)) == (i + 1, i + 1, got[0][2])
+        assert rest.startswith(b'{"id":"p%d"' % i)
+    ps.close()
+
+
+def test_group_mixes_stored_and_ephemeral(r):
+    t = Topic(r, "chat")
+    t.register()
+    got = t.publish_group([('{"a":1}', True, "a"), ('{"a":2}', False, "b"),
+                           ('{"a":3}', True, "c"), ('{"a":4}', False, "d")])
+    assert got[0][:2] == [1, 1] and got[2][:2] == [3, 2]
+    assert got[1] == [2, 0, 0] and got[3] == [4, 0, 0]
+    assert t.ids() == [1, 2]
+    # the value is the last stored one's, the counter counts every message
+    assert r.hget(t.hash, "value") == b'{"a":3}'
+    assert r.hget(t.hash, "seq") == b"4" and r.hget(t.hash, "rev") == b"2"
+    # a group of nothing but ephemeral messages stores nothing
+    assert t.publish_group([('{"a":5}', False), ('{"a":6}', False)]) == \
+        [[5, 0, 0], [6, 0, 0]]
+    assert r.hget(t.hash, "value") == b'{"a":3}' and t.ids() == [1, 2]
+
+
+def test_group_stops_at_a_stale_tag(r):
+    t = Topic(r, "chat")
+    t.register()
+    good = t.tag
+    t.publish('{"a":1}')
+    t.update()
+    ps = r.pubsub()
+    ps.subscribe(t.channel)
+    assert ps.get_message(timeout=2)["type"] == "subscribe"
+    got = t.publish_group([('{"a":2}', True, "a", t.tag),
+                           ('{"a":3}', True, "b", good),
+                           ('{"a":4}', True, "c", t.tag),
+                           ('{"a":5}', False, "d", t.tag)])
+    assert got[0][:2] == [2, 2]
+    # the stale one answers the current schema; the ones after it too,
+    # marked: refused only to keep the order
+    assert got[1][:2] == [b"reg1:1", b'{"a":null}'] and len(got[1]) == 3
+    for g in got[2:]:
+        assert g[:2] == [b"reg1:1", b'{"a":null}'] and g[3] == b"after"
+    assert t.ids() == [1, 2] and r.hget(t.hash, "rev") == b"2"
+    assert r.hget(t.hash, "seq") == b"2"
+    assert r.hget(t.hash, "value") == b'{"a":2}'
+    assert len(messages(ps, 4, timeout=1)) == 1
+    ps.close()
+    # a topic that does not exist: nil for each
+    u = Topic(r, "none")
+    assert u.publish_group([('{"a":1}', True), ('{"a":2}', True)]) == \
+        [None, None]
+
+
+def test_group_trims_to_the_retention(r):
+    t = Topic(r, "chat")
+    t.register(history="5")
+    for i in range(3):
+        t.publish_group([('{"a":%d}' % (4 * i + j), True)
+                         for j in range(1, 5)])
+    assert t.ids() == list(range(8, 13))
+    # lowered from 100 to 2: at most TRIM entries go per message
+    v = Topic(r, "big")
+    v.register(history="100")
+    v.publish_group([('{"a":%d}' % i, True) for i in range(1, 65)])
+    v.publish_group([('{"a":%d}' % i, True) for i in range(65, 101)])
+    assert v.ids() == list(range(1, 101))
+    assert v.update(history="2") == 1
+    v.publish_group([('{"a":101}', True), ('{"a":102}', True)], trim=10)
+    assert v.ids() == list(range(21, 103))
+    v.publish_group([('{"a":%d}' % i, True) for i in range(103, 112)],
+                    trim=10)
+    assert v.ids() == [110, 111]
+    # by age: at most four entries go per stored message
+    w = Topic(r, "aged")
+    w.register()
+    for i in range(1, 11):
+        w.publish('{"a":%d}' % i)
+    w.update(max_age="1")
+    old = time.time() * 1000 - 2000
+    r.delete(w.stream)
+    for i in range(1, 11):
+        r.xadd(w.stream, {"t": int(old), "d": "x", "o": 0, "l": 1},
+               id="%d-0" % i)
+    w.publish_group([('{"a":11}', True), ('{"a":12}', False)])
+    assert w.ids() == list(range(5, 12))
+    w.publish_group([('{"a":13}', True), ('{"a":14}', True)])
+    assert w.ids() == [11, 12, 13]

@@ -10,7 +10,9 @@
  * cached tag turns out stale is sent again; when that second send fails
  * at once the request is answered and gone (nothing touches it after);
  * a get behind such a publish goes to Redis only after it; what comes
- * after a retried publish waits until the retry is answered.  Freed memory
+ * after a retried publish waits until the retry is answered; a refusal
+ * only for the message before it in a group is no attempt of its own; a
+ * group that could not be sent is answered as a refused send.  Freed memory
  * is filled with a pattern, so that a use after free fails at once.
  */
 
@@ -190,6 +192,20 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
 {
     return store_call(call, script == NGX_HTTP_LOOM_SCRIPT_APPEND
                             ? "PUBLISH" : "SCRIPT", reason);
+}
+
+
+/* a publish: one call of a group commit, answered with its own element */
+
+ngx_int_t
+ngx_http_loom_store_append(ngx_http_loom_store_t *st,
+    ngx_http_loom_store_call_t *call, ngx_uint_t script, int nkeys,
+    int ncommon, int argc, const char **argv, const size_t *argvlen,
+    const char **reason)
+{
+    assert_int_equal(script, NGX_HTTP_LOOM_SCRIPT_APPEND);
+
+    return store_call(call, "PUBLISH", reason);
 }
 
 
@@ -496,10 +512,25 @@ request(ngx_uint_t action, const char *id, const char *data)
 
 /* Redis's answers */
 
+static void reply_stale_as(ngx_uint_t call, char *tag, ngx_uint_t after);
+
+
 static void
 reply_stale(ngx_uint_t call, char *tag)
 {
-    redisReply   reply, e[3], *elements[3];
+    reply_stale_as(call, tag, 0);
+}
+
+
+/*
+ * after: the fourth element a message gets when it was refused only
+ * because one before it in its group was
+ */
+
+static void
+reply_stale_as(ngx_uint_t call, char *tag, ngx_uint_t after)
+{
+    redisReply   reply, e[4], *elements[4];
 
     memset(&reply, 0, sizeof(reply));
     memset(e, 0, sizeof(e));
@@ -514,12 +545,16 @@ reply_stale(ngx_uint_t call, char *tag)
     e[1].len = strlen(e[1].str);
     e[2].type = REDIS_REPLY_STRING;
     e[2].str = "";
+    e[3].type = REDIS_REPLY_STRING;
+    e[3].str = "after";
+    e[3].len = 5;
     elements[0] = &e[0];
     elements[1] = &e[1];
     elements[2] = &e[2];
+    elements[3] = &e[3];
 
     reply.type = REDIS_REPLY_ARRAY;
-    reply.elements = 3;
+    reply.elements = after ? 4 : 3;
     reply.element = elements;
 
     calls[call]->handler(calls[call], &reply);
@@ -671,6 +706,69 @@ test_what_comes_after_a_retry_waits_for_it(void **state)
 }
 
 
+static void
+test_refused_after_another_is_no_attempt(void **state)
+{
+    ngx_uint_t  i;
+
+    request(NGX_HTTP_LOOM_PUBLISH, "\"p\"", "{\"n\":1}");
+
+    /* refused only for a stale message before it in its group */
+    for (i = 0; i < 5; i++) {
+        reply_stale_as(i, "R1:1", 1);
+        assert_int_equal(ncalls, i + 2);
+        assert_int_equal(nanswers, 0);
+    }
+
+    /* its own stale tag counts: the third time it gives up */
+    reply_stale(5, "R1:2");
+    reply_stale(6, "R1:3");
+    assert_int_equal(ncalls, 8);
+    assert_int_equal(nanswers, 0);
+    reply_stale(7, "R1:4");
+    assert_int_equal(ncalls, 8);
+    assert_int_equal(nanswers, 1);
+    assert_string_equal(answers[0],
+        "{\"id\":\"p\",\"action\":\"publish\",\"code\":500,"
+        "\"message\":\"storage error: the schema kept changing, try "
+        "again\",\"type\":\"response\"}\n");
+    assert_int_equal(session.requests.barriers, 0);
+}
+
+
+static void
+test_group_not_sent(void **state)
+{
+    redisReply  fail;
+
+    request(NGX_HTTP_LOOM_PUBLISH, "\"p\"", "{\"n\":1}");
+    request(NGX_HTTP_LOOM_PUBLISH, "\"q\"", "{\"n\":2}");
+    assert_int_equal(ncalls, 2);
+
+    /* the group could not be sent: the words of a refused send */
+    memset(&fail, 0, sizeof(fail));
+    fail.type = REDIS_REPLY_ERROR;
+    fail.str = "too many redis commands in flight";
+    fail.len = strlen(fail.str);
+
+    calls[0]->unsent = 1;
+    calls[0]->handler(calls[0], &fail);
+    calls[1]->unsent = 1;
+    calls[1]->handler(calls[1], &fail);
+
+    assert_int_equal(nanswers, 2);
+    assert_string_equal(answers[0],
+        "{\"id\":\"p\",\"action\":\"publish\",\"code\":500,"
+        "\"message\":\"storage unavailable: too many redis commands in "
+        "flight\",\"type\":\"response\"}\n");
+    assert_string_equal(answers[1],
+        "{\"id\":\"q\",\"action\":\"publish\",\"code\":500,"
+        "\"message\":\"storage unavailable: too many redis commands in "
+        "flight\",\"type\":\"response\"}\n");
+    assert_true(ngx_queue_empty(&session.requests.queue));
+}
+
+
 int
 main(void)
 {
@@ -683,6 +781,10 @@ main(void)
             test_get_behind_a_publish_of_another_topic, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_what_comes_after_a_retry_waits_for_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_refused_after_another_is_no_attempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_not_sent, setup,
+                                        teardown),
     };
 
     /* freed memory is overwritten: a use after free reads garbage */

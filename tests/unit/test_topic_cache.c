@@ -311,6 +311,32 @@ ngx_http_loom_store_script(ngx_http_loom_store_t *st,
 
 /* the timers the gap repair would set on a failed read */
 ngx_rbtree_t              ngx_event_timer_rbtree;
+static ngx_rbtree_node_t  timer_sentinel;
+
+
+/* the timers in a plain binary tree, as the topics above */
+
+static void
+test_timer_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t  **p;
+
+    for ( ;; ) {
+        p = (node->key < temp->key) ? &temp->left : &temp->right;
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+}
 volatile ngx_msec_t       ngx_current_msec;
 
 
@@ -398,6 +424,9 @@ setup(void **state)
 {
     memset(&w, 0, sizeof(w));
     memset(&conf, 0, sizeof(conf));
+
+    ngx_rbtree_init(&ngx_event_timer_rbtree, &timer_sentinel,
+                    test_timer_insert);
 
     w.conf = &conf;
     w.log = &test_log;
@@ -971,6 +1000,7 @@ static void
 test_resubscribe_without_the_command_link(void **state)
 {
     test_out_t                   out;
+    ngx_http_loom_topic_t       *t;
     ngx_http_loom_subscriber_t   sr;
 
     memset(&out, 0, sizeof(out));
@@ -979,14 +1009,28 @@ test_resubscribe_without_the_command_link(void **state)
     subscribe("t", &sr, &out, "R1");
     ngx_http_loom_topic_subscriber_lost(&w);
 
-    /* no question can be asked: the channel at once */
+    /* no question can be asked: the channel waits, tried again later */
     commands_fail = 1;
     subscribes = 0;
     ngx_http_loom_topic_resubscribe(&w);
     commands_fail = 0;
 
+    t = lookup("t");
     assert_int_equal(ncalls, 0);
+    assert_int_equal(subscribes, 0);
+    assert_int_equal(t->channel_state, NGX_HTTP_LOOM_CHANNEL_OFF);
+    assert_true(t->recheck);
+    assert_true(w.resubscribe.timer_set);
+
+    /* the retry, once the command link is up: asked, then subscribed */
+    ngx_http_loom_topic_resubscribe(&w);
+    assert_int_equal(ncalls, 1);
+    assert_int_equal(subscribes, 0);
+
+    reply_string(calls[0], "R1:0");
+    assert_int_equal(sr.nsubscriptions, 1);
     assert_int_equal(subscribes, 1);
+    assert_int_equal(t->channel_state, NGX_HTTP_LOOM_CHANNEL_PENDING);
 
     ngx_http_loom_topic_unsubscribe_all(&sr);
 }
@@ -996,6 +1040,7 @@ static void
 test_recheck_lost_with_the_command_link(void **state)
 {
     test_out_t                   out;
+    ngx_http_loom_topic_t       *t;
     ngx_http_loom_subscriber_t   sr;
 
     memset(&out, 0, sizeof(out));
@@ -1006,15 +1051,23 @@ test_recheck_lost_with_the_command_link(void **state)
     ngx_http_loom_topic_resubscribe(&w);
     assert_int_equal(ncalls, 1);
 
-    /* no answer: nothing changes, and the channel is subscribed anyway */
+    /* no answer: nothing ends, nothing is subscribed, asked again later */
     subscribes = 0;
     calls[0]->handler(calls[0], NULL);
+    t = lookup("t");
     assert_int_equal(sr.nsubscriptions, 1);
-    assert_int_equal(subscribes, 1);
-    assert_int_equal(lookup("t")->channel_state,
-                     NGX_HTTP_LOOM_CHANNEL_PENDING);
+    assert_int_equal(subscribes, 0);
+    assert_int_equal(t->channel_state, NGX_HTTP_LOOM_CHANNEL_OFF);
+    assert_true(t->recheck);
+    assert_true(w.resubscribe.timer_set);
 
-    ngx_http_loom_topic_unsubscribe_all(&sr);
+    /* the retry: the registration ended meanwhile */
+    ngx_http_loom_topic_resubscribe(&w);
+    assert_int_equal(ncalls, 2);
+    reply_string(calls[1], "R2:0");
+    assert_int_equal(sr.nsubscriptions, 0);
+    assert_int_equal(subscribes, 0);
+    assert_null(lookup("t"));
 }
 
 
