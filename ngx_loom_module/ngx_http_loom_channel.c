@@ -357,12 +357,15 @@ ngx_http_loom_topic_lose(ngx_http_loom_topic_t *t, ngx_queue_t *released,
 void
 ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w)
 {
+    ngx_uint_t              down;
     ngx_rbtree_node_t      *node;
     ngx_http_loom_topic_t  *t;
 
     if (w->topics.root == w->topics.sentinel) {
         return;
     }
+
+    down = 0;
 
     for (node = ngx_rbtree_min(w->topics.root, w->topics.sentinel);
          node;
@@ -375,12 +378,15 @@ ngx_http_loom_topic_resubscribe(ngx_http_loom_worker_t *w)
         }
 
         if (t->recheck) {
-            if (ngx_http_loom_topic_recheck(t) == NGX_OK) {
+            if (!down && ngx_http_loom_topic_recheck(t) == NGX_OK) {
                 t->recheck = 0;
-
-            } else {
-                ngx_http_loom_topic_retry(w);
+                continue;
             }
+
+            ngx_http_loom_topic_retry(w);
+
+            /* one command link: the other checks would fail alike */
+            down = !ngx_http_loom_store_clustered(w->store);
 
             continue;
         }

@@ -244,7 +244,7 @@ ngx_rbtree_next(ngx_rbtree_t *tree, ngx_rbtree_node_t *node)
 static ngx_str_t                    test_prefix = ngx_string("loom:");
 static ngx_uint_t                   subscribes, unsubscribes, link_up;
 static ngx_http_loom_store_call_t  *calls[8];
-static ngx_uint_t                   ncalls, commands_fail;
+static ngx_uint_t                   ncalls, commands_fail, commands_refused;
 
 
 ngx_str_t *
@@ -287,6 +287,7 @@ ngx_http_loom_store_command(ngx_http_loom_store_t *st,
     const size_t *argvlen, const char **reason)
 {
     if (commands_fail) {
+        commands_refused++;
         *reason = "not connected to redis";
         return NGX_DECLINED;
     }
@@ -1007,9 +1008,11 @@ test_resubscribe_without_the_command_link(void **state)
     memset(&sr, 0, sizeof(sr));
 
     subscribe("t", &sr, &out, "R1");
+    subscribe("u", &sr, &out, "R1");
     ngx_http_loom_topic_subscriber_lost(&w);
 
     /* no question can be asked: the channel waits, tried again later */
+    commands_refused = 0;
     commands_fail = 1;
     subscribes = 0;
     ngx_http_loom_topic_resubscribe(&w);
@@ -1022,14 +1025,19 @@ test_resubscribe_without_the_command_link(void **state)
     assert_true(t->recheck);
     assert_true(w.resubscribe.timer_set);
 
+    /* with one Redis, one refusal a round, however many topics wait */
+    assert_int_equal(commands_refused, 1);
+    assert_true(lookup("u")->recheck);
+
     /* the retry, once the command link is up: asked, then subscribed */
     ngx_http_loom_topic_resubscribe(&w);
-    assert_int_equal(ncalls, 1);
+    assert_int_equal(ncalls, 2);
     assert_int_equal(subscribes, 0);
 
     reply_string(calls[0], "R1:0");
-    assert_int_equal(sr.nsubscriptions, 1);
-    assert_int_equal(subscribes, 1);
+    reply_string(calls[1], "R1:0");
+    assert_int_equal(sr.nsubscriptions, 2);
+    assert_int_equal(subscribes, 2);
     assert_int_equal(t->channel_state, NGX_HTTP_LOOM_CHANNEL_PENDING);
 
     ngx_http_loom_topic_unsubscribe_all(&sr);
