@@ -580,23 +580,57 @@ ngx_http_loom_gap_history(ngx_http_loom_gap_t *g, redisReply *reply)
 }
 
 
-/* ["<rev>-0", ["t", ts, "d", delivery, "o", offset, "l", length]] */
-
 static ngx_int_t
 ngx_http_loom_gap_entry(ngx_http_loom_gap_t *g, redisReply *e)
 {
-    size_t                    i;
-    uint64_t                  rev;
-    ngx_str_t                 s;
-    redisReply               *f, *k, *v;
-    ngx_http_loom_gap_item_t  item;
+    ngx_http_loom_gap_item_t        item;
+    ngx_http_loom_history_fields_t  hf;
 
-    if (ngx_http_loom_gap_entry_rev(e, &rev) != NGX_OK) {
+    if (ngx_http_loom_history_fields(e, &hf) != NGX_OK) {
         return NGX_ERROR;
     }
 
     ngx_memzero(&item, sizeof(ngx_http_loom_gap_item_t));
-    item.rev = rev;
+    item.rev = hf.rev;
+    item.delivery = hf.delivery;
+
+    if (hf.ts.data && ngx_http_loom_rev_uint(&hf.ts, &item.ts) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (item.delivery.len < 2) {
+        return NGX_ERROR;
+    }
+
+    if (item.rev <= g->last) {
+        return NGX_OK;
+    }
+
+    if (item.rev != g->last + 1) {
+        /* a hole inside the history: not ours to paper over */
+        return NGX_ERROR;
+    }
+
+    g->last = item.rev;
+    g->deliver(g, &item);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_loom_history_fields(redisReply *e,
+    ngx_http_loom_history_fields_t *hf)
+{
+    size_t       i;
+    ngx_str_t   *to;
+    redisReply  *f, *k, *v;
+
+    ngx_memzero(hf, sizeof(ngx_http_loom_history_fields_t));
+
+    if (ngx_http_loom_gap_entry_rev(e, &hf->rev) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     f = e->element[1];
 
@@ -610,35 +644,26 @@ ngx_http_loom_gap_entry(ngx_http_loom_gap_t *g, redisReply *e)
             return NGX_ERROR;
         }
 
-        if (k->str[0] == 't') {
-            s.data = (u_char *) v->str;
-            s.len = v->len;
-
-            if (ngx_http_loom_rev_uint(&s, &item.ts) != NGX_OK) {
-                return NGX_ERROR;
-            }
-
-        } else if (k->str[0] == 'd') {
-            item.delivery.data = (u_char *) v->str;
-            item.delivery.len = v->len;
+        switch (k->str[0]) {
+        case 't':
+            to = &hf->ts;
+            break;
+        case 'd':
+            to = &hf->delivery;
+            break;
+        case 'o':
+            to = &hf->offset;
+            break;
+        case 'l':
+            to = &hf->length;
+            break;
+        default:
+            continue;
         }
-    }
 
-    if (item.delivery.len < 2) {
-        return NGX_ERROR;
+        to->data = (u_char *) v->str;
+        to->len = v->len;
     }
-
-    if (rev <= g->last) {
-        return NGX_OK;
-    }
-
-    if (rev != g->last + 1) {
-        /* a hole inside the history: not ours to paper over */
-        return NGX_ERROR;
-    }
-
-    g->last = rev;
-    g->deliver(g, &item);
 
     return NGX_OK;
 }

@@ -50,6 +50,16 @@ typedef struct {
 } ngx_http_loom_gap_item_t;
 
 
+/* an entry of a topic's history stream, its fields as Redis gave them */
+typedef struct {
+    uint64_t                    rev;
+    ngx_str_t                   ts;
+    ngx_str_t                   delivery;
+    ngx_str_t                   offset;           /* of the data in it */
+    ngx_str_t                   length;
+} ngx_http_loom_history_fields_t;
+
+
 typedef void (*ngx_http_loom_gap_deliver_pt)(ngx_http_loom_gap_t *g,
     ngx_http_loom_gap_item_t *item);
 
@@ -108,6 +118,10 @@ ngx_uint_t ngx_http_loom_gap_idle(ngx_http_loom_gap_t *g);
 
 /* before the owner goes: a read in flight is left to end unseen */
 void ngx_http_loom_gap_free(ngx_http_loom_gap_t *g);
+
+/* ["<rev>-0", ["t", ts, "d", delivery, "o", offset, "l", length]] */
+ngx_int_t ngx_http_loom_history_fields(redisReply *e,
+    ngx_http_loom_history_fields_t *hf);
 
 
 #endif /* _NGX_HTTP_LOOM_GAP_H_INCLUDED_ */

@@ -614,77 +614,33 @@ ngx_http_loom_replay_free(ngx_http_loom_replay_t *rp)
 }
 
 
-/* ["<rev>-0", ["t", ts, "d", delivery, "o", offset, "l", length]] */
+/* the data and senderId of a history entry, from where it says they are */
 
 ngx_int_t
 ngx_http_loom_history_entry(redisReply *e, ngx_str_t *data,
     ngx_str_t *sender, uint64_t *rev, uint64_t *ts)
 {
-    u_char      *p, *dash;
-    off_t        n, o, l;
-    size_t       i;
-    ngx_str_t    d;
-    redisReply  *f, *k, *v;
+    off_t                           n, o, l;
+    ngx_http_loom_history_fields_t  hf;
 
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
-        || e->element[0]->type != REDIS_REPLY_STRING
-        || e->element[1]->type != REDIS_REPLY_ARRAY)
+    if (ngx_http_loom_history_fields(e, &hf) != NGX_OK
+        || hf.offset.data == NULL || hf.length.data == NULL)
     {
         return NGX_ERROR;
     }
 
-    p = (u_char *) e->element[0]->str;
-    dash = ngx_strlchr(p, p + e->element[0]->len, '-');
-    n = dash ? ngx_atoof(p, dash - p) : NGX_ERROR;
-
-    if (n == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    *rev = (uint64_t) n;
-    *ts = 0;
-    o = NGX_ERROR;
-    l = NGX_ERROR;
-    ngx_str_null(&d);
-
-    f = e->element[1];
-
-    for (i = 0; i + 1 < f->elements; i += 2) {
-        k = f->element[i];
-        v = f->element[i + 1];
-
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING
-            || k->len != 1)
-        {
-            return NGX_ERROR;
-        }
-
-        switch (k->str[0]) {
-
-        case 't':
-            n = ngx_atoof((u_char *) v->str, v->len);
-            *ts = (n == NGX_ERROR) ? 0 : (uint64_t) n;
-            break;
-
-        case 'd':
-            d.data = (u_char *) v->str;
-            d.len = v->len;
-            break;
-
-        case 'o':
-            o = ngx_atoof((u_char *) v->str, v->len);
-            break;
-
-        case 'l':
-            l = ngx_atoof((u_char *) v->str, v->len);
-            break;
-        }
-    }
+    o = ngx_atoof(hf.offset.data, hf.offset.len);
+    l = ngx_atoof(hf.length.data, hf.length.len);
 
     if (o == NGX_ERROR || l == NGX_ERROR) {
         return NGX_ERROR;
     }
 
-    return ngx_http_loom_rev_entry_parts(&d, (size_t) o, (size_t) l, data,
-                                         sender);
+    n = hf.ts.data ? ngx_atoof(hf.ts.data, hf.ts.len) : NGX_ERROR;
+
+    *rev = hf.rev;
+    *ts = (n == NGX_ERROR) ? 0 : (uint64_t) n;
+
+    return ngx_http_loom_rev_entry_parts(&hf.delivery, (size_t) o,
+                                         (size_t) l, data, sender);
 }
