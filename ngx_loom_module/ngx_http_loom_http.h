@@ -61,6 +61,12 @@ struct ngx_http_loom_http_s {
     ngx_connection_t               answers_connection;
     ngx_event_t                    answered;
 
+    /*
+     * armed while the answer is awaited: not cancelable, so a worker
+     * that shuts down stays until the request is answered
+     */
+    ngx_event_t                    hold;
+
     /* an event stream's */
     ngx_http_loom_out_t            out;
     ngx_chain_t                   *busy;           /* in the filters */

@@ -20,11 +20,22 @@
  * answers are queued to a ring whose connection is nothing but a write
  * event: posted when an answer is there, which then goes to the handler
  * of the request's kind.
+ *
+ * Until the answer is there, nothing of nginx's own keeps a worker that
+ * shuts down: a request waiting for Redis has no timer and is not idle.
+ * The hold timer is that timer (not cancelable, unlike the Redis links'
+ * own), so the answer is sent before the worker exits.  It only holds:
+ * the Redis layer bounds the wait (loom_redis_timeout), and
+ * worker_shutdown_timeout, when set, bounds the shutdown.
  */
+
+
+#define NGX_HTTP_LOOM_HTTP_HOLD  60000
 
 
 static void ngx_http_loom_http_cleanup(void *data);
 static void ngx_http_loom_http_answered(ngx_event_t *ev);
+static void ngx_http_loom_http_hold(ngx_event_t *ev);
 static void ngx_http_loom_http_nomem(ngx_http_loom_requests_t *rq);
 
 
@@ -63,6 +74,10 @@ ngx_http_loom_http_create(ngx_http_request_t *r, void *access)
     h->answered.data = h;
     h->answered.log = c->log;
     h->answered.ready = 1;
+
+    h->hold.handler = ngx_http_loom_http_hold;
+    h->hold.data = h;
+    h->hold.log = c->log;
 
     h->answers_connection.write = &h->answered;
     h->answers_connection.log = c->log;
@@ -116,6 +131,10 @@ ngx_http_loom_http_cleanup(void *data)
         ngx_delete_posted_event(&h->close);
     }
 
+    if (h->hold.timer_set) {
+        ngx_del_timer(&h->hold);
+    }
+
     if (h->heartbeat.timer_set) {
         ngx_del_timer(&h->heartbeat);
     }
@@ -136,6 +155,8 @@ ngx_http_loom_http_run(ngx_http_loom_http_t *h, u_char *message, size_t len)
 
     /* a client that goes away ends the request, and its session */
     h->request->read_event_handler = ngx_http_test_reading;
+
+    ngx_add_timer(&h->hold, NGX_HTTP_LOOM_HTTP_HOLD);
 
     ngx_http_loom_protocol_message(&h->session, message, len);
 
@@ -162,6 +183,10 @@ ngx_http_loom_http_answered(ngx_event_t *ev)
         return;
     }
 
+    if (h->hold.timer_set) {
+        ngx_del_timer(&h->hold);
+    }
+
     /* the answer's handler may finalize the request, and free h */
 
     f = o->ring[o->head];
@@ -177,6 +202,16 @@ ngx_http_loom_http_answered(ngx_event_t *ev)
     ngx_http_loom_frame_release(f);
 
     ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_loom_http_hold(ngx_event_t *ev)
+{
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "loom http: still waiting for the answer");
+
+    ngx_add_timer(ev, NGX_HTTP_LOOM_HTTP_HOLD);
 }
 
 

@@ -297,7 +297,26 @@ ngx_http_loom_sse_start(ngx_http_loom_http_t *h,
 
     rc = ngx_http_loom_sse_flush(h, cl);
 
-    return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * the worker began to shut down while the first answer was awaited:
+     * the idle connections were closed before this one was; it ends
+     * behind its first event, and the client comes back to a new worker
+     */
+
+    if (ngx_exiting && !h->closing) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "loom http: event stream closed: "
+                      "server shutting down");
+
+        h->closing = 1;
+        ngx_post_event(&h->close, &ngx_posted_events);
+    }
+
+    return NGX_OK;
 }
 
 

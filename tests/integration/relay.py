@@ -55,6 +55,12 @@ class Relay:
                 p.frozen_down = p.frozen_down or down
                 p.frozen_up = p.frozen_up or up
 
+    def thaw(self):
+        """Lets every open connection carry its bytes again."""
+        with self.lock:
+            for p in self.pairs:
+                p.frozen_down = p.frozen_up = False
+
     def hang_up(self, last, subscriber_only=True):
         """Sends nginx last on the open connections (those that subscribed,
         or all) and ends them: the bytes and the FIN leave in one TCP

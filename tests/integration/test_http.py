@@ -12,6 +12,7 @@ the send-queue limit, and a client that goes away.
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -21,6 +22,7 @@ import pytest
 
 from authtools import hs256, claims, write_keyfile
 from conftest import free_port, register, wait_for
+from relay import Relay
 
 API = "location /api/ { loom_http heartbeat=300ms; %s }"
 
@@ -347,7 +349,7 @@ class Stream:
     """An event stream read line by line, as EventSource parses it."""
 
     def __init__(self, n, topic, last_id=None, headers=None, path=None,
-                 port=None):
+                 port=None, begin=True):
         self.conn = http.client.HTTPConnection("127.0.0.1",
                                                port or n.port, timeout=10)
         h = {"Accept": "text/event-stream"}
@@ -356,11 +358,16 @@ class Stream:
         h.update(headers or {})
         self.conn.request("GET", path or "/api/topics/%s/events" % topic,
                           headers=h)
+        self.last_id = last_id
+        self.heartbeats = 0
+        if begin:
+            self.begin()
+
+    def begin(self):
+        """Reads the response's head (a Stream made with begin=False)."""
         self.resp = self.conn.getresponse()
         self.status = self.resp.status
         self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
-        self.last_id = last_id
-        self.heartbeats = 0
 
     def body(self):
         return json.loads(self.resp.read())
@@ -790,3 +797,57 @@ def test_values_jansson_would_not_take(make_nginx):
     ev = st.event()
     assert (ev["data"]["rev"], ev["data"]["data"]) == (2, json.loads(body))
     st.close()
+
+
+def test_shutdown_while_requests_wait_for_redis(make_nginx, redis_server):
+    """A graceful shutdown while a publish and a stream's first answer
+    still wait for Redis: the old worker stays until both are answered,
+    then closes the connections itself; none is left open (nginx's
+    "open socket left" alert), the publish is acked, and the stream ends
+    behind its snapshot, for the client to come back to a new worker."""
+    relay = Relay(redis_server.port)
+    try:
+        n = start(make_nginx, redis_port=relay.port)
+        c = n.client()
+        register(c, "drain", SCHEMA)
+        c.close()
+        r = redis_server.client()
+        # a first publish: the worker knows the topic's schema from then on
+        assert jreq(n, "POST", "/api/topics/drain",
+                    {"n": 0, "s": "a"})[0] == 200
+
+        # Redis still takes the commands, its answers wait in the relay
+        relay.freeze(down=True)
+        stream = Stream(n, "drain", begin=False)
+        post = http.client.HTTPConnection("127.0.0.1", n.port, timeout=10)
+        post.request("POST", "/api/topics/drain",
+                     json.dumps({"n": 1, "s": "b"}))
+        # the publish is stored, its ack waits; so does the stream's answer
+        wait_for(lambda: r.hget("loom:{t:drain}", "rev") == b"2",
+                 what="the publish to reach Redis")
+
+        os.kill(n.master, signal.SIGQUIT)
+        wait_for(lambda: "gracefully shutting down" in n.log(),
+                 what="the worker to start shutting down")
+        relay.thaw()
+
+        p = post.getresponse()
+        assert (p.status, json.loads(p.read())) == (200, {"rev": 2})
+        stream.begin()
+        assert stream.status == 200
+        # the snapshot (of either revision: the two requests came on two
+        # connections), what follows it up to rev 2, then the end
+        events = []
+        with pytest.raises((EOFError, http.client.IncompleteRead)):
+            while True:
+                events.append(stream.event())
+        assert events[0]["event"] == "snapshot", events
+        revs = [e["data"]["rev"] for e in events]
+        assert revs in ([1, 2], [2]), events
+        assert events[-1]["data"]["data"] == {"n": 1, "s": "b"}
+        post.close()
+        stream.close()
+        wait_for(lambda: not n.worker_pids(), what="the workers to exit")
+        assert "open socket" not in n.log()
+    finally:
+        relay.close()
