@@ -17,6 +17,7 @@ import time
 import pytest
 
 from conftest import wait_for
+from relay import Relay
 from wsclient import PING, PONG, ConnectionClosed, HandshakeError
 
 TTL = 2.0
@@ -415,3 +416,47 @@ def test_a_request_terminated_during_the_claim(redis_server, make_nginx):
     assert rc.exists(key("cut")) == 1
     c.close()
     assert "signal 11" not in n.log()
+
+
+def test_quit_while_the_handshake_waits_for_its_claim(redis_server,
+                                                      make_nginx):
+    """A graceful shutdown while a handshake waits for its claim's answer:
+    the old worker stays until the answer is in, the handshake ends as
+    every connection of a worker that goes does (101, then 1001), and no
+    connection is left open behind the worker (nginx's "open socket
+    left" alert)."""
+    relay = Relay(redis_server.port)
+    try:
+        n = make_nginx(redis_port=relay.port, http=CLAIM)
+        wait_for(n.redis_up, what="the links")
+        rc = redis_server.client()
+        # Redis takes the claim, its answer waits in the relay
+        relay.freeze(down=True)
+        got = {}
+
+        def connect():
+            try:
+                got["client"] = n.client(headers={"ClientId": "quitter"},
+                                         timeout=10)
+            except Exception as e:   # noqa: BLE001 (the test reports it)
+                got["error"] = e
+
+        t = threading.Thread(target=connect)
+        t.start()
+        wait_for(lambda: rc.exists(key("quitter")),
+                 what="the claim to reach Redis")
+        os.kill(n.master, signal.SIGQUIT)
+        wait_for(lambda: "gracefully shutting down" in n.log(),
+                 what="the worker to start shutting down")
+        relay.thaw()
+        t.join(15)
+        assert "error" not in got, got
+        c = got["client"]
+        f = c.expect_close()
+        assert (f.close_code(), f.close_reason()) == (
+            1001, "server shutting down")
+        c.abort()
+        wait_for(lambda: not n.worker_pids(), what="the workers to exit")
+        assert "open socket" not in n.log()
+    finally:
+        relay.close()
