@@ -48,6 +48,8 @@ static ngx_int_t ngx_http_loom_gap_history(ngx_http_loom_gap_t *g,
 static ngx_int_t ngx_http_loom_gap_entry(ngx_http_loom_gap_t *g,
     redisReply *e);
 static ngx_int_t ngx_http_loom_gap_entry_rev(redisReply *e, uint64_t *rev);
+static ngx_int_t ngx_http_loom_gap_entry_id(redisReply *e, uint64_t *rev,
+    uint64_t *k);
 static ngx_int_t ngx_http_loom_gap_snapshot(ngx_http_loom_gap_t *g,
     redisReply *reply);
 static ngx_int_t ngx_http_loom_gap_check(ngx_http_loom_gap_t *g,
@@ -674,7 +676,18 @@ ngx_http_loom_history_fields(redisReply *e,
 static ngx_int_t
 ngx_http_loom_gap_entry_rev(redisReply *e, uint64_t *rev)
 {
-    u_char     *p, *dash;
+    uint64_t  k;
+
+    return ngx_http_loom_gap_entry_id(e, rev, &k);
+}
+
+
+/* "<rev>-0": one message; "<last rev>-<k>": a group of k */
+
+static ngx_int_t
+ngx_http_loom_gap_entry_id(redisReply *e, uint64_t *rev, uint64_t *k)
+{
+    u_char     *p, *last, *dash;
     ngx_str_t   s;
 
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
@@ -685,7 +698,8 @@ ngx_http_loom_gap_entry_rev(redisReply *e, uint64_t *rev)
     }
 
     p = (u_char *) e->element[0]->str;
-    dash = ngx_strlchr(p, p + e->element[0]->len, '-');
+    last = p + e->element[0]->len;
+    dash = ngx_strlchr(p, last, '-');
 
     if (dash == NULL) {
         return NGX_ERROR;
@@ -694,7 +708,88 @@ ngx_http_loom_gap_entry_rev(redisReply *e, uint64_t *rev)
     s.data = p;
     s.len = dash - p;
 
-    return ngx_http_loom_rev_uint(&s, rev);
+    if (ngx_http_loom_rev_uint(&s, rev) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    s.data = dash + 1;
+    s.len = last - s.data;
+
+    if (ngx_http_loom_rev_uint(&s, k) != NGX_OK || *k > *rev) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_loom_history_next(ngx_http_loom_history_iter_t *it,
+    ngx_http_loom_history_fields_t *hf)
+{
+    u_char      *colon;
+    uint64_t     rev, k;
+    redisReply  *e, *f, *ts, *place, *delivery;
+
+    for ( ;; ) {
+        if (it->entry >= it->entries->elements) {
+            return NGX_DONE;
+        }
+
+        e = it->entries->element[it->entry];
+
+        if (ngx_http_loom_gap_entry_id(e, &rev, &k) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (k == 0) {
+            it->entry++;
+            return ngx_http_loom_history_fields(e, hf);
+        }
+
+        f = e->element[1];
+
+        if (f->elements != 2 + 2 * k) {
+            return NGX_ERROR;
+        }
+
+        if (it->message < k) {
+            break;
+        }
+
+        it->entry++;
+        it->message = 0;
+    }
+
+    ts = f->element[1];
+    place = f->element[2 + 2 * it->message];
+    delivery = f->element[3 + 2 * it->message];
+
+    if (ts->type != REDIS_REPLY_STRING || place->type != REDIS_REPLY_STRING
+        || delivery->type != REDIS_REPLY_STRING)
+    {
+        return NGX_ERROR;
+    }
+
+    colon = ngx_strlchr((u_char *) place->str,
+                        (u_char *) place->str + place->len, ':');
+    if (colon == NULL) {
+        return NGX_ERROR;
+    }
+
+    hf->rev = rev - k + 1 + it->message;
+    hf->ts.data = (u_char *) ts->str;
+    hf->ts.len = ts->len;
+    hf->delivery.data = (u_char *) delivery->str;
+    hf->delivery.len = delivery->len;
+    hf->offset.data = (u_char *) place->str;
+    hf->offset.len = colon - hf->offset.data;
+    hf->length.data = colon + 1;
+    hf->length.len = (u_char *) place->str + place->len - hf->length.data;
+
+    it->message++;
+
+    return NGX_OK;
 }
 
 

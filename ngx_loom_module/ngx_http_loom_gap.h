@@ -124,4 +124,20 @@ ngx_int_t ngx_http_loom_history_fields(redisReply *e,
     ngx_http_loom_history_fields_t *hf);
 
 
+/*
+ * The revisions of an XRANGE answer, one by one: its entries of one
+ * message, as above, and those of a group, ["<last rev>-<k>", ["t", ts,
+ * "<offset>:<length>", delivery, ...k pairs]] (append.lua).
+ */
+typedef struct {
+    redisReply                    *entries;
+    size_t                         entry;      /* the next one */
+    size_t                         message;    /* the next of a group */
+} ngx_http_loom_history_iter_t;
+
+/* NGX_OK: hf is the next revision; NGX_DONE: no more; NGX_ERROR */
+ngx_int_t ngx_http_loom_history_next(ngx_http_loom_history_iter_t *it,
+    ngx_http_loom_history_fields_t *hf);
+
+
 #endif /* _NGX_HTTP_LOOM_GAP_H_INCLUDED_ */

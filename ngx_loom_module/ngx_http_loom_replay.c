@@ -273,21 +273,23 @@ ngx_http_loom_replay_ask(ngx_http_loom_replay_t *rp, ngx_uint_t force)
 }
 
 
-/* [[<rev>-0, [t, ts, d, delivery, o, offset, l, length]], ...] */
+/* an XRANGE answer: entries of one message and of groups (gap.h) */
 
 static void
 ngx_http_loom_replay_range(ngx_http_loom_store_call_t *call,
     redisReply *reply)
 {
-    size_t                        i;
-    uint64_t                      rev;
-    ngx_uint_t                    kind;
-    ngx_str_t                     data, sender;
-    ngx_http_loom_frame_t        *f;
-    ngx_http_loom_gap_item_t      item;
-    ngx_http_loom_replay_t       *rp;
-    ngx_http_loom_subscriber_t   *sr;
-    ngx_http_loom_replay_page_t  *pg;
+    uint64_t                         rev;
+    ngx_int_t                        rc;
+    ngx_str_t                        data, sender;
+    ngx_uint_t                       kind, page;
+    ngx_http_loom_frame_t           *f;
+    ngx_http_loom_gap_item_t         item;
+    ngx_http_loom_history_iter_t     it;
+    ngx_http_loom_history_fields_t   hf;
+    ngx_http_loom_replay_t          *rp;
+    ngx_http_loom_subscriber_t      *sr;
+    ngx_http_loom_replay_page_t     *pg;
 
     pg = ngx_http_loom_replay_page_of(call, range);
     rp = pg->replay;
@@ -310,22 +312,37 @@ ngx_http_loom_replay_range(ngx_http_loom_store_call_t *call,
 
     sr = rp->ref.sub->subscriber;
     rev = pg->after + 1;
+    page = rp->worker->conf->history_page ? rp->worker->conf->history_page
+                                          : 1;
 
-    for (i = 0; i < reply->elements && rev <= rp->top; i++, rev++) {
+    it.entries = reply;
+    it.entry = 0;
+    it.message = 0;
 
-        if (ngx_http_loom_history_entry(reply->element[i], &data, &sender,
-                                        &item.rev, &item.ts)
-            != NGX_OK
-            || item.rev != rev)
+    while (rev <= rp->top && pg->nframes < page) {
+
+        rc = ngx_http_loom_history_next(&it, &hf);
+
+        if (rc == NGX_DONE) {
+            break;
+        }
+
+        if (rc == NGX_OK && hf.rev < rev) {
+            /* a group's revisions before the page */
+            continue;
+        }
+
+        if (rc != NGX_OK || hf.rev != rev
+            || ngx_http_loom_history_parts(&hf, &data, &sender, &item.ts)
+               != NGX_OK)
         {
             /* trimmed meanwhile: the rest cannot come from history */
             pg->broken = 1;
             break;
         }
 
-        item.delivery.data = (u_char *) reply->element[i]->element[1]
-                                 ->element[3]->str;
-        item.delivery.len = reply->element[i]->element[1]->element[3]->len;
+        item.rev = rev++;
+        item.delivery = hf.delivery;
         item.seq = 0;
 
         kind = ngx_http_loom_fanout_kind(sr, &item);
@@ -620,27 +637,39 @@ ngx_int_t
 ngx_http_loom_history_entry(redisReply *e, ngx_str_t *data,
     ngx_str_t *sender, uint64_t *rev, uint64_t *ts)
 {
-    off_t                           n, o, l;
     ngx_http_loom_history_fields_t  hf;
 
-    if (ngx_http_loom_history_fields(e, &hf) != NGX_OK
-        || hf.offset.data == NULL || hf.length.data == NULL)
-    {
+    if (ngx_http_loom_history_fields(e, &hf) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    o = ngx_atoof(hf.offset.data, hf.offset.len);
-    l = ngx_atoof(hf.length.data, hf.length.len);
+    *rev = hf.rev;
+
+    return ngx_http_loom_history_parts(&hf, data, sender, ts);
+}
+
+
+ngx_int_t
+ngx_http_loom_history_parts(ngx_http_loom_history_fields_t *hf,
+    ngx_str_t *data, ngx_str_t *sender, uint64_t *ts)
+{
+    off_t  n, o, l;
+
+    if (hf->offset.data == NULL || hf->length.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    o = ngx_atoof(hf->offset.data, hf->offset.len);
+    l = ngx_atoof(hf->length.data, hf->length.len);
 
     if (o == NGX_ERROR || l == NGX_ERROR) {
         return NGX_ERROR;
     }
 
-    n = hf.ts.data ? ngx_atoof(hf.ts.data, hf.ts.len) : NGX_ERROR;
+    n = hf->ts.data ? ngx_atoof(hf->ts.data, hf->ts.len) : NGX_ERROR;
 
-    *rev = hf.rev;
     *ts = (n == NGX_ERROR) ? 0 : (uint64_t) n;
 
-    return ngx_http_loom_rev_entry_parts(&hf.delivery, (size_t) o,
+    return ngx_http_loom_rev_entry_parts(&hf->delivery, (size_t) o,
                                          (size_t) l, data, sender);
 }

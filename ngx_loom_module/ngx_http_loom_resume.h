@@ -72,6 +72,9 @@ ngx_int_t ngx_http_loom_replay_start(ngx_http_loom_sub_t *sub,
  */
 ngx_int_t ngx_http_loom_history_entry(redisReply *e, ngx_str_t *data,
     ngx_str_t *sender, uint64_t *rev, uint64_t *ts);
+/* the same of a revision's fields, as ngx_http_loom_history_next() has them */
+ngx_int_t ngx_http_loom_history_parts(ngx_http_loom_history_fields_t *hf,
+    ngx_str_t *data, ngx_str_t *sender, uint64_t *ts);
 
 
 #endif /* _NGX_HTTP_LOOM_RESUME_H_INCLUDED_ */

@@ -9,12 +9,16 @@
 -- the data in the delivery.
 -- Each stored message gets the topic's next revision; all of one call
 -- get the server's time (ms, never below the topic's previous one).  The
--- value of the last stored message is the topic's value; each one is
--- appended to the history (stream id "<rev>-0"), which is trimmed by
--- count and by age once for the call, a bounded amount per message.  For
--- each message, "<seq> <rev> <ts> <epoch> <delivery>" is published; rev
--- and ts are 0 for what is not stored (sendWithoutSave, a topic with
--- storage "memory").
+-- value of the last stored message is the topic's value; the stored ones
+-- go to the history as one entry: a single message as id "<rev>-0" with
+-- fields t, d, o, l; k > 1 of them as id "<last rev>-<k>" with t, then
+-- one pair "<offset>:<length>", delivery per message.  The history is
+-- trimmed by count and by age once for the call, a bounded amount per
+-- message.  For each message, "<seq> <rev> <ts> <epoch> <delivery>" is
+-- published; rev and ts are 0 for what is not stored (sendWithoutSave, a
+-- topic with storage "memory").
+-- The hash's "hf" is a floor: no entry of the stream ends below it, so
+-- that what trimming removes is known without reading the stream.
 -- Returns one reply per message, in order: {seq, rev, ts};
 -- {tag, schema, schema kind} when its tag is not the current one (the
 -- caller checks again); {tag, schema, schema kind, "after"} for every
@@ -26,7 +30,7 @@ local publish = 'PUBLISH'
 local k = (#ARGV - 4) / 5
 local out = {}
 local f = redis.call('HMGET', h, 'tag', 'st', 'hn', 'ha', 'ts', 'epoch',
-                    'seq', 'rev')
+                    'seq', 'rev', 'hf')
 local tag = f[1]
 if not tag then
   for i = 1, k do out[i] = false end
@@ -45,9 +49,12 @@ local n = (f[3] or ARGV[2]) + 0
 local age = (f[4] or ARGV[3]) + 0
 local seq = (f[7] or 0) + 0
 local rev = (f[8] or 0) + 0
-local ts, tss, len, sq, rs, last
+local ts, tss, sq, rs, last
 local stored = 0
 local refused, sent
+-- the history entry of the call: its first message's fields, then the
+-- pairs of a group
+local one, grp
 for i = 1, k do
   local a = 5 + (i - 1) * 5
   if refused or ARGV[a] ~= tag then
@@ -80,28 +87,15 @@ for i = 1, k do
       stored = stored + 1
       last = a
       if n > 0 then
-        -- appended here, trimmed once for the group below; a group of
-        -- one trims with its XADD (MINID): one command less
-        local id, off = rs .. '-0', ARGV[a + 3]
-        if not len then len = redis.call('XLEN', s) end
-        len = len + 1
-        local r
-        if k == 1 and len > n then
-          local min = rev - n + 1
-          if len - n > trim then min = rev - len + 1 + trim end
-          r = redis.pcall('XADD', s, 'MINID', fmt('%d', min), id, 't',
-                          tss, 'd', d, 'o', off, 'l', ARGV[a + 4])
-          len = rev - min + 1
+        if not one then
+          one = a
         else
-          r = redis.pcall('XADD', s, id, 't', tss, 'd', d, 'o', off,
-                          'l', ARGV[a + 4])
-        end
-        if type(r) == 'table' and r['err'] then
-          -- ids at or above rev: history of revisions that Redis lost
-          redis.call('UNLINK', s)
-          redis.call('XADD', s, id, 't', tss, 'd', d, 'o', off,
-                     'l', ARGV[a + 4])
-          len = 1
+          if not grp then
+            grp = {ARGV[one + 3] .. ':' .. ARGV[one + 4], ARGV[one + 2]}
+          end
+          local g = #grp
+          grp[g + 1] = ARGV[a + 3] .. ':' .. ARGV[a + 4]
+          grp[g + 2] = d
         end
       end
     end
@@ -113,18 +107,52 @@ for i = 1, k do
 end
 if stored > 0 then
   local o = ARGV[last + 3] + 1
-  redis.call('HSET', h, 'seq', sq, 'rev', rs, 'ts', tss, 'value',
-             string.sub(ARGV[last + 2], o, o + ARGV[last + 4] - 1))
+  local value = string.sub(ARGV[last + 2], o, o + ARGV[last + 4] - 1)
   if n > 0 then
-    -- by count, exact: one XTRIM for a group of more than one, at most
-    -- trim entries per stored message (the oldest one is rev - len + 1)
-    if k > 1 and len > n then
-      local min = rev - n + 1
-      if len - n > trim * stored then
-        min = rev - len + 1 + trim * stored
-      end
-      redis.call('XTRIM', s, 'MINID', fmt('%d', min))
+    local first = rev - stored + 1
+    local id = grp and rs .. '-' .. fmt('%d', stored) or rs .. '-0'
+    local floor = f[9] and f[9] + 0
+    if not floor then
+      -- a topic's first call since it kept a floor: the oldest entry's
+      local old = redis.call('XRANGE', s, '-', '+', 'COUNT', 1)[1]
+      floor = old and string.match(old[1], '^%d+') + 0 or first
     end
+    -- by count, exact: the entries that end below the newest n revisions
+    -- go, at most trim per stored message (each ends at its own revision)
+    local min
+    if floor <= rev - n then
+      min = rev - n + 1
+      if min - floor > trim * stored then min = floor + trim * stored end
+    end
+    local r
+    if grp and min then
+      r = redis.pcall('XADD', s, 'MINID', fmt('%d', min), id, 't', tss,
+                      unpack(grp))
+    elseif grp then
+      r = redis.pcall('XADD', s, id, 't', tss, unpack(grp))
+    elseif min then
+      r = redis.pcall('XADD', s, 'MINID', fmt('%d', min), id, 't', tss,
+                      'd', ARGV[one + 2], 'o', ARGV[one + 3],
+                      'l', ARGV[one + 4])
+    else
+      r = redis.pcall('XADD', s, id, 't', tss, 'd', ARGV[one + 2],
+                      'o', ARGV[one + 3], 'l', ARGV[one + 4])
+    end
+    if type(r) == 'table' and r['err'] then
+      -- ids at or above rev: history of revisions that Redis lost
+      redis.call('UNLINK', s)
+      if grp then
+        redis.call('XADD', s, id, 't', tss, unpack(grp))
+      else
+        redis.call('XADD', s, id, 't', tss, 'd', ARGV[one + 2],
+                   'o', ARGV[one + 3], 'l', ARGV[one + 4])
+      end
+      floor, min = first, nil
+    elseif min then
+      floor = min
+    end
+    redis.call('HSET', h, 'seq', sq, 'rev', rs, 'ts', tss, 'value', value,
+               'hf', fmt('%d', floor))
     if age > 0 then
       local cut = ts - age * 1000
       for i = 1, 4 * stored do
@@ -137,6 +165,7 @@ if stored > 0 then
       redis.call('PERSIST', s)
     end
   else
+    redis.call('HSET', h, 'seq', sq, 'rev', rs, 'ts', tss, 'value', value)
     redis.call('UNLINK', s)
   end
 elseif sent then

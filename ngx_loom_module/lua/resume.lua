@@ -10,9 +10,10 @@
 -- revisions: the topic gets a new epoch, and "E <epoch> <rev> <ts>
 -- <value>" on the channel tells every worker.
 -- Returns {recovered (0/1), epoch, top rev, ts, value or nil, entries}
--- with entries as XRANGE gives them, from rev + 1 on (at most ARGV[3]:
--- the caller reads the rest as history); nil when the topic does not
--- exist.
+-- with one entry per revision, as XRANGE gives a one-message entry, from
+-- rev + 1 on (at most ARGV[3]: the caller reads the rest as history);
+-- nil when the topic does not exist.  Revisions older than the newest N
+-- are gone even while a group's entry still holds them.
 local h, s = KEYS[1], KEYS[2]
 -- in a cluster, the text is loaded with SPUBLISH here (store_script.c)
 local publish = 'PUBLISH'
@@ -45,12 +46,39 @@ local n = tonumber(f[7] or ARGV[4])
 if f[6] == 'memory' or n == 0 then
   return {0, epoch, top, ts, f[5], {}}
 end
-local e = redis.call('XRANGE', s, (rev + 1) .. '-0', '+', 'COUNT',
-                     tonumber(ARGV[3]))
+local count = tonumber(ARGV[3])
+local e = redis.call('XRANGE', s, (rev + 1) .. '-0', '+', 'COUNT', count)
 local age = tonumber(f[8] or ARGV[5])
-if not e[1] or e[1][1] ~= (rev + 1) .. '-0'
+-- the first entry must hold rev + 1: "<rev>-0" holds one revision,
+-- "<last>-<k>" (a group, see append.lua) k of them
+local hi, k
+if e[1] then
+  hi, k = string.match(e[1][1], '^(%d+)-(%d+)$')
+  hi, k = tonumber(hi), tonumber(k)
+end
+if not e[1] or hi - math.max(k, 1) + 1 > rev + 1 or rev + 1 < top - n + 1
    or (age > 0 and tonumber(e[1][2][2]) < ts - age * 1000)
 then
   return {0, epoch, top, ts, f[5], {}}
 end
-return {1, epoch, top, ts, f[5], e}
+-- one entry per revision after rev, as XRANGE gives a one-message entry
+local out = {}
+for i = 1, #e do
+  local x = e[i]
+  hi, k = string.match(x[1], '^(%d+)-(%d+)$')
+  hi, k = tonumber(hi), tonumber(k)
+  if k == 0 then
+    if hi > rev then out[#out + 1] = x end
+  else
+    local fl = x[2]
+    for r = math.max(hi - k + 1, rev + 1), hi do
+      local j = 2 * (r - hi + k - 1) + 3
+      local o, l = string.match(fl[j], '^(%d+):(%d+)$')
+      out[#out + 1] = {r .. '-0', {'t', fl[2], 'd', fl[j + 1], 'o', o,
+                                   'l', l}}
+    end
+  end
+  if #out >= count then break end
+end
+while #out > count do out[#out] = nil end
+return {1, epoch, top, ts, f[5], out}

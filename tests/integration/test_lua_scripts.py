@@ -97,9 +97,36 @@ class Topic:
         return self.eval("epoch", [self.hash],
                          [known, delivered, self.channel])
 
+    def stored(self):
+        """(rev, fields) of each revision in the stream, in order: an
+        entry "<rev>-0" holds one (t, d, o, l), a group's "<last>-<k>"
+        k of them (t, then "<o>:<l>" and the delivery per message)."""
+        out = []
+        for i, f in self.r.xrange(self.stream):
+            hi, k = (int(x) for x in i.split(b"-"))
+            if k == 0:
+                out.append((hi, {x.decode(): v for x, v in f.items()}))
+                continue
+            # as the readers see it: field names may repeat
+            raw = self.r.eval("return redis.call('XRANGE', KEYS[1], "
+                              "ARGV[1], ARGV[1])", 1, self.stream, i)[0][1]
+            assert raw[0] == b"t" and len(raw) == 2 + 2 * k, raw
+            for j in range(k):
+                o, n = raw[2 + 2 * j].split(b":")
+                out.append((hi - k + 1 + j, {"t": raw[1],
+                                             "d": raw[3 + 2 * j],
+                                             "o": o, "l": n}))
+        return out
+
+    def stored_at(self, rev):
+        return dict(self.stored())[rev]
+
     def ids(self):
-        return [int(i.split(b"-")[0])
-                for i, _ in self.r.xrange(self.stream)]
+        return [rev for rev, _ in self.stored()]
+
+    def entries(self):
+        """The stream's own entry ids."""
+        return [i.decode() for i, _ in self.r.xrange(self.stream)]
 
 
 def revs(entries):
@@ -143,7 +170,7 @@ def test_revisions_are_contiguous_and_published(r):
     assert r.hget(t.hash, "value") == b'{"a":20}'
     assert r.hget(t.hash, "ts") == str(stamps[-1]).encode()
     assert t.ids() == list(range(1, 21))
-    e = fields(r.xrange(t.stream, "7-0", "7-0")[0])
+    e = t.stored_at(7)
     d = e["d"]
     assert int(e["t"]) == stamps[6]
     o, n = int(e["o"]), int(e["l"])
@@ -326,8 +353,8 @@ def test_history_paging_by_time(r):
         t.publish('{"a":%d}' % i)
         if i % 4 == 0:
             time.sleep(0.003)
-    entries = [(rev, int(fields(e)["t"])) for rev, e in
-               zip(range(1, 41), r.xrange(t.stream))]
+    entries = [(rev, int(e["t"])) for rev, e in t.stored()]
+    assert [rev for rev, _ in entries] == list(range(1, 41))
     stamps = sorted({ts for _, ts in entries})
     assert len(stamps) >= 5
     bounds = [""] + [stamps[0] - 1] + stamps + [stamps[-1] + 1]
@@ -353,6 +380,68 @@ def test_history_paging_by_time(r):
         got += revs(e)
         since = revs(e)[-1]
     assert got == want
+
+
+def test_history_and_resume_over_groups(r):
+    """Entries of one message and groups of several, mixed: every page of
+    history (by revision either way, by time) and every resume give each
+    revision as its own entry, the data where o and l say, as a topic of
+    single entries would."""
+    t = Topic(r, "mixed")
+    t.register(history="30")
+    sizes = [1, 5, 3, 1, 7, 2, 1, 4, 6, 1, 3]
+    rev = 0
+    for k in sizes:
+        t.publish_group([('{"a":%d}' % (rev + j), True, "p%d" % (rev + j))
+                         for j in range(1, k + 1)])
+        rev += k
+        time.sleep(0.003)
+    assert rev == 34 and len(t.entries()) == len(sizes) - 1
+    stored = t.stored()
+    # the newest 30 are what the readers know of; 1 to 4 went or are cut
+    assert [x for x, _ in stored][-30:] == list(range(5, 35))
+    kept = [(x, e) for x, e in stored if x >= 5]
+
+    def check(entries, want):
+        assert revs(entries) == want
+        for e in entries:
+            f = fields(e)
+            x = int(e[0].split(b"-")[0])
+            o, n = int(f["o"]), int(f["l"])
+            assert f["d"][o:o + n] == b'{"a":%d}' % x
+            assert b'"id":"p%d"' % x in f["d"]
+            assert f["t"] == dict(kept)[x]["t"]
+
+    for limit in (1, 2, 3, 7, 100):
+        for reverse in (False, True):
+            got, since = [], ""
+            while True:
+                e = t.history(since=since, limit=limit, reverse=reverse)[3]
+                check(e, revs(e))
+                assert len(e) <= limit
+                got += revs(e)
+                if len(e) < limit:
+                    break
+                since = revs(e)[-1]
+            want = [x for x, _ in kept]
+            assert got == (want[::-1] if reverse else want), (limit, reverse)
+    stamps = sorted({int(e["t"]) for _, e in kept})
+    bounds = [""] + [stamps[0] - 1] + stamps + [stamps[-1] + 1]
+    for frm in bounds:
+        for until in bounds:
+            for reverse in (False, True):
+                want = [x for x, e in kept
+                        if (frm == "" or int(e["t"]) >= frm)
+                        and (until == "" or int(e["t"]) <= until)]
+                got = t.history(frm=frm, until=until, reverse=reverse)[3]
+                check(got, want[::-1] if reverse else want)
+    for since in range(0, 35):
+        got = t.resume("reg1", since, limit=4)
+        if since < 4:
+            assert got[0] == 0 and got[5] == [], since
+        else:
+            assert got[0] == 1, since
+            check(got[5], list(range(since + 1, min(since + 4, 34) + 1)))
 
 
 def test_resume_rules(r):
@@ -421,7 +510,7 @@ def test_epoch_change_rules(r):
     got = t.publish('{"a":"new4"}')
     assert got[1] == 4
     assert t.ids() == [4]
-    assert fields(r.xrange(t.stream)[0])["d"].count(b'"new4"') == 1
+    assert t.stored()[0][1]["d"].count(b'"new4"') == 1
     assert Topic(r, "none").epoch("reg1", 1) is None
     ps.close()
 
@@ -471,12 +560,14 @@ def test_group_stores_each_message_in_order(r):
     assert [g[:2] for g in got] == [[i + 1, i + 1] for i in range(1, 17)]
     # one clock reading for the group, never below the previous one
     assert len({g[2] for g in got}) == 1
-    assert got[0][2] >= int(r.xrange(t.stream, "1-0", "1-0")[0][1][b"t"])
+    assert got[0][2] >= int(t.stored_at(1)["t"])
     assert r.hget(t.hash, "value") == b'{"a":16}'
     assert r.hget(t.hash, "rev") == b"17" and r.hget(t.hash, "seq") == b"17"
     assert t.ids() == list(range(1, 18))
+    # the group is one entry of the history: its last revision and size
+    assert t.entries() == ["1-0", "17-16"]
     for i in range(1, 17):
-        e = fields(r.xrange(t.stream, "%d-0" % (i + 1), "%d-0" % (i + 1))[0])
+        e = t.stored_at(i + 1)
         o, n = int(e["o"]), int(e["l"])
         assert e["d"][o:o + n] == b'{"a":%d}' % i
         assert b'"id":"p%d"' % i in e["d"]
@@ -543,8 +634,17 @@ def test_group_trims_to_the_retention(r):
     for i in range(3):
         t.publish_group([('{"a":%d}' % (4 * i + j), True)
                          for j in range(1, 5)])
-    assert t.ids() == list(range(8, 13))
-    # lowered from 100 to 2: at most TRIM entries go per message
+    # an entry goes whole, once its last revision is older than the
+    # newest 5: 5 to 7 stay with 8, but the readers see the newest 5 only
+    assert t.entries() == ["8-4", "12-4"]
+    assert t.ids() == list(range(5, 13))
+    assert revs(t.history()[3]) == list(range(8, 13))
+    assert revs(t.history(reverse=True)[3]) == list(range(12, 7, -1))
+    assert t.resume("reg1", 6)[0] == 0
+    assert revs(t.resume("reg1", 7)[5]) == list(range(8, 13))
+    # lowered from 100 to 2: at most TRIM entries go per message, fewer
+    # when entries are groups (each holds its revisions until its last
+    # one goes)
     v = Topic(r, "big")
     v.register(history="100")
     v.publish_group([('{"a":%d}' % i, True) for i in range(1, 65)])
@@ -552,10 +652,22 @@ def test_group_trims_to_the_retention(r):
     assert v.ids() == list(range(1, 101))
     assert v.update(history="2") == 1
     v.publish_group([('{"a":101}', True), ('{"a":102}', True)], trim=10)
-    assert v.ids() == list(range(21, 103))
+    # the bound: entries ending below 21 may go, and none does
+    assert v.entries() == ["64-64", "100-36", "102-2"]
+    assert r.hget(v.hash, "hf") == b"21"
+    assert revs(v.history()[3]) == [101, 102]
     v.publish_group([('{"a":%d}' % i, True) for i in range(103, 112)],
                     trim=10)
-    assert v.ids() == [110, 111]
+    assert v.entries() == ["111-9"]
+    assert revs(v.history()[3]) == [110, 111]
+    # lowered again with single entries: 10 go per message
+    u = Topic(r, "singles")
+    u.register(history="100")
+    for i in range(1, 101):
+        u.publish('{"a":%d}' % i)
+    assert u.update(history="2") == 1
+    u.publish('{"a":101}', trim=10)
+    assert u.ids() == list(range(11, 102))
     # by age: at most four entries go per stored message
     w = Topic(r, "aged")
     w.register()

@@ -630,15 +630,17 @@ def publish_fast(c, topic, n):
     c.request({"id": "sync", "action": "get", "topic": topic})
 
 
-def test_replay_in_many_pages(make_nginx):
+def test_replay_in_many_pages(redis_server, make_nginx):
     """A replay longer than a page, with pages of 7 (two read at a time,
-    none beginning on a multiple of 7 from the resume's revision) and a
-    publisher going on meanwhile: every revision once, in order, then
-    live."""
+    none beginning on a multiple of 7 from the resume's revision) through
+    history entries that hold groups of publishes, and a publisher going
+    on meanwhile: every revision once, in order, then live."""
     n = make_nginx(http="loom_history_page 7;")
     c = v2(n)
     register_kept(c, "mp", 10000)
     publish_fast(c, "mp", 500)
+    # the publishes of one write were grouped: fewer entries than revisions
+    assert redis_server.client().xlen("loom:{t:mp}:h") < 100
     pub = Publisher(n.client(), "mp", 300)
     pub.start()
     epoch, _ = top(c, "mp")
@@ -1089,6 +1091,47 @@ def test_history_paging(nginx):
     assert history_revs(c, "hp", **{"from": frm, "until": until}) == want
     assert history_revs(c, "hp", **{"from": until + 1,
                                     "until": frm}) == []
+
+
+def test_history_over_grouped_entries(redis_server, nginx):
+    """History entries that hold groups of publishes (docs/architecture.md)
+    page as entries of one: every revision once, its own data, either way,
+    and the retention cut at exactly the newest N."""
+    c = v2(nginx, "g")
+    register_kept(c, "gp", 250)
+    publish_fast(c, "gp", 300)
+    assert redis_server.client().xlen("loom:{t:gp}:h") < 100
+    for limit, reverse in ((7, False), (11, True), (1000, False)):
+        got, since = [], None
+        while True:
+            kw = {"limit": limit, "reverse": reverse}
+            if since is not None:
+                kw["since"] = since
+            r = c.request(dict({"id": "h", "action": "history",
+                                "topic": "gp"}, **kw))
+            assert r["code"] == 200 and r["rev"] == 300, r
+            for e in r["data"]:
+                assert e["data"] == {"n": e["rev"] - 1}, e
+                assert e["senderId"] == "g"
+            got += [e["rev"] for e in r["data"]]
+            if len(r["data"]) < limit:
+                break
+            since = got[-1]
+        want = list(range(51, 301))
+        assert got == (want[::-1] if reverse else want), (limit, reverse)
+    # a resume from inside the kept window, and from just outside it
+    epoch, _ = top(c, "gp")
+    f = Follower(v2(nginx), "gp")
+    f.c.send_json({"id": "r", "action": "subscribe", "topic": "gp",
+                   "since": {"epoch": epoch, "rev": 50}})
+    f.epoch, f.rev = epoch, 50
+    r = f.answer("r")
+    assert r["recovered"] is True and r["replayed"] == 250, r
+    f.until(300)
+    assert f.revs == list(range(51, 301))
+    r = v2(nginx).request({"id": "r", "action": "subscribe", "topic": "gp",
+                           "since": {"epoch": epoch, "rev": 49}})
+    assert r["code"] == 200 and r["recovered"] is False, r
 
 
 def test_history_page_is_capped(nginx):
