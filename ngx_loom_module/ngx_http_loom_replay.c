@@ -172,9 +172,10 @@ static ngx_int_t
 ngx_http_loom_replay_ask(ngx_http_loom_replay_t *rp, ngx_uint_t force)
 {
     u_char                        from[NGX_INT64_LEN + 2];
+    u_char                        to[NGX_INT64_LEN];
     u_char                        count[NGX_INT64_LEN];
     size_t                        argvlen[6];
-    ngx_uint_t                    i;
+    ngx_uint_t                    i, page;
     const char                   *argv[6], *reason;
     ngx_http_loom_out_t          *out;
     ngx_http_loom_replay_page_t  *pg;
@@ -207,7 +208,15 @@ ngx_http_loom_replay_ask(ngx_http_loom_replay_t *rp, ngx_uint_t force)
     pg->broken = 0;
     pg->unchecked = 0;
 
-    /* XRANGE <stream> <after + 1>-0 + COUNT <page> */
+    /*
+     * XRANGE <stream> <after + 1>-0 <after + page + group max - 1> COUNT
+     * <page>: the entries that hold the page's revisions, and no more
+     * than a group's worth of those after it (an entry's id is its last
+     * revision)
+     */
+
+    page = rp->worker->conf->history_page ? rp->worker->conf->history_page
+                                          : 1;
 
     argv[0] = "XRANGE";
     argvlen[0] = 6;
@@ -215,15 +224,14 @@ ngx_http_loom_replay_ask(ngx_http_loom_replay_t *rp, ngx_uint_t force)
     argvlen[1] = rp->stream.len;
     argv[2] = (char *) from;
     argvlen[2] = ngx_sprintf(from, "%uL-0", pg->after + 1) - from;
-    argv[3] = "+";
-    argvlen[3] = 1;
+    argv[3] = (char *) to;
+    argvlen[3] = ngx_sprintf(to, "%uL",
+                             pg->after + page + NGX_HTTP_LOOM_GROUP_MAX - 1)
+                 - to;
     argv[4] = "COUNT";
     argvlen[4] = 5;
     argv[5] = (char *) count;
-    argvlen[5] = ngx_sprintf(count, "%ui",
-                             rp->worker->conf->history_page
-                             ? rp->worker->conf->history_page : 1)
-                 - count;
+    argvlen[5] = ngx_sprintf(count, "%ui", page) - count;
 
     ngx_memzero(&pg->range, sizeof(ngx_http_loom_store_call_t));
     pg->range.handler = ngx_http_loom_replay_range;
@@ -240,8 +248,7 @@ ngx_http_loom_replay_ask(ngx_http_loom_replay_t *rp, ngx_uint_t force)
 
     pg->calls++;
     rp->calls++;
-    rp->asked = pg->after + (rp->worker->conf->history_page
-                             ? rp->worker->conf->history_page : 1);
+    rp->asked = pg->after + page;
 
     /* HMGET <hash> tag epoch: right behind it, on the same link */
 

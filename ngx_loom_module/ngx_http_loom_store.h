@@ -17,6 +17,14 @@
 
 
 /*
+ * The most calls a group commit holds (ngx_http_loom_store_batch.c), and
+ * so the most revisions one history entry holds: a reader that wants
+ * the revisions up to R finds the entry with R at or below R + this - 1.
+ */
+#define NGX_HTTP_LOOM_GROUP_MAX  64
+
+
+/*
  * Redis, per worker: one pipelined command link and one subscriber link
  * (ngx_http_loom_redis.c), each reconnected with backoff when it fails.
  * A command is answered through an ngx_http_loom_store_call_t that the

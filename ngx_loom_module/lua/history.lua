@@ -95,13 +95,15 @@ local since = tonumber(ARGV[1])
 if ARGV[3] == '1' then
   if since and since - 1 < b then b = since - 1 end
   if a > b then return {1, epoch, top, {}} end
-  local e = redis.call('XREVRANGE', s, probe(b)[1], a .. '-0',
-                       'COUNT', limit)
+  -- the entries that hold the revisions of the page, and no more
+  local e = redis.call('XREVRANGE', s, probe(b)[1],
+                       math.max(a, b - limit + 1) .. '-0', 'COUNT', limit)
   for i = 1, #e do expand(e[i], a, b, true) end
 else
   if since and since + 1 > a then a = since + 1 end
   if a > b then return {1, epoch, top, {}} end
-  local e = redis.call('XRANGE', s, a .. '-0', '+', 'COUNT', limit)
+  local e = redis.call('XRANGE', s, a .. '-0',
+                       probe(math.min(b, a + limit - 1))[1], 'COUNT', limit)
   for i = 1, #e do expand(e[i], a, b, false) end
 end
 return {1, epoch, top, out}

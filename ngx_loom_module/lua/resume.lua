@@ -47,7 +47,14 @@ if f[6] == 'memory' or n == 0 then
   return {0, epoch, top, ts, f[5], {}}
 end
 local count = tonumber(ARGV[3])
-local e = redis.call('XRANGE', s, (rev + 1) .. '-0', '+', 'COUNT', count)
+-- the entries that hold rev + 1 to rev + count, and no more: the last
+-- one is the first that ends at or after rev + count
+local stop = redis.call('XRANGE', s, math.min(top, rev + count) .. '-0',
+                        '+', 'COUNT', 1)[1]
+local e = {}
+if stop then
+  e = redis.call('XRANGE', s, (rev + 1) .. '-0', stop[1], 'COUNT', count)
+end
 local age = tonumber(f[8] or ARGV[5])
 -- the first entry must hold rev + 1: "<rev>-0" holds one revision,
 -- "<last>-<k>" (a group, see append.lua) k of them
