@@ -729,41 +729,39 @@ ngx_http_loom_history_next(ngx_http_loom_history_iter_t *it,
 {
     u_char      *colon;
     uint64_t     rev, k;
-    redisReply  *e, *f, *ts, *place, *delivery;
+    redisReply  *e, *ts, *place, *delivery;
 
-    for ( ;; ) {
+    /* the next entry, unless a group is being read: its id once */
+
+    while (it->message == it->k) {
+
         if (it->entry >= it->entries->elements) {
             return NGX_DONE;
         }
 
-        e = it->entries->element[it->entry];
+        e = it->entries->element[it->entry++];
 
         if (ngx_http_loom_gap_entry_id(e, &rev, &k) != NGX_OK) {
             return NGX_ERROR;
         }
 
         if (k == 0) {
-            it->entry++;
             return ngx_http_loom_history_fields(e, hf);
         }
 
-        f = e->element[1];
-
-        if (f->elements != 2 + 2 * k) {
+        if (e->element[1]->elements != 2 + 2 * k) {
             return NGX_ERROR;
         }
 
-        if (it->message < k) {
-            break;
-        }
-
-        it->entry++;
+        it->fields = e->element[1];
+        it->first = rev - k + 1;
+        it->k = k;
         it->message = 0;
     }
 
-    ts = f->element[1];
-    place = f->element[2 + 2 * it->message];
-    delivery = f->element[3 + 2 * it->message];
+    ts = it->fields->element[1];
+    place = it->fields->element[2 + 2 * it->message];
+    delivery = it->fields->element[3 + 2 * it->message];
 
     if (ts->type != REDIS_REPLY_STRING || place->type != REDIS_REPLY_STRING
         || delivery->type != REDIS_REPLY_STRING)
@@ -777,7 +775,7 @@ ngx_http_loom_history_next(ngx_http_loom_history_iter_t *it,
         return NGX_ERROR;
     }
 
-    hf->rev = rev - k + 1 + it->message;
+    hf->rev = it->first + it->message;
     hf->ts.data = (u_char *) ts->str;
     hf->ts.len = ts->len;
     hf->delivery.data = (u_char *) delivery->str;

@@ -132,8 +132,12 @@ ngx_int_t ngx_http_loom_history_fields(redisReply *e,
 typedef struct {
     redisReply                    *entries;
     size_t                         entry;      /* the next one */
-    size_t                         message;    /* the next of a group */
-} ngx_http_loom_history_iter_t;
+    redisReply                    *fields;     /* of the group being read */
+    uint64_t                       first;      /* its first revision */
+    uint64_t                       k;          /* its size, 0: none */
+    uint64_t                       message;    /* the next of it */
+} ngx_http_loom_history_iter_t;             /* zeroed, then entries set */
+
 
 /* NGX_OK: hf is the next revision; NGX_DONE: no more; NGX_ERROR */
 ngx_int_t ngx_http_loom_history_next(ngx_http_loom_history_iter_t *it,

@@ -60,6 +60,7 @@ struct ngx_http_loom_replay_s {
     uint64_t                      next;            /* to send */
     uint64_t                      asked;           /* the pages reach it */
     uint64_t                      top;             /* the answer's rev */
+    ngx_uint_t                    page_size;       /* revisions a page */
     ngx_str_t                     key;
     ngx_str_t                     stream;
     ngx_str_t                     epoch;
@@ -123,6 +124,7 @@ ngx_http_loom_replay_start(ngx_http_loom_sub_t *sub, ngx_str_t *key,
     rp->next = since + 1;
     rp->asked = since;
     rp->top = top;
+    rp->page_size = page;
 
     p = rp->data;
 
@@ -175,7 +177,7 @@ ngx_http_loom_replay_ask(ngx_http_loom_replay_t *rp, ngx_uint_t force)
     u_char                        to[NGX_INT64_LEN];
     u_char                        count[NGX_INT64_LEN];
     size_t                        argvlen[6];
-    ngx_uint_t                    i, page;
+    ngx_uint_t                    i;
     const char                   *argv[6], *reason;
     ngx_http_loom_out_t          *out;
     ngx_http_loom_replay_page_t  *pg;
@@ -215,9 +217,6 @@ ngx_http_loom_replay_ask(ngx_http_loom_replay_t *rp, ngx_uint_t force)
      * revision)
      */
 
-    page = rp->worker->conf->history_page ? rp->worker->conf->history_page
-                                          : 1;
-
     argv[0] = "XRANGE";
     argvlen[0] = 6;
     argv[1] = (char *) rp->stream.data;
@@ -226,12 +225,13 @@ ngx_http_loom_replay_ask(ngx_http_loom_replay_t *rp, ngx_uint_t force)
     argvlen[2] = ngx_sprintf(from, "%uL-0", pg->after + 1) - from;
     argv[3] = (char *) to;
     argvlen[3] = ngx_sprintf(to, "%uL",
-                             pg->after + page + NGX_HTTP_LOOM_GROUP_MAX - 1)
+                             pg->after + rp->page_size
+                             + NGX_HTTP_LOOM_GROUP_MAX - 1)
                  - to;
     argv[4] = "COUNT";
     argvlen[4] = 5;
     argv[5] = (char *) count;
-    argvlen[5] = ngx_sprintf(count, "%ui", page) - count;
+    argvlen[5] = ngx_sprintf(count, "%ui", rp->page_size) - count;
 
     ngx_memzero(&pg->range, sizeof(ngx_http_loom_store_call_t));
     pg->range.handler = ngx_http_loom_replay_range;
@@ -248,7 +248,7 @@ ngx_http_loom_replay_ask(ngx_http_loom_replay_t *rp, ngx_uint_t force)
 
     pg->calls++;
     rp->calls++;
-    rp->asked = pg->after + page;
+    rp->asked = pg->after + rp->page_size;
 
     /* HMGET <hash> tag epoch: right behind it, on the same link */
 
@@ -289,7 +289,7 @@ ngx_http_loom_replay_range(ngx_http_loom_store_call_t *call,
     uint64_t                         rev;
     ngx_int_t                        rc;
     ngx_str_t                        data, sender;
-    ngx_uint_t                       kind, page;
+    ngx_uint_t                       kind;
     ngx_http_loom_frame_t           *f;
     ngx_http_loom_gap_item_t         item;
     ngx_http_loom_history_iter_t     it;
@@ -319,14 +319,10 @@ ngx_http_loom_replay_range(ngx_http_loom_store_call_t *call,
 
     sr = rp->ref.sub->subscriber;
     rev = pg->after + 1;
-    page = rp->worker->conf->history_page ? rp->worker->conf->history_page
-                                          : 1;
-
+    ngx_memzero(&it, sizeof(ngx_http_loom_history_iter_t));
     it.entries = reply;
-    it.entry = 0;
-    it.message = 0;
 
-    while (rev <= rp->top && pg->nframes < page) {
+    while (rev <= rp->top && pg->nframes < rp->page_size) {
 
         rc = ngx_http_loom_history_next(&it, &hf);
 

@@ -52,9 +52,9 @@ local rev = (f[8] or 0) + 0
 local ts, tss, sq, rs, last
 local stored = 0
 local refused, sent
--- the history entry of the call: its first message's fields, then the
--- pairs of a group
-local one, grp
+-- the history entry of the call: the fields of a single message, or of
+-- a group from its second message on
+local one, entry
 for i = 1, k do
   local a = 5 + (i - 1) * 5
   if refused or ARGV[a] ~= tag then
@@ -90,12 +90,13 @@ for i = 1, k do
         if not one then
           one = a
         else
-          if not grp then
-            grp = {ARGV[one + 3] .. ':' .. ARGV[one + 4], ARGV[one + 2]}
+          if stored == 2 then
+            entry = {'t', tss, ARGV[one + 3] .. ':' .. ARGV[one + 4],
+                     ARGV[one + 2]}
           end
-          local g = #grp
-          grp[g + 1] = ARGV[a + 3] .. ':' .. ARGV[a + 4]
-          grp[g + 2] = d
+          local g = #entry
+          entry[g + 1] = ARGV[a + 3] .. ':' .. ARGV[a + 4]
+          entry[g + 2] = d
         end
       end
     end
@@ -110,7 +111,11 @@ if stored > 0 then
   local value = string.sub(ARGV[last + 2], o, o + ARGV[last + 4] - 1)
   if n > 0 then
     local first = rev - stored + 1
-    local id = grp and rs .. '-' .. fmt('%d', stored) or rs .. '-0'
+    local id = rs .. '-' .. (entry and fmt('%d', stored) or '0')
+    if not entry then
+      entry = {'t', tss, 'd', ARGV[one + 2], 'o', ARGV[one + 3],
+               'l', ARGV[one + 4]}
+    end
     local floor = f[9] and f[9] + 0
     if not floor then
       -- a topic's first call since it kept a floor: the oldest entry's
@@ -119,37 +124,21 @@ if stored > 0 then
     end
     -- by count, exact: the entries that end below the newest n revisions
     -- go, at most trim per stored message (each ends at its own revision)
-    local min
-    if floor <= rev - n then
-      min = rev - n + 1
-      if min - floor > trim * stored then min = floor + trim * stored end
-    end
     local r
-    if grp and min then
-      r = redis.pcall('XADD', s, 'MINID', fmt('%d', min), id, 't', tss,
-                      unpack(grp))
-    elseif grp then
-      r = redis.pcall('XADD', s, id, 't', tss, unpack(grp))
-    elseif min then
-      r = redis.pcall('XADD', s, 'MINID', fmt('%d', min), id, 't', tss,
-                      'd', ARGV[one + 2], 'o', ARGV[one + 3],
-                      'l', ARGV[one + 4])
+    if floor <= rev - n then
+      local min = rev - n + 1
+      if min - floor > trim * stored then min = floor + trim * stored end
+      r = redis.pcall('XADD', s, 'MINID', fmt('%d', min), id,
+                      unpack(entry))
+      floor = min
     else
-      r = redis.pcall('XADD', s, id, 't', tss, 'd', ARGV[one + 2],
-                      'o', ARGV[one + 3], 'l', ARGV[one + 4])
+      r = redis.pcall('XADD', s, id, unpack(entry))
     end
     if type(r) == 'table' and r['err'] then
       -- ids at or above rev: history of revisions that Redis lost
       redis.call('UNLINK', s)
-      if grp then
-        redis.call('XADD', s, id, 't', tss, unpack(grp))
-      else
-        redis.call('XADD', s, id, 't', tss, 'd', ARGV[one + 2],
-                   'o', ARGV[one + 3], 'l', ARGV[one + 4])
-      end
-      floor, min = first, nil
-    elseif min then
-      floor = min
+      redis.call('XADD', s, id, unpack(entry))
+      floor = first
     end
     redis.call('HSET', h, 'seq', sq, 'rev', rs, 'ts', tss, 'value', value,
                'hf', fmt('%d', floor))

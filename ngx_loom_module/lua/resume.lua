@@ -56,36 +56,35 @@ if stop then
   e = redis.call('XRANGE', s, (rev + 1) .. '-0', stop[1], 'COUNT', count)
 end
 local age = tonumber(f[8] or ARGV[5])
--- the first entry must hold rev + 1: "<rev>-0" holds one revision,
--- "<last>-<k>" (a group, see append.lua) k of them
-local hi, k
-if e[1] then
-  hi, k = string.match(e[1][1], '^(%d+)-(%d+)$')
+-- the revisions of an entry: "<rev>-0" holds one, "<last>-<k>" (a
+-- group, see append.lua) k
+local function span(x)
+  local hi, k = string.match(x[1], '^(%d+)-(%d+)$')
   hi, k = tonumber(hi), tonumber(k)
+  return hi - math.max(k, 1) + 1, hi, k
 end
-if not e[1] or hi - math.max(k, 1) + 1 > rev + 1 or rev + 1 < top - n + 1
+-- the first entry must hold rev + 1
+if not e[1] or span(e[1]) > rev + 1 or rev + 1 < top - n + 1
    or (age > 0 and tonumber(e[1][2][2]) < ts - age * 1000)
 then
   return {0, epoch, top, ts, f[5], {}}
 end
--- one entry per revision after rev, as XRANGE gives a one-message entry
+-- one entry per revision from rev + 1 to rev + count, as XRANGE gives a
+-- one-message entry
 local out = {}
 for i = 1, #e do
   local x = e[i]
-  hi, k = string.match(x[1], '^(%d+)-(%d+)$')
-  hi, k = tonumber(hi), tonumber(k)
+  local lo, hi, k = span(x)
   if k == 0 then
-    if hi > rev then out[#out + 1] = x end
+    if hi > rev and hi <= rev + count then out[#out + 1] = x end
   else
     local fl = x[2]
-    for r = math.max(hi - k + 1, rev + 1), hi do
-      local j = 2 * (r - hi + k - 1) + 3
+    for r = math.max(lo, rev + 1), math.min(hi, rev + count) do
+      local j = 2 * (r - lo) + 3
       local o, l = string.match(fl[j], '^(%d+):(%d+)$')
       out[#out + 1] = {r .. '-0', {'t', fl[2], 'd', fl[j + 1], 'o', o,
                                    'l', l}}
     end
   end
-  if #out >= count then break end
 end
-while #out > count do out[#out] = nil end
 return {1, epoch, top, ts, f[5], out}

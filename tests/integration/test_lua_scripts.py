@@ -660,14 +660,6 @@ def test_group_trims_to_the_retention(r):
                     trim=10)
     assert v.entries() == ["111-9"]
     assert revs(v.history()[3]) == [110, 111]
-    # lowered again with single entries: 10 go per message
-    u = Topic(r, "singles")
-    u.register(history="100")
-    for i in range(1, 101):
-        u.publish('{"a":%d}' % i)
-    assert u.update(history="2") == 1
-    u.publish('{"a":101}', trim=10)
-    assert u.ids() == list(range(11, 102))
     # by age: at most four entries go per stored message
     w = Topic(r, "aged")
     w.register()

@@ -125,6 +125,14 @@ class Follower:
         self.epoch, self.rev = r["epoch"], r["rev"]
         return r
 
+    def resume(self, epoch, rev, rid="r"):
+        """subscribe with since: the answer, the position set to rev"""
+        self.c.send_json({"id": rid, "action": "subscribe",
+                          "topic": self.topic,
+                          "since": {"epoch": epoch, "rev": rev}})
+        self.epoch, self.rev = epoch, rev
+        return self.answer(rid)
+
     def answer(self, rid, timeout=10):
         while True:
             m = self.c.recv_json(timeout=timeout)
@@ -647,10 +655,7 @@ def test_replay_in_many_pages(redis_server, make_nginx):
     followers = []
     for since in (0, 150, 493):
         f = Follower(v2(n), "mp")
-        f.c.send_json({"id": "r", "action": "subscribe", "topic": "mp",
-                       "since": {"epoch": epoch, "rev": since}})
-        f.epoch, f.rev = epoch, since
-        r = f.answer("r")
+        r = f.resume(epoch, since)
         assert r["code"] == 200 and r["recovered"] is True, r
         assert r["replayed"] == r["rev"] - since, r
         followers.append((since, f))
@@ -674,10 +679,7 @@ def test_replay_stops_when_the_epoch_changes(redis_server, make_nginx):
     publish_fast(c, "ep", 3000)
     epoch, _ = top(c, "ep")
     f = Follower(v2(n), "ep")
-    f.c.send_json({"id": "r", "action": "subscribe", "topic": "ep",
-                   "since": {"epoch": epoch, "rev": 0}})
-    f.epoch, f.rev = epoch, 0
-    r = f.answer("r")
+    r = f.resume(epoch, 0)
     assert r["recovered"] is True and r["rev"] == 3000, r
     redis_server.client().hset("loom:{t:ep}", "epoch", "other")
     while not f.events:
@@ -1122,10 +1124,7 @@ def test_history_over_grouped_entries(redis_server, nginx):
     # a resume from inside the kept window, and from just outside it
     epoch, _ = top(c, "gp")
     f = Follower(v2(nginx), "gp")
-    f.c.send_json({"id": "r", "action": "subscribe", "topic": "gp",
-                   "since": {"epoch": epoch, "rev": 50}})
-    f.epoch, f.rev = epoch, 50
-    r = f.answer("r")
+    r = f.resume(epoch, 50)
     assert r["recovered"] is True and r["replayed"] == 250, r
     f.until(300)
     assert f.revs == list(range(51, 301))
