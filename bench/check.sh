@@ -4,10 +4,13 @@
 #   bench/check.sh        (or: make -C bench check)
 #
 # Starts bench/refcast with two workers on a free port, runs a small
-# pub/sub workload (2 topics, 40 subscribers, 2 publishers) and a small
-# connections-only one through bench/loomgen, and fails unless every
-# expected delivery arrived exactly once, from the right publisher, with
-# no error, and every idle connection answered its ping.
+# pub/sub workload (2 topics, 40 subscribers, 2 publishers), a small
+# connections-only one and a small snapshot burst (50 subscribes with
+# snapshot while 200 publishes/s go out) through bench/loomgen, and fails
+# unless every expected delivery arrived exactly once, from the right
+# publisher, with no error, every idle connection answered its ping, and
+# every snapshot was answered and followed by the next revisions with no
+# gap and nothing before its answer.
 
 set -euo pipefail
 
@@ -65,4 +68,14 @@ jq -e '.held == 200 and .connect_failures == 0 and .disconnects == 0
        and .closed_cleanly == 200' "$tmp/idle.json" > /dev/null \
     || fail "connections results: $(cat "$tmp/idle.json")"
 
-echo "check: loomgen and refcast agree (pub/sub and idle connections)"
+"$dir/loomgen" --port "$port" --snapshots 50 --rate 200 --timeout 10 \
+    --json "$tmp/snapshot.json" > "$tmp/snapshot.txt" 2>&1 \
+    || fail "loomgen (snapshots) failed: $(cat "$tmp/snapshot.txt")"
+
+jq -e '.clients == 50 and .answered == 50 and .failed == 0 and .gaps == 0
+       and .early == 0 and .malformed == 0 and .delivered > 0 and .ok' \
+    "$tmp/snapshot.json" > /dev/null \
+    || fail "snapshot results: $(cat "$tmp/snapshot.json")"
+
+echo "check: loomgen and refcast agree (pub/sub, idle connections and" \
+     "snapshots)"

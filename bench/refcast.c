@@ -4,7 +4,8 @@
 
 
 /*
- * refcast: a bare reference broadcaster for the fan-out benchmark.
+ * refcast: a bare reference broadcaster for the fan-out benchmark and the
+ * snapshot burst.
  *
  *   refcast --port PORT [--host ADDR] [--workers N]
  *

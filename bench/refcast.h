@@ -47,6 +47,12 @@ struct rc_topic_s {
     rc_conn_t          **subs;
     uint32_t             nsubs;
     uint32_t             cap;
+    uint32_t             nv2;            /* subscribers with revisions */
+    uint64_t             rev;            /* the last one handed on here */
+    u_char              *value;          /* its delivery, once kept */
+    size_t               vlen;
+    size_t               vcap;
+    uint8_t              keep;           /* a snapshot was asked for */
     uint32_t             len;
     char                 name[];
 };
@@ -73,6 +79,7 @@ struct rc_conn_s {
     uint8_t              dead;           /* closed, freed after the pass */
     uint8_t              close_after;    /* close once the queue is out */
     uint8_t              want_out;       /* EPOLLOUT registered */
+    uint8_t              v2;             /* dataloom.v2 was offered */
 
     /* output: buffers written by one writev() per event-loop pass */
     rc_buf_t           **q;

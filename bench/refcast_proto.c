@@ -14,14 +14,25 @@
  * (the same text without "requireAck", with the sender's id), to the
  * subscribers of this worker and, as one record per sibling worker, to
  * the subscribers of the others.
+ *
+ * Revisions, for the snapshot workload: a connection that offers
+ * dataloom.v2 gets it, and its deliveries carry ,"rev":R,"ts":T as the
+ * broker's do.  A publish gets the next revision of its topic in the
+ * worker of the publishing connection (the workload has one publisher),
+ * and the record to the siblings carries it.  A subscribe with
+ * "snapshot":true, and a get, are answered from the worker's own
+ * position: the last revision it handed on, with that delivery as "data"
+ * (kept once a snapshot was asked for the topic), epoch "reference".
  */
 
 #include "refcast.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "loomgen_sha1.h"
 
@@ -143,6 +154,7 @@ rc_subscribe(rc_conn_t *c, rc_topic_t *t)
     }
 
     t->subs[t->nsubs++] = c;
+    t->nv2 += c->v2;
     c->topics[c->ntopics++] = t;
 
     return 0;
@@ -161,6 +173,7 @@ rc_unsubscribe_all(rc_conn_t *c)
         for (j = 0; j < t->nsubs; j++) {
             if (t->subs[j] == c) {
                 t->subs[j] = t->subs[--t->nsubs];
+                t->nv2 -= c->v2;
                 break;
             }
         }
@@ -252,22 +265,104 @@ rc_respond(rc_conn_t *c, const u_char *id, size_t idlen, const u_char *act,
 }
 
 
-/* the deliveries of one publish, framed once, to every local subscriber */
+/* the answer of a subscribe with snapshot, or of a get: the position */
 
 static void
-rc_deliver(rc_topic_t *t, const u_char *text, size_t len)
+rc_respond_position(rc_conn_t *c, const u_char *id, size_t idlen,
+    const u_char *act, size_t alen, rc_topic_t *t)
+{
+    u_char  *text, *p;
+    size_t   vlen;
+
+    vlen = (t && t->vlen) ? t->vlen : 4;
+
+    text = malloc(vlen + idlen + alen + 256);
+    if (text == NULL) {
+        rc_close(c);
+        return;
+    }
+
+    p = rc_put(text, "{\"id\":\"");
+    p = (u_char *) memcpy(p, id, idlen) + idlen;
+    p = rc_put(p, "\",\"action\":\"");
+    p = (u_char *) memcpy(p, act, alen) + alen;
+    p = rc_put(p, "\",\"code\":200,\"data\":");
+    p = (t && t->vlen) ? (u_char *) memcpy(p, t->value, vlen) + vlen
+                       : rc_put(p, "null");
+    p += sprintf((char *) p, ",\"rev\":%" PRIu64 ",\"epoch\":\"reference\","
+                 "\"ts\":0,\"type\":\"response\"}\n", t ? t->rev : 0);
+
+    rc_send(c, RC_OP_TEXT, text, (size_t) (p - text));
+    free(text);
+}
+
+
+/* {..."}\n as {...",\"rev\":R,\"ts\":T}\n, framed */
+
+static rc_buf_t *
+rc_frame_v2(const u_char *text, size_t len, uint64_t rev)
+{
+    u_char           *d, *p;
+    rc_buf_t         *b;
+    struct timespec   ts;
+
+    d = malloc(len + 64);
+    if (d == NULL || len < 2) {
+        free(d);
+        return NULL;
+    }
+
+    (void) clock_gettime(CLOCK_REALTIME, &ts);
+
+    p = (u_char *) memcpy(d, text, len - 2) + len - 2;
+    p += sprintf((char *) p, ",\"rev\":%" PRIu64 ",\"ts\":%" PRIu64 "}\n",
+                 rev, (uint64_t) ts.tv_sec * 1000
+                      + (uint64_t) ts.tv_nsec / 1000000);
+
+    b = rc_frame(RC_OP_TEXT, d, (size_t) (p - d));
+    free(d);
+
+    return b;
+}
+
+
+/*
+ * The deliveries of one publish (revision rev of t), framed once per
+ * kind, to every local subscriber
+ */
+
+static void
+rc_deliver(rc_topic_t *t, const u_char *text, size_t len, uint64_t rev)
 {
     uint32_t   i;
-    rc_buf_t  *b;
+    rc_buf_t  *b, *b2, *f;
 
-    if (t == NULL || t->nsubs == 0) {
+    if (t == NULL) {
         return;
     }
 
-    b = rc_frame(RC_OP_TEXT, text, len);
-    if (b == NULL) {
+    t->rev = rev;
+
+    if (t->keep && len > 1) {
+        if (len > t->vcap) {
+            free(t->value);
+            t->value = malloc(len);
+            t->vcap = t->value ? len : 0;
+        }
+
+        t->vlen = t->value ? len - 1 : 0;
+
+        if (t->value) {
+            memcpy(t->value, text, len - 1);
+        }
+    }
+
+    if (t->nsubs == 0) {
         return;
     }
+
+    b = (t->nsubs > t->nv2) ? rc_frame(RC_OP_TEXT, text, len) : NULL;
+    b2 = t->nv2 ? rc_frame_v2(text, len, rev) : NULL;
 
     rc_stats.deliveries += t->nsubs;
     rc_stats.frames += t->nsubs;
@@ -275,11 +370,19 @@ rc_deliver(rc_topic_t *t, const u_char *text, size_t len)
     /* backwards: a subscriber closed here is swapped with the last one */
 
     for (i = t->nsubs; i-- > 0; ) {
-        rc_enqueue(t->subs[i], b);
+        f = t->subs[i]->v2 ? b2 : b;
+
+        if (f) {
+            rc_enqueue(t->subs[i], f);
+        }
     }
 
-    if (b->refs == 0) {
+    if (b && b->refs == 0) {
         free(b);
+    }
+
+    if (b2 && b2->refs == 0) {
+        free(b2);
     }
 }
 
@@ -287,8 +390,8 @@ rc_deliver(rc_topic_t *t, const u_char *text, size_t len)
 /*
  * A publish: the delivery is the text without ,"requireAck":true (when
  * it ends so) and with ,"senderId":"<id>"}\n instead of the last brace.
- * A record for the siblings is [u32 length][u16 topic length][topic]
- * [delivery], built once and queued to every link.
+ * A record for the siblings is [u32 length][u16 topic length][u64
+ * revision][topic][delivery], built once and queued to every link.
  */
 
 static void
@@ -297,10 +400,19 @@ rc_publish(rc_conn_t *c, const u_char *p, size_t len, const u_char *topic,
 {
     u_char    *d, *r;
     size_t     keep, dlen;
-    uint16_t   tl;
-    uint32_t   i, rlen;
-    rc_buf_t  *b;
+    uint16_t     tl;
+    uint32_t     i, rlen;
+    uint64_t     rev;
+    rc_buf_t    *b;
+    rc_topic_t  *t;
 
+    t = rc_topic(topic, tlen, 1);
+    if (t == NULL) {
+        rc_close(c);
+        return;
+    }
+
+    rev = t->rev + 1;
     keep = len - 1;
 
     if (len > sizeof(",\"requireAck\":true}")
@@ -311,7 +423,7 @@ rc_publish(rc_conn_t *c, const u_char *p, size_t len, const u_char *topic,
     }
 
     dlen = keep + sizeof(",\"senderId\":\"\"}\n") - 1 + RC_SENDER_LEN;
-    rlen = (uint32_t) (4 + 2 + tlen + dlen);
+    rlen = (uint32_t) (4 + 2 + 8 + tlen + dlen);
 
     b = rc_buf_alloc(rlen);
     if (b == NULL) {
@@ -323,9 +435,10 @@ rc_publish(rc_conn_t *c, const u_char *p, size_t len, const u_char *topic,
     memcpy(r, &rlen, 4);
     tl = (uint16_t) tlen;
     memcpy(r + 4, &tl, 2);
-    memcpy(r + 6, topic, tlen);
+    memcpy(r + 6, &rev, 8);
+    memcpy(r + 14, topic, tlen);
 
-    d = r + 6 + tlen;
+    d = r + 14 + tlen;
     memcpy(d, p, keep);
     r = rc_put(d + keep, ",\"senderId\":\"");
     memcpy(r, c->sender, RC_SENDER_LEN);
@@ -344,7 +457,7 @@ rc_publish(rc_conn_t *c, const u_char *p, size_t len, const u_char *topic,
         rc_enqueue(rc_peers[i], b);
     }
 
-    rc_deliver(rc_topic(topic, tlen, 0), d, dlen);
+    rc_deliver(t, d, dlen, rev);
 
     if (b->refs == 0) {
         free(b);
@@ -398,7 +511,20 @@ rc_on_message(rc_conn_t *c, const u_char *p, size_t len)
         }
 
         rc_stats.subscribes++;
+
+        if (memmem(p, len, rc_str("\"snapshot\":true")) != NULL) {
+            t->keep = 1;
+            rc_respond_position(c, id, idlen, act, alen, t);
+            return;
+        }
+
         rc_respond(c, id, idlen, act, alen, 200, "");
+        return;
+    }
+
+    if (alen == 3 && memcmp(act, "get", 3) == 0) {
+        rc_respond_position(c, id, idlen, act, alen,
+                            rc_topic(topic, tlen, 0));
         return;
     }
 
@@ -513,20 +639,22 @@ rc_on_records(rc_conn_t *c, const u_char *b, size_t n)
     size_t    pos;
     uint16_t  tl;
     uint32_t  rlen;
+    uint64_t  rev;
 
     (void) c;
 
-    for (pos = 0; n - pos >= 6; pos += rlen) {
+    for (pos = 0; n - pos >= 14; pos += rlen) {
         memcpy(&rlen, b + pos, 4);
         memcpy(&tl, b + pos + 4, 2);
+        memcpy(&rev, b + pos + 6, 8);
 
         if (n - pos < rlen) {
             break;
         }
 
         rc_stats.relayed++;
-        rc_deliver(rc_topic(b + pos + 6, tl, 0), b + pos + 6 + tl,
-                   rlen - 6 - tl);
+        rc_deliver(rc_topic(b + pos + 14, tl, 1), b + pos + 14 + tl,
+                   rlen - 14 - tl, rev);
     }
 
     return pos;
@@ -561,6 +689,14 @@ rc_on_handshake(rc_conn_t *c, const u_char *b, size_t n)
     for (line = b; line < end; line = eol + 2) {
         eol = memmem(line, (size_t) (end + 2 - line), "\r\n", 2);
 
+        if (eol - line > 22
+            && strncasecmp((const char *) line, "Sec-WebSocket-Protocol:", 23)
+               == 0
+            && memmem(line, (size_t) (eol - line), rc_str("dataloom.v2")))
+        {
+            c->v2 = 1;
+        }
+
         if (eol - line > 18
             && strncasecmp((const char *) line, "Sec-WebSocket-Key:", 18) == 0)
         {
@@ -589,7 +725,8 @@ rc_on_handshake(rc_conn_t *c, const u_char *b, size_t n)
                    "HTTP/1.1 101 Switching Protocols\r\n"
                    "Upgrade: websocket\r\n"
                    "Connection: upgrade\r\n"
-                   "Sec-WebSocket-Accept: %s\r\n\r\n", acc);
+                   "Sec-WebSocket-Accept: %s\r\n%s\r\n", acc,
+                   c->v2 ? "Sec-WebSocket-Protocol: dataloom.v2\r\n" : "");
 
     c->state = RC_S_OPEN;
     rc_send_raw(c, (u_char *) resp, (size_t) len);

@@ -14,7 +14,8 @@
 #                    snapshot, idle or idle-lean
 #   --out FILE       the report (default docs/performance.md); the raw JSON
 #                    of each workload goes to bench/ next to it
-#   --no-reference   skip the reference runs of the fan-out workloads
+#   --no-reference   skip the reference runs of the fan-out workloads and
+#                    of the snapshot burst
 #   --cluster        against a Redis Cluster of 3 masters (no replicas)
 #                    instead of one redis-server; no reference runs; the
 #                    report defaults to docs/performance-cluster.md, and
@@ -25,9 +26,9 @@
 # broadcaster (make -C bench), starts its own redis-server (AOF,
 # appendfsync everysec) and nginx in a temporary directory on free ports,
 # runs each workload against a freshly started nginx on fresh topics, runs
-# each fan-out workload a second time against bench/refcast (a bare C
-# broadcaster, same worker count) right after, and stops everything it
-# started when it exits.
+# each fan-out workload and the snapshot burst a second time against
+# bench/refcast (a bare C broadcaster, same worker count) right after, and
+# stops everything it started when it exits.
 # Set LOOM_BENCH_KEEP=1 to keep the temporary directory (logs, configs),
 # LOOM_BENCH_LOCATION to add directives to the WebSocket location (to
 # measure a setting, e.g. "tcp_nodelay off;"), LOOM_BENCH_PROFILE=DIR to
@@ -774,7 +775,8 @@ run_reference() {
 
     writes_before=$(worker_writes "$refcast_pid")
     cpu_before=$(cpu_ticks --children "$refcast_pid")
-    profile_start "$ref" "$refcast_pid"
+    profiler=
+    [ "$name" = snapshot ] || profile_start "$ref" "$refcast_pid"
 
     rc=0
     "${cmd[@]}" || rc=$?
@@ -930,6 +932,31 @@ table_snapshot() {
     echo "write) to its answer read.  After its answer at revision R, each"
     echo "subscriber must receive R + 1, R + 2, ... with no gap, and nothing"
     echo "before the answer."
+}
+
+# the snapshot burst against refcast, which answers from its own position
+table_snapshot_reference() {
+    local j=$1 r=$2
+    echo "Reference, the same command against \`bench/refcast\`, which"
+    echo "answers a subscribe with snapshot at once from the last revision"
+    echo "its worker handed on (no JSON parsing, no Redis):"
+    echo
+    echo "| clients | answered | failed | p50 ms | p90 ms | p99 ms |" \
+         "max ms | publishes meanwhile | deliveries after | gaps | ok |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    echo "| $(num "$r" clients) | $(num "$r" answered) |" \
+         "$(num "$r" failed) | $(num "$r" p50_ms) | $(num "$r" p90_ms) |" \
+         "$(num "$r" p99_ms) | $(num "$r" max_ms) | $(num "$r" published)" \
+         "| $(num "$r" delivered) | $(num "$r" gaps) | $(num "$r" ok) |"
+    echo
+    jq -r -n --slurpfile a "$j" --slurpfile b "$r" '
+        [ "p50_ms", "p99_ms", "max_ms" ]
+        | map(. as $k | ($a[0][$k] // 0) as $x | ($b[0][$k] // 0) as $y
+              | if $y > 0 then ($x / $y * 100 | round / 100 | tostring)
+                else "n/a" end)
+        | "Broker / reference, p50 / p99 / max: " + join(" / ") +
+          "; the reference wrote its burst in " +
+          "\($b[0].burst_ms * 10 | round / 10) ms."'
 }
 
 # p50, p99 and max in ms of a run, "p50 / p99 / max"
@@ -1133,10 +1160,16 @@ summary() {
                     "$(num "$j" ok) and $rate >= 200000"
                 ;;
             snapshot)
+                r=$json_dir/snapshot-reference.json
+                ref=
+                if [ "${results[snapshot-reference]:-failed}" != failed ]
+                then
+                    ref=" (bench/refcast: p99 $(num "$r" p99_ms) ms)"
+                fi
                 verdict snapshot "1,000 subscribes with snapshot at once:
                     all answered, p99 <= 5 ms" \
                     "$(num "$j" answered) answered, p99 $(num "$j" \
-                    p99_ms) ms, ok: $(num "$j" ok)" \
+                    p99_ms) ms$ref, ok: $(num "$j" ok)" \
                     "$(num "$j" ok) and $(num "$j" p99_ms) <= 5"
                 ;;
             idle|idle-lean)
@@ -1290,6 +1323,13 @@ write_report() {
             fi
 
             if [ "${results[$name-reference]:-failed}" != failed ] \
+               && [ "${results[$name]:-failed}" != failed ] \
+               && [ "$name" = snapshot ]
+            then
+                echo
+                table_snapshot_reference "$j" \
+                    "$json_dir/$name-reference.json"
+            elif [ "${results[$name-reference]:-failed}" != failed ] \
                && [ "${results[$name]:-failed}" != failed ]
             then
                 echo
@@ -1341,7 +1381,9 @@ echo "bench: redis-server on 127.0.0.1:$redis_port"
 
 for name in "${workloads[@]}"; do
     run_workload "$name"
-    if [ "$reference" = 1 ] && [[ "$name" == fanout-* ]]; then
+    if [ "$reference" = 1 ] \
+       && { [[ "$name" == fanout-* ]] || [ "$name" = snapshot ]; }
+    then
         run_reference "$name"
     fi
 done

@@ -17,7 +17,7 @@ run="redis-server curl procps"
 test="python3 python3-pytest python3-pytest-timeout python3-websockets
       python3-cryptography python3-redis libcmocka-dev openssl libtest-json-schema-acceptance-perl
       libnginx-mod-nchan prometheus python3-prometheus-client
-      nodejs npm chromium"
+      nodejs npm chromium jq iproute2"
 check="clang valgrind"
 bench="$run jq iproute2"
 deb="debhelper dpkg-dev lintian"

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: C unit tests of the pure parts, then integration
+# The whole test suite: C unit tests of the pure parts, the fuzz corpus,
+# the benchmark's generator and reference broadcaster against each other
+# (bench/check.sh), then integration
 # tests against a real nginx loading the module and a real redis-server,
 # then the TypeScript client's tests (scripts/test-js.sh), then the
 # browser console's tests in a headless Chromium (scripts/test-browser.sh).
@@ -22,6 +24,9 @@ make -s -C tests/unit check
 
 echo "== fuzz corpus replay"
 make -s -C tests/fuzz check
+
+echo "== the benchmark's generator against its reference broadcaster"
+make -s -C bench check
 
 status=0
 
