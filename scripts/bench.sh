@@ -916,7 +916,8 @@ table_catch_up() {
            " \(.malformed))."' "$j"
 }
 
-table_snapshot() {
+# the table of one snapshot burst's JSON
+table_snapshot_row() {
     local j=$1
     echo "| clients | answered | failed | p50 ms | p90 ms | p99 ms |" \
          "max ms | publishes meanwhile | deliveries after | gaps | ok |"
@@ -925,6 +926,11 @@ table_snapshot() {
          "$(num "$j" failed) | $(num "$j" p50_ms) | $(num "$j" p90_ms) |" \
          "$(num "$j" p99_ms) | $(num "$j" max_ms) | $(num "$j" published)" \
          "| $(num "$j" delivered) | $(num "$j" gaps) | $(num "$j" ok) |"
+}
+
+table_snapshot() {
+    local j=$1
+    table_snapshot_row "$j"
     echo
     echo "The time of an answer is from the subscribe written (all of them"
     echo "in one burst, one after another, the generator reading what has"
@@ -941,13 +947,7 @@ table_snapshot_reference() {
     echo "answers a subscribe with snapshot at once from the last revision"
     echo "its worker handed on (no JSON parsing, no Redis):"
     echo
-    echo "| clients | answered | failed | p50 ms | p90 ms | p99 ms |" \
-         "max ms | publishes meanwhile | deliveries after | gaps | ok |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    echo "| $(num "$r" clients) | $(num "$r" answered) |" \
-         "$(num "$r" failed) | $(num "$r" p50_ms) | $(num "$r" p90_ms) |" \
-         "$(num "$r" p99_ms) | $(num "$r" max_ms) | $(num "$r" published)" \
-         "| $(num "$r" delivered) | $(num "$r" gaps) | $(num "$r" ok) |"
+    table_snapshot_row "$r"
     echo
     jq -r -n --slurpfile a "$j" --slurpfile b "$r" '
         [ "p50_ms", "p99_ms", "max_ms" ]
