@@ -13,6 +13,7 @@
 #include "ngx_http_loom_module.h"
 #include "ngx_http_loom_store.h"
 #include "ngx_http_loom_rev.h"
+#include "ngx_http_loom_history_entry.h"
 
 
 /*
@@ -29,8 +30,9 @@
  * after a delay; what is held meanwhile is bounded: the oldest held
  * messages are let go first, since the history has them too.
  *
- * Part of the topic layer: it calls the store and the pure parts below,
- * and the layer above only through the handlers it sets.
+ * Part of the topic layer: it calls the store and the pure parts below
+ * (the history's entries are read by ngx_http_loom_history_entry.c), and
+ * the layer above only through the handlers it sets.
  */
 
 
@@ -48,16 +50,6 @@ typedef struct {
     uint64_t                       ts;
     unsigned                       dup:1;      /* seen: only its seq counts */
 } ngx_http_loom_gap_item_t;
-
-
-/* an entry of a topic's history stream, its fields as Redis gave them */
-typedef struct {
-    uint64_t                    rev;
-    ngx_str_t                   ts;
-    ngx_str_t                   delivery;
-    ngx_str_t                   offset;           /* of the data in it */
-    ngx_str_t                   length;
-} ngx_http_loom_history_fields_t;
 
 
 typedef void (*ngx_http_loom_gap_deliver_pt)(ngx_http_loom_gap_t *g,
@@ -119,29 +111,6 @@ ngx_uint_t ngx_http_loom_gap_idle(ngx_http_loom_gap_t *g);
 /* before the owner goes: a read in flight is left to end unseen */
 void ngx_http_loom_gap_free(ngx_http_loom_gap_t *g);
 
-/* ["<rev>-0", ["t", ts, "d", delivery, "o", offset, "l", length]] */
-ngx_int_t ngx_http_loom_history_fields(redisReply *e,
-    ngx_http_loom_history_fields_t *hf);
-
-
-/*
- * The revisions of an XRANGE answer, one by one: its entries of one
- * message, as above, and those of a group, ["<last rev>-<k>", ["t", ts,
- * "<offset>:<length>", delivery, ...k pairs]] (append.lua).
- */
-typedef struct {
-    redisReply                    *entries;
-    size_t                         entry;      /* the next one */
-    redisReply                    *fields;     /* of the group being read */
-    uint64_t                       first;      /* its first revision */
-    uint64_t                       k;          /* its size, 0: none */
-    uint64_t                       message;    /* the next of it */
-} ngx_http_loom_history_iter_t;             /* zeroed, then entries set */
-
-
-/* NGX_OK: hf is the next revision; NGX_DONE: no more; NGX_ERROR */
-ngx_int_t ngx_http_loom_history_next(ngx_http_loom_history_iter_t *it,
-    ngx_http_loom_history_fields_t *hf);
 
 
 #endif /* _NGX_HTTP_LOOM_GAP_H_INCLUDED_ */

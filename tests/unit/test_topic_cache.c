@@ -1,5 +1,6 @@
 /* SOURCES: ngx_http_loom_topic.c ngx_http_loom_channel.c */
-/* SOURCES: ngx_http_loom_gap.c ngx_http_loom_fanout.c */
+/* SOURCES: ngx_http_loom_gap.c ngx_http_loom_history_entry.c */
+/* SOURCES: ngx_http_loom_fanout.c */
 /* SOURCES: ngx_http_loom_snapshot.c */
 /* SOURCES: ngx_http_loom_rev.c ngx_http_loom_json.c ngx_http_loom_utf8.c */
 /* SOURCES: ngx_http_loom_json_text.c ngx_http_loom_schema.c */
