@@ -245,38 +245,19 @@ rc_send(rc_conn_t *c, int op, const u_char *data, size_t len)
 
 static void
 rc_respond(rc_conn_t *c, const u_char *id, size_t idlen, const u_char *act,
-    size_t alen, unsigned code, const char *extra)
+    size_t alen, unsigned code, const char *extra, size_t elen)
 {
-    u_char  text[600], *p;
+    u_char  buf[600], *text, *p;
+    size_t  size;
 
     if (idlen > 256 || alen > 64) {
         idlen = 0;
         alen = 0;
     }
 
-    p = rc_put(text, "{\"id\":\"");
-    p = (u_char *) memcpy(p, id, idlen) + idlen;
-    p = rc_put(p, "\",\"action\":\"");
-    p = (u_char *) memcpy(p, act, alen) + alen;
-    p += sprintf((char *) p, "\",\"code\":%u,%s\"type\":\"response\"}\n",
-                 code, extra);
+    size = idlen + alen + elen + 64;
 
-    rc_send(c, RC_OP_TEXT, text, (size_t) (p - text));
-}
-
-
-/* the answer of a subscribe with snapshot, or of a get: the position */
-
-static void
-rc_respond_position(rc_conn_t *c, const u_char *id, size_t idlen,
-    const u_char *act, size_t alen, rc_topic_t *t)
-{
-    u_char  *text, *p;
-    size_t   vlen;
-
-    vlen = (t && t->vlen) ? t->vlen : 4;
-
-    text = malloc(vlen + idlen + alen + 256);
+    text = (size <= sizeof(buf)) ? buf : malloc(size);
     if (text == NULL) {
         rc_close(c);
         return;
@@ -286,14 +267,45 @@ rc_respond_position(rc_conn_t *c, const u_char *id, size_t idlen,
     p = (u_char *) memcpy(p, id, idlen) + idlen;
     p = rc_put(p, "\",\"action\":\"");
     p = (u_char *) memcpy(p, act, alen) + alen;
-    p = rc_put(p, "\",\"code\":200,\"data\":");
-    p = (t && t->vlen) ? (u_char *) memcpy(p, t->value, vlen) + vlen
-                       : rc_put(p, "null");
-    p += sprintf((char *) p, ",\"rev\":%" PRIu64 ",\"epoch\":\"reference\","
-                 "\"ts\":0,\"type\":\"response\"}\n", t ? t->rev : 0);
+    p += sprintf((char *) p, "\",\"code\":%u,", code);
+    p = (u_char *) memcpy(p, extra, elen) + elen;
+    p = rc_put(p, "\"type\":\"response\"}\n");
 
     rc_send(c, RC_OP_TEXT, text, (size_t) (p - text));
-    free(text);
+
+    if (text != buf) {
+        free(text);
+    }
+}
+
+
+/* the answer of a subscribe with snapshot, or of a get: the position */
+
+static void
+rc_respond_position(rc_conn_t *c, const u_char *id, size_t idlen,
+    const u_char *act, size_t alen, rc_topic_t *t)
+{
+    int      n;
+    u_char  *extra, *p;
+    size_t   vlen;
+
+    vlen = (t && t->vlen) ? t->vlen : 4;
+
+    extra = malloc(vlen + 128);
+    if (extra == NULL) {
+        rc_close(c);
+        return;
+    }
+
+    p = rc_put(extra, "\"data\":");
+    p = (t && t->vlen) ? (u_char *) memcpy(p, t->value, vlen) + vlen
+                       : rc_put(p, "null");
+    n = sprintf((char *) p, ",\"rev\":%" PRIu64 ",\"epoch\":\"reference\","
+                "\"ts\":0,", t ? t->rev : 0);
+
+    rc_respond(c, id, idlen, act, alen, 200, (char *) extra,
+               (size_t) (p + n - extra));
+    free(extra);
 }
 
 
@@ -486,7 +498,8 @@ rc_on_message(rc_conn_t *c, const u_char *p, size_t len)
     if (rc_field(p, len, rc_str("\"topic\":\""), &topic, &tlen) != 0
         || tlen == 0 || tlen > 1024)
     {
-        rc_respond(c, id, idlen, act, alen, 400, "\"message\":\"no topic\",");
+        rc_respond(c, id, idlen, act, alen, 400,
+                   rc_str("\"message\":\"no topic\","));
         return;
     }
 
@@ -496,7 +509,7 @@ rc_on_message(rc_conn_t *c, const u_char *p, size_t len)
         rc_publish(c, p, len, topic, tlen);
 
         if (ack && !c->dead) {
-            rc_respond(c, id, idlen, act, alen, 200, "");
+            rc_respond(c, id, idlen, act, alen, 200, rc_str(""));
         }
 
         return;
@@ -506,7 +519,7 @@ rc_on_message(rc_conn_t *c, const u_char *p, size_t len)
         t = rc_topic(topic, tlen, 1);
 
         if (t == NULL || rc_subscribe(c, t) != 0) {
-            rc_respond(c, id, idlen, act, alen, 500, "");
+            rc_respond(c, id, idlen, act, alen, 500, rc_str(""));
             return;
         }
 
@@ -518,7 +531,7 @@ rc_on_message(rc_conn_t *c, const u_char *p, size_t len)
             return;
         }
 
-        rc_respond(c, id, idlen, act, alen, 200, "");
+        rc_respond(c, id, idlen, act, alen, 200, rc_str(""));
         return;
     }
 
@@ -529,12 +542,12 @@ rc_on_message(rc_conn_t *c, const u_char *p, size_t len)
     }
 
     if (alen == 13 && memcmp(act, "registerTopic", 13) == 0) {
-        rc_respond(c, id, idlen, act, alen, 200, "\"data\":{},");
+        rc_respond(c, id, idlen, act, alen, 200, rc_str("\"data\":{},"));
         return;
     }
 
     rc_respond(c, id, idlen, act, alen, 400,
-               "\"message\":\"not in the reference\",");
+               rc_str("\"message\":\"not in the reference\","));
 }
 
 

@@ -60,7 +60,7 @@ ngx_http_loom_history_fields(redisReply *e,
 }
 
 
-/* the revision of an entry: its id is "<rev>-0" */
+/* the last revision an entry holds: the first number of its id */
 
 ngx_int_t
 ngx_http_loom_history_entry_rev(redisReply *e, uint64_t *rev)

@@ -9,6 +9,7 @@
 #include "ngx_http_loom_protocol.h"
 #include "ngx_http_loom_topic.h"
 #include "ngx_http_loom_resume.h"
+#include "ngx_http_loom_history_entry.h"
 
 
 /*
@@ -280,7 +281,10 @@ ngx_http_loom_replay_ask(ngx_http_loom_replay_t *rp, ngx_uint_t force)
 }
 
 
-/* an XRANGE answer: entries of one message and of groups (gap.h) */
+/*
+ * an XRANGE answer: entries of one message and of groups
+ * (ngx_http_loom_history_entry.h)
+ */
 
 static void
 ngx_http_loom_replay_range(ngx_http_loom_store_call_t *call,
